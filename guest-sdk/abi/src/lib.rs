@@ -1,0 +1,213 @@
+//! The contract between the wasmrpc host and its guests.
+//!
+//! Both sides depend on this crate so the export names, the ABI version and the JSON shapes
+//! that cross the boundary cannot drift apart. `docs/abi.md` describes the same contract for
+//! authors who write guests in other languages; keep the two in step.
+//!
+//! In short: a guest is a core wasm module (wasm32-wasip1) that exports [`MEMORY`],
+//! [`ABI_VERSION_EXPORT`], [`ALLOC_EXPORT`], [`DEALLOC_EXPORT`], [`DESCRIBE_EXPORT`] and
+//! [`CALL_EXPORT`]. The host writes a JSON [`CallRequest`] into guest memory and receives a JSON
+//! [`CallResponse`]; buffers travel as a `(ptr, len)` pair packed into one `i64`
+//! (see [`pack`] and [`unpack`]).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The ABI version this crate describes. A host refuses a module reporting any other version.
+pub const ABI_VERSION: u32 = 1;
+
+/// `memory`: the guest's linear memory, through which all buffers travel.
+pub const MEMORY: &str = "memory";
+/// `wasmrpc_abi_version() -> i32`: the ABI version the guest was built for.
+pub const ABI_VERSION_EXPORT: &str = "wasmrpc_abi_version";
+/// `wasmrpc_alloc(len: i32) -> i32`: a writable buffer of `len` bytes (0 on failure).
+pub const ALLOC_EXPORT: &str = "wasmrpc_alloc";
+/// `wasmrpc_dealloc(ptr: i32, len: i32)`: releases a buffer returned by the guest.
+pub const DEALLOC_EXPORT: &str = "wasmrpc_dealloc";
+/// `wasmrpc_describe() -> i64`: packed `(ptr, len)` of a JSON [`Description`].
+pub const DESCRIBE_EXPORT: &str = "wasmrpc_describe";
+/// `wasmrpc_call(ptr: i32, len: i32) -> i64`: takes ownership of the request buffer, returns
+/// the packed `(ptr, len)` of a JSON [`CallResponse`].
+pub const CALL_EXPORT: &str = "wasmrpc_call";
+
+/// Every export the host requires, with its signature as the docs spell it.
+pub const REQUIRED_EXPORTS: &[(&str, &str)] = &[
+    (MEMORY, "memory"),
+    (ABI_VERSION_EXPORT, "func () -> i32"),
+    (ALLOC_EXPORT, "func (i32) -> i32"),
+    (DEALLOC_EXPORT, "func (i32, i32)"),
+    (DESCRIBE_EXPORT, "func () -> i64"),
+    (CALL_EXPORT, "func (i32, i32) -> i64"),
+];
+
+/// The import module holding the host functions.
+pub const HOST_MODULE: &str = "wasmrpc";
+/// `wasmrpc.log(level: i32, ptr: i32, len: i32)`: a UTF-8 line for the host's log.
+pub const LOG_IMPORT: &str = "log";
+/// `wasmrpc.panic(ptr: i32, len: i32)`: records a panic message just before the guest traps,
+/// so the caller gets the message instead of a bare `unreachable`.
+pub const PANIC_IMPORT: &str = "panic";
+/// `wasmrpc.notify(ptr: i32, len: i32) -> i32`: emits a notification described by a JSON
+/// [`NotifyRequest`]; returns one of the `NOTIFY_*` status codes.
+pub const NOTIFY_IMPORT: &str = "notify";
+
+/// The notification was handed to the host's notifier.
+pub const NOTIFY_SENT: i32 = 0;
+/// The manifest does not allow this event type (or any notification at all); nothing was sent.
+pub const NOTIFY_DENIED: i32 = 1;
+/// The request was not valid JSON of the [`NotifyRequest`] shape.
+pub const NOTIFY_INVALID: i32 = 2;
+
+/// Packs a guest buffer into the `i64` the exports return: pointer high, length low.
+#[must_use]
+pub fn pack(ptr: u32, len: u32) -> u64 {
+    (u64::from(ptr) << 32) | u64::from(len)
+}
+
+/// Splits a packed buffer into `(ptr, len)`.
+#[must_use]
+pub fn unpack(packed: u64) -> (u32, u32) {
+    ((packed >> 32) as u32, packed as u32)
+}
+
+/// Log levels accepted by the `log` import, in increasing severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// 0
+    Trace = 0,
+    /// 1
+    Debug = 1,
+    /// 2
+    Info = 2,
+    /// 3
+    Warn = 3,
+    /// 4
+    Error = 4,
+}
+
+impl LogLevel {
+    /// The level for a raw `i32` from the guest; out-of-range values are treated as `Info`
+    /// rather than dropped, so a sloppy guest still gets its line logged.
+    #[must_use]
+    pub fn from_raw(raw: i32) -> LogLevel {
+        match raw {
+            0 => LogLevel::Trace,
+            1 => LogLevel::Debug,
+            3 => LogLevel::Warn,
+            4 => LogLevel::Error,
+            _ => LogLevel::Info,
+        }
+    }
+}
+
+/// What the host writes into the guest for one call.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CallRequest {
+    /// The method name, as the caller sent it.
+    pub method: String,
+    /// Keyword arguments (oslo.messaging has no positional arguments).
+    #[serde(default)]
+    pub args: Map<String, Value>,
+    /// The request context, as oslo.messaging hands it to a Python endpoint.
+    #[serde(default)]
+    pub context: Map<String, Value>,
+}
+
+/// What the guest returns for one call: exactly one of `ok` or `error`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum CallResponse {
+    /// The method's return value.
+    Ok(Value),
+    /// The method failed; this becomes an oslo remote failure.
+    Error(GuestError),
+}
+
+/// A failure the guest reports on purpose (as opposed to a trap).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GuestError {
+    /// The exception class name the caller sees, e.g. `DivisionByZero`.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Human-readable message.
+    pub message: String,
+    /// The Python module of the class. Absent means the host picks one for the endpoint;
+    /// `builtins` makes a Python caller re-raise the builtin exception itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// Structured details; an object becomes the failure's `kwargs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+/// What `wasmrpc_describe` returns: the endpoint's shape, checked against its manifest.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Description {
+    /// Must equal [`ABI_VERSION`].
+    pub abi_version: u32,
+    /// The endpoint's own name (informational, e.g. the Rust type name).
+    #[serde(default)]
+    pub endpoint: String,
+    /// The RPC API version the code implements, if it declares one (`"X.Y"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The namespace the code implements, if it declares one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The callable methods.
+    #[serde(default)]
+    pub methods: Vec<MethodDescription>,
+}
+
+/// One callable method.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MethodDescription {
+    /// The name callers use.
+    pub name: String,
+    /// Keyword argument names, in declaration order.
+    #[serde(default)]
+    pub params: Vec<String>,
+}
+
+/// What a guest passes to the `notify` import.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NotifyRequest {
+    /// `audit`, `debug`, `info`, `warn`, `error`, `critical` or `sample`.
+    pub priority: String,
+    /// e.g. `calc.added`.
+    pub event_type: String,
+    /// Any JSON value.
+    pub payload: Value,
+    /// The context of the call being handled (sent as `_context_*` keys).
+    #[serde(default)]
+    pub context: Map<String, Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_round_trips_the_full_range() {
+        for (p, l) in [(0, 0), (1, 2), (u32::MAX, u32::MAX), (0x1234_5678, 9)] {
+            assert_eq!(unpack(pack(p, l)), (p, l));
+        }
+    }
+
+    #[test]
+    fn call_response_is_externally_tagged_in_lowercase() {
+        let ok = serde_json::to_string(&CallResponse::Ok(Value::from(5))).unwrap();
+        assert_eq!(ok, r#"{"ok":5}"#);
+        let err: CallResponse =
+            serde_json::from_str(r#"{"error":{"type":"E","message":"m"}}"#).unwrap();
+        assert_eq!(
+            err,
+            CallResponse::Error(GuestError {
+                type_name: "E".into(),
+                message: "m".into(),
+                module: None,
+                details: None
+            })
+        );
+    }
+}

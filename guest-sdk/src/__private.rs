@@ -1,0 +1,266 @@
+//! The glue `#[endpoint]` expands to. Not a public API: names here change without notice.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+
+use serde::de::DeserializeOwned;
+pub use serde_json::{Map, Value};
+use wasmrpc_abi::{ABI_VERSION, CallRequest, CallResponse, pack};
+pub use wasmrpc_abi::{Description, MethodDescription};
+
+use crate::{Context, RemoteError, host};
+
+/// Implemented by `#[endpoint]` for the endpoint type.
+pub trait Endpoint: Default + 'static {
+    /// What `wasmrpc_describe` reports.
+    fn description() -> Description;
+    /// Runs `method`; `Err` for unknown methods too (the host checks first, so that is rare).
+    fn dispatch(
+        &mut self,
+        method: &str,
+        args: Map<String, Value>,
+        ctx: &Context,
+    ) -> Result<Value, RemoteError>;
+}
+
+thread_local! {
+    // The endpoint value lives as long as the instance: one call with a fresh instance per call,
+    // many calls in warm-reuse mode. wasm32-wasip1 has one thread, so this is a plain static.
+    static INSTANCE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+}
+
+/// `wasmrpc_abi_version`.
+#[must_use]
+pub fn abi_version() -> i32 {
+    ABI_VERSION as i32
+}
+
+/// `wasmrpc_alloc`: a boxed slice of exactly `len` bytes, so `dealloc` can rebuild its layout.
+#[must_use]
+pub fn alloc(len: i32) -> i32 {
+    let buf: Box<[MaybeUninit<u8>]> = Box::new_uninit_slice(len as usize);
+    Box::into_raw(buf).cast::<u8>() as usize as i32
+}
+
+/// `wasmrpc_dealloc`.
+///
+/// # Safety
+/// `ptr`/`len` must come from [`alloc`] or from a buffer this module returned, and be released once.
+pub unsafe fn dealloc(ptr: i32, len: i32) {
+    let slice = std::ptr::slice_from_raw_parts_mut(ptr as usize as *mut u8, len as usize);
+    // SAFETY: per the contract above, this is a `Box<[u8]>` of exactly `len` bytes we leaked.
+    drop(unsafe { Box::from_raw(slice) });
+}
+
+/// `wasmrpc_describe`.
+#[must_use]
+pub fn describe<E: Endpoint>() -> i64 {
+    install_panic_hook();
+    leak(serde_json::to_vec(&E::description()).unwrap_or_default())
+}
+
+/// `wasmrpc_call`: takes ownership of the request buffer.
+///
+/// # Safety
+/// `ptr`/`len` must be a buffer from [`alloc`] that the host filled.
+pub unsafe fn call<E: Endpoint>(ptr: i32, len: i32) -> i64 {
+    install_panic_hook();
+    let slice = std::ptr::slice_from_raw_parts_mut(ptr as usize as *mut u8, len as usize);
+    // SAFETY: the host hands over a buffer it got from `alloc(len)` and wrote `len` bytes to.
+    let input: Box<[u8]> = unsafe { Box::from_raw(slice) };
+    let outcome = match serde_json::from_slice::<CallRequest>(&input) {
+        Ok(request) => {
+            drop(input);
+            let ctx = Context::from_map(request.context);
+            with_instance::<E, _>(|endpoint| endpoint.dispatch(&request.method, request.args, &ctx))
+        }
+        Err(e) => Err(RemoteError::new(
+            "InvalidRequest",
+            format!("the host sent an unreadable request: {e}"),
+        )),
+    };
+    let response = match outcome {
+        Ok(value) => CallResponse::Ok(value),
+        Err(error) => CallResponse::Error(error.into_abi()),
+    };
+    leak(serde_json::to_vec(&response).unwrap_or_default())
+}
+
+fn with_instance<E: Endpoint, R>(f: impl FnOnce(&mut E) -> R) -> R {
+    INSTANCE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let boxed = slot.get_or_insert_with(|| Box::new(E::default()));
+        // Only `call::<E>` fills the slot, and a module has exactly one endpoint type.
+        let endpoint = boxed
+            .downcast_mut::<E>()
+            .expect("one endpoint type per module");
+        f(endpoint)
+    })
+}
+
+fn leak(bytes: Vec<u8>) -> i64 {
+    let boxed = bytes.into_boxed_slice();
+    let len = boxed.len() as u32;
+    let ptr = Box::into_raw(boxed).cast::<u8>() as usize as u32;
+    pack(ptr, len) as i64
+}
+
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "Box<dyn Any>".to_owned());
+            let message = match info.location() {
+                Some(at) => format!(
+                    "{message} (panicked at {}:{}:{})",
+                    at.file(),
+                    at.line(),
+                    at.column()
+                ),
+                None => message,
+            };
+            host::report_panic(&message);
+        }));
+    });
+}
+
+/// Keyword arguments of one call, checked the way Python checks a call's arguments, so a caller
+/// gets the `TypeError` a Python endpoint would raise.
+#[derive(Debug)]
+pub struct Args {
+    method: &'static str,
+    map: Map<String, Value>,
+}
+
+impl Args {
+    /// Checks for unexpected and missing arguments (in that order, as CPython does).
+    pub fn new(
+        method: &'static str,
+        map: Map<String, Value>,
+        params: &[&str],
+        required: &[&str],
+    ) -> Result<Args, RemoteError> {
+        if let Some(unexpected) = map.keys().find(|k| !params.contains(&k.as_str())) {
+            return Err(RemoteError::type_error(format!(
+                "{method}() got an unexpected keyword argument '{unexpected}'"
+            )));
+        }
+        let missing: Vec<&str> = required
+            .iter()
+            .copied()
+            .filter(|p| !map.contains_key(*p))
+            .collect();
+        if !missing.is_empty() {
+            let noun = if missing.len() == 1 {
+                "argument"
+            } else {
+                "arguments"
+            };
+            return Err(RemoteError::type_error(format!(
+                "{method}() missing {} required positional {noun}: {}",
+                missing.len(),
+                python_name_list(&missing)
+            )));
+        }
+        Ok(Args { method, map })
+    }
+
+    /// Decodes one argument. An absent optional argument decodes from `null`.
+    pub fn take<T: DeserializeOwned>(&mut self, name: &'static str) -> Result<T, RemoteError> {
+        let value = self.map.remove(name).unwrap_or(Value::Null);
+        serde_json::from_value(value).map_err(|e| {
+            RemoteError::type_error(format!("{}() argument '{name}': {e}", self.method))
+        })
+    }
+}
+
+/// `'a'`, `'a' and 'b'`, `'a', 'b', and 'c'`: CPython's wording.
+fn python_name_list(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+    match quoted.as_slice() {
+        [one] => one.clone(),
+        [a, b] => format!("{a} and {b}"),
+        [init @ .., last] => format!("{}, and {last}", init.join(", ")),
+        [] => String::new(),
+    }
+}
+
+/// Turns a method's return value into the reply value.
+pub fn to_value<T: serde::Serialize>(value: T) -> Result<Value, RemoteError> {
+    serde_json::to_value(value).map_err(|e| {
+        RemoteError::new(
+            "SerializationError",
+            format!("cannot encode the result: {e}"),
+        )
+    })
+}
+
+/// The error for a method this endpoint does not have.
+#[must_use]
+pub fn no_such_method(method: &str) -> RemoteError {
+    RemoteError::new(
+        "NoSuchMethod",
+        format!("Endpoint does not support RPC method {method}"),
+    )
+    .with_module("oslo_messaging.rpc.dispatcher")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn missing_arguments_use_cpython_wording() {
+        let e =
+            Args::new("add", args(serde_json::json!({})), &["a", "b"], &["a", "b"]).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "add() missing 2 required positional arguments: 'a' and 'b'"
+        );
+        assert_eq!(e.type_name(), "TypeError");
+        let e = Args::new(
+            "f",
+            args(serde_json::json!({})),
+            &["a", "b", "c"],
+            &["a", "b", "c"],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message(),
+            "f() missing 3 required positional arguments: 'a', 'b', and 'c'"
+        );
+        let e = Args::new(
+            "add",
+            args(serde_json::json!({"a": 1})),
+            &["a", "b"],
+            &["a", "b"],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message(),
+            "add() missing 1 required positional argument: 'b'"
+        );
+    }
+
+    #[test]
+    fn unexpected_arguments_are_reported_first() {
+        let e = Args::new("add", args(serde_json::json!({"c": 1})), &["a"], &["a"]).unwrap_err();
+        assert_eq!(e.message(), "add() got an unexpected keyword argument 'c'");
+    }
+
+    #[test]
+    fn optional_arguments_may_be_absent() {
+        let mut a = Args::new("f", args(serde_json::json!({})), &["x"], &[]).unwrap();
+        assert_eq!(a.take::<Option<i32>>("x").unwrap(), None);
+    }
+}

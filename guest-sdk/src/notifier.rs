@@ -1,0 +1,107 @@
+//! Emit oslo.messaging notifications while handling a call.
+//!
+//! The host publishes them with the endpoint's publisher id, to the topics its notifier is
+//! configured with, but only for event types the endpoint's manifest lists under
+//! `[notifications] allow`; anything else is dropped and the host logs why.
+//!
+//! ```ignore
+//! use wasmrpc_guest::{notifier::Notifier, Context};
+//! fn added(ctx: &Context, sum: f64) -> Result<(), wasmrpc_guest::notifier::NotifyError> {
+//!     Notifier.info(ctx, "calc.added", serde_json::json!({"sum": sum}))
+//! }
+//! ```
+
+use std::fmt;
+
+use serde::Serialize;
+use wasmrpc_abi::{NOTIFY_DENIED, NOTIFY_SENT, NotifyRequest};
+
+use crate::{Context, host};
+
+/// Why a notification was not sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyError {
+    /// The manifest does not allow this event type; the host logged a warning.
+    Denied {
+        /// The event type that was refused.
+        event_type: String,
+    },
+    /// The payload could not be serialized, or the host rejected the request.
+    Invalid(String),
+}
+
+impl fmt::Display for NotifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotifyError::Denied { event_type } => {
+                write!(
+                    f,
+                    "notification `{event_type}` is not allowed by this endpoint's manifest"
+                )
+            }
+            NotifyError::Invalid(why) => write!(f, "invalid notification: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for NotifyError {}
+
+/// The endpoint's notifier. It has no state: publisher id, topics and driver are the host's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Notifier;
+
+macro_rules! priorities {
+    ($($(#[$doc:meta])* $name:ident),*) => {$(
+        $(#[$doc])*
+        pub fn $name(&self, ctx: &Context, event_type: &str, payload: impl Serialize) -> Result<(), NotifyError> {
+            self.notify(stringify!($name), ctx, event_type, payload)
+        }
+    )*};
+}
+
+impl Notifier {
+    priorities!(
+        /// Priority `AUDIT`.
+        audit,
+        /// Priority `DEBUG`.
+        debug,
+        /// Priority `INFO`.
+        info,
+        /// Priority `WARN`.
+        warn,
+        /// Priority `ERROR`.
+        error,
+        /// Priority `CRITICAL`.
+        critical,
+        /// Priority `SAMPLE`.
+        sample
+    );
+
+    fn notify(
+        &self,
+        priority: &str,
+        ctx: &Context,
+        event_type: &str,
+        payload: impl Serialize,
+    ) -> Result<(), NotifyError> {
+        let payload =
+            serde_json::to_value(payload).map_err(|e| NotifyError::Invalid(e.to_string()))?;
+        let request = NotifyRequest {
+            priority: priority.to_owned(),
+            event_type: event_type.to_owned(),
+            payload,
+            context: ctx.as_map().clone(),
+        };
+        let bytes =
+            serde_json::to_vec(&request).map_err(|e| NotifyError::Invalid(e.to_string()))?;
+        match host::notify(&bytes) {
+            NOTIFY_SENT => Ok(()),
+            NOTIFY_DENIED => Err(NotifyError::Denied {
+                event_type: event_type.to_owned(),
+            }),
+            other => Err(NotifyError::Invalid(format!(
+                "host refused the request (status {other})"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The `wasmrpc` command line: clap structs, logging set-up, dispatch to each subcommand, and
+//! exit statuses. `src/main.rs` only calls [`main`].
+
+mod check;
+mod invoke;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// The call reached the endpoint and failed (a remote error, a guest error or a trap).
+pub const EXIT_REMOTE: u8 = 1;
+/// Bad input: arguments, manifests, configuration, an unreachable broker.
+pub const EXIT_USAGE: u8 = 2;
+/// The call timed out.
+#[allow(dead_code)]
+pub const EXIT_TIMEOUT: u8 = 3;
+
+/// An oslo.messaging-compatible RPC host whose endpoints are sandboxed WebAssembly modules.
+#[derive(Debug, Parser)]
+#[command(name = "wasmrpc", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load one manifest, call a method in-process and print the JSON result.
+    Invoke(invoke::Args),
+    /// Validate manifests and their modules; report every problem found.
+    Check(check::Args),
+}
+
+/// Parses the command line, runs the subcommand, and returns its exit status.
+pub fn main() -> ExitCode {
+    let args = Cli::parse();
+    init_logging(&args);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wasmrpc: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the whole context chain, as `{:#}` prints it.
+            eprintln!("wasmrpc: {e:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the default filter of each command.
+fn init_logging(cli: &Cli) {
+    let default = match cli.command {
+        // The result or the one-line error says it all; still show what the guest logs.
+        Command::Invoke(_) => "error,wasmrpc::guest=info",
+        Command::Check(_) => "warn,wasmrpc::guest=info",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Invoke(args) => invoke::run(args).await,
+        Command::Check(args) => check::run(args).await,
+    }
+}
+
+/// Parses a JSON object given on the command line.
+pub fn json_object(
+    what: &str,
+    text: Option<&str>,
+) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let Some(text) = text else {
+        return Ok(serde_json::Map::new());
+    };
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(other) => {
+            anyhow::bail!("{what} must be a JSON object such as '{{\"a\": 1}}', not {other}")
+        }
+        Err(e) => anyhow::bail!("{what} is not valid JSON ({e}): {text}"),
+    }
+}

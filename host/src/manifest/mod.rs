@@ -1,0 +1,274 @@
+//! Endpoint manifests: TOML in, a validated [`EndpointSpec`] out. No wasmtime here.
+//!
+//! Parsing has two stages, as in Spin: `schema.rs` mirrors the file with serde
+//! (`deny_unknown_fields`, so a typo is an error), `resolve.rs` fills defaults, makes paths
+//! absolute and checks every rule, collecting all problems rather than stopping at the first.
+//! `docs/manifest.md` documents each field.
+
+mod error;
+mod resolve;
+mod schema;
+mod units;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::{Location, ManifestError, Problem};
+pub use units::{parse_duration, parse_size};
+
+use crate::protocol::Version;
+
+/// Default linear-memory limit of an instance.
+pub const DEFAULT_MEMORY: u64 = 64 << 20;
+/// Default per-call deadline.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+/// Default bound on calls served by one warm instance before it is replaced.
+pub const DEFAULT_MAX_INVOCATIONS: u64 = 10_000;
+
+/// A validated manifest: everything the host needs to load and serve one endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointSpec {
+    /// The endpoint's name, unique within a host.
+    pub name: String,
+    /// The manifest file (absolute).
+    pub manifest_path: PathBuf,
+    /// The wasm module (absolute).
+    pub module_path: PathBuf,
+    /// Serve RPC calls on a target, or consume notifications.
+    pub role: Role,
+    /// Methods the manifest requires the module to provide.
+    pub declared_methods: Option<Vec<String>>,
+    /// How instances are created.
+    pub instance: InstanceMode,
+    /// At most this many calls of this endpoint run at once (beyond the server's executor bound).
+    pub max_concurrency: Option<usize>,
+    /// Resource limits per instance and per call.
+    pub limits: Limits,
+    /// What the sandbox grants.
+    pub sandbox: Sandbox,
+    /// Which notifications the endpoint may emit.
+    pub notifications: NotificationGrant,
+    /// Where some fields are written, for errors found when the module is loaded.
+    pub locations: SpecLocations,
+}
+
+/// Positions of fields that loading checks against the module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SpecLocations {
+    /// `module = …`
+    pub module: Location,
+    /// `[target] version = …`
+    pub version: Location,
+    /// `[target] namespace = …` (or the `[target]` table).
+    pub namespace: Location,
+    /// `methods = …`
+    pub methods: Location,
+    /// `[listener]`
+    pub listener: Location,
+}
+
+/// What an endpoint does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Role {
+    /// An RPC endpoint served on a target.
+    Rpc(RpcTarget),
+    /// A notification listener.
+    Listener(ListenerSpec),
+}
+
+/// The `[target]` of an RPC endpoint (oslo's `Target` plus the endpoint's own version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcTarget {
+    /// The topic the endpoint is served on.
+    pub topic: String,
+    /// The API version the endpoint implements.
+    pub version: Version,
+    /// The namespace (None is oslo's null namespace).
+    pub namespace: Option<String>,
+    /// Other namespaces accepted for compatibility.
+    pub legacy_namespaces: Vec<String>,
+    /// Serve as this server name instead of the host's.
+    pub server: Option<String>,
+    /// Use this exchange instead of the host's control exchange.
+    pub exchange: Option<String>,
+}
+
+/// `[listener]`: oslo's notification listener, with the module as its endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerSpec {
+    /// `(exchange, topic)` pairs; `None` is the control exchange.
+    pub targets: Vec<(Option<String>, String)>,
+    /// Priorities handled (lowercase); `None` means every priority the module exports.
+    pub priorities: Option<Vec<String>>,
+    /// The pool (one shared queue per pool).
+    pub pool: Option<String>,
+    /// Whether a `requeue` answer (or a trap) puts the message back.
+    pub allow_requeue: bool,
+    /// Which notifications reach the module.
+    pub filter: Option<FilterSpec>,
+}
+
+/// oslo's `NotificationFilter`: regular expressions matched at the start of each field.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FilterSpec {
+    /// Regex on the publisher id.
+    pub publisher_id: Option<String>,
+    /// Regex on the event type.
+    pub event_type: Option<String>,
+    /// key → regex on top-level context keys.
+    pub context: Vec<(String, String)>,
+    /// key → regex on metadata keys (`message_id`, `timestamp`).
+    pub metadata: Vec<(String, String)>,
+    /// key → regex on top-level payload keys.
+    pub payload: Vec<(String, String)>,
+}
+
+/// How the host creates instances of the module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceMode {
+    /// A new instance for every call: no state survives a call (the default).
+    Fresh,
+    /// Instances are reused, each for at most `max_invocations` calls.
+    Warm {
+        /// Calls per instance before it is replaced.
+        max_invocations: u64,
+    },
+}
+
+/// Per-instance and per-call limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum linear memory in bytes.
+    pub memory: u64,
+    /// Maximum wall-clock time of one call.
+    pub deadline: Duration,
+    /// Fuel per call (roughly, wasm instructions), if metered.
+    pub fuel: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            memory: DEFAULT_MEMORY,
+            deadline: DEFAULT_DEADLINE,
+            fuel: None,
+        }
+    }
+}
+
+/// What the WASI sandbox grants. Everything not listed is denied.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Sandbox {
+    /// Environment variables with fixed values.
+    pub env: Vec<(String, String)>,
+    /// Environment variables copied from the host when the endpoint loads.
+    pub inherit_env: Vec<String>,
+    /// Preopened directories.
+    pub dirs: Vec<DirGrant>,
+}
+
+/// One preopened directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// Absolute host path.
+    pub host: PathBuf,
+    /// The path the guest opens.
+    pub guest: String,
+    /// Read-write instead of the default read-only.
+    pub writable: bool,
+}
+
+/// Event types an endpoint may emit (`[notifications] allow`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NotificationGrant {
+    /// Patterns; `*` matches any run of characters. Empty means nothing may be emitted.
+    pub allow: Vec<String>,
+    /// Overrides the default publisher id `<name>.<server>`.
+    pub publisher_id: Option<String>,
+}
+
+impl NotificationGrant {
+    /// Whether `event_type` matches one of the allowed patterns.
+    #[must_use]
+    pub fn allows(&self, event_type: &str) -> bool {
+        self.allow
+            .iter()
+            .any(|pattern| glob_match(pattern, event_type))
+    }
+}
+
+/// `*` matches any (possibly empty) run of characters; everything else matches itself.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+impl EndpointSpec {
+    /// The RPC target, if this is an RPC endpoint.
+    #[must_use]
+    pub fn rpc_target(&self) -> Option<&RpcTarget> {
+        match &self.role {
+            Role::Rpc(t) => Some(t),
+            Role::Listener(_) => None,
+        }
+    }
+}
+
+/// Reads and validates a manifest file.
+pub fn load_file(path: &Path) -> Result<EndpointSpec, ManifestError> {
+    let source = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    from_str(path, &source)
+}
+
+/// Validates manifest text; `path` names it in errors and anchors relative paths.
+pub fn from_str(path: &Path, source: &str) -> Result<EndpointSpec, ManifestError> {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    resolve::resolve(&path, source).map_err(|problems| ManifestError::Invalid { path, problems })
+}
+
+/// Every `*.toml` file directly in `dir`, sorted by name (the order endpoints are tried in).
+pub fn discover(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs_match_like_shell_patterns_without_classes() {
+        assert!(glob_match("calc.*", "calc.added"));
+        assert!(glob_match("calc.*", "calc."));
+        assert!(!glob_match("calc.*", "calculator.added"));
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match("a*b*c", "aXXbYYc"));
+        assert!(!glob_match("a*b*c", "aXXbYY"));
+        assert!(glob_match("exact", "exact"));
+        assert!(!glob_match("exact", "exactly"));
+        assert!(glob_match("*.end", "x.end"));
+        assert!(!glob_match("ab*ba", "aba"));
+    }
+}

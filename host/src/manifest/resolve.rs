@@ -1,0 +1,551 @@
+//! Stage two: raw manifest → [`EndpointSpec`], with every problem collected.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde_spanned::Spanned;
+
+use super::schema::{DurationOrString, RawDir, RawListener, RawManifest, RawTarget, SizeOrString};
+use super::units::{parse_duration, parse_size};
+use super::{
+    DEFAULT_MAX_INVOCATIONS, DirGrant, EndpointSpec, FilterSpec, InstanceMode, Limits,
+    ListenerSpec, Location, NotificationGrant, Problem, Role, RpcTarget, Sandbox, SpecLocations,
+};
+use crate::protocol::{PRIORITIES, Version};
+
+/// The only manifest format version so far.
+const MANIFEST_VERSION: u32 = 1;
+
+/// Collects problems while resolving, with positions computed from spans.
+struct Resolver<'a> {
+    source: &'a str,
+    dir: PathBuf,
+    problems: Vec<Problem>,
+}
+
+impl Resolver<'_> {
+    fn at(&self, span: Range<usize>) -> Location {
+        Location::of_offset(self.source, span.start)
+    }
+
+    fn problem(&mut self, span: Range<usize>, message: impl Into<String>, help: Option<&str>) {
+        let mut p = Problem::new(self.at(span), message);
+        p.help = help.map(str::to_owned);
+        self.problems.push(p);
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        let p = Path::new(relative);
+        let joined = if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.dir.join(p)
+        };
+        std::path::absolute(&joined).unwrap_or(joined)
+    }
+
+    /// A topic, server or exchange name: what AMQP routing needs it to be.
+    fn routing_name(&mut self, field: &str, value: &Spanned<String>) -> String {
+        let v = value.get_ref();
+        if v.is_empty() {
+            self.problem(value.span(), format!("`{field}` is empty"), None);
+        } else if v.contains(['*', '#']) || v.chars().any(char::is_whitespace) {
+            self.problem(
+                value.span(),
+                format!("`{field}` {v:?} contains a wildcard or whitespace"),
+                Some("AMQP topic routing treats `*` and `#` as wildcards; use letters, digits, `.`, `_` and `-`"),
+            );
+        }
+        v.clone()
+    }
+}
+
+pub(super) fn resolve(path: &Path, source: &str) -> Result<EndpointSpec, Vec<Problem>> {
+    let raw: RawManifest = toml::from_str(source).map_err(|e| vec![toml_problem(source, &e)])?;
+    let dir = path.parent().map(Path::to_owned).unwrap_or_default();
+    let mut r = Resolver {
+        source,
+        dir,
+        problems: Vec::new(),
+    };
+
+    if let Some(v) = &raw.manifest_version
+        && *v.get_ref() != MANIFEST_VERSION
+    {
+        r.problem(
+            v.span(),
+            format!("manifest_version {} is not supported", v.get_ref()),
+            Some("this host reads manifest_version = 1"),
+        );
+    }
+
+    let name = raw.name.get_ref().clone();
+    if !valid_name(&name) {
+        r.problem(
+            raw.name.span(),
+            format!("invalid endpoint name {name:?}"),
+            Some("use 1 to 64 letters, digits, `_`, `-` or `.`, starting with a letter or digit"),
+        );
+    }
+
+    let module_path = r.path(raw.module.get_ref());
+    if !module_path.is_file() {
+        r.problem(
+            raw.module.span(),
+            format!("module file not found: {}", module_path.display()),
+            Some("the path is relative to the manifest; build the plugin (`cargo build --release` in plugins/) or fix the path"),
+        );
+    }
+
+    let mut locations = SpecLocations {
+        module: r.at(raw.module.span()),
+        ..SpecLocations::default()
+    };
+    let role = match (&raw.target, &raw.listener) {
+        (Some(target), None) => resolve_target(&mut r, target, &mut locations).map(Role::Rpc),
+        (None, Some(listener)) => {
+            locations.listener = r.at(listener.span());
+            resolve_listener(&mut r, listener).map(Role::Listener)
+        }
+        (Some(target), Some(_)) => {
+            r.problem(
+                target.span(),
+                "a manifest has either `[target]` (an RPC endpoint) or `[listener]`, not both",
+                None,
+            );
+            None
+        }
+        (None, None) => {
+            r.problems.push(
+                Problem::new(Location { line: 1, column: 1 }, "missing `[target]`")
+                    .help("add `[target]` with `topic = \"…\"` and `version = \"1.0\"` (or `[listener]` for a notification listener)"),
+            );
+            None
+        }
+    };
+
+    let declared_methods = raw.methods.as_ref().map(|m| {
+        locations.methods = r.at(m.span());
+        m.get_ref().clone()
+    });
+
+    let instance = resolve_instance(&mut r, &raw);
+    let max_concurrency = raw.instance.max_concurrency.as_ref().and_then(|m| {
+        if *m.get_ref() == 0 {
+            r.problem(
+                m.span(),
+                "`max_concurrency` must be at least 1",
+                Some("omit it to use only the server's executor bound"),
+            );
+            None
+        } else {
+            Some(*m.get_ref() as usize)
+        }
+    });
+    let limits = resolve_limits(&mut r, &raw);
+    let sandbox = resolve_sandbox(&mut r, &raw);
+
+    let notifications = NotificationGrant {
+        allow: raw
+            .notifications
+            .allow
+            .iter()
+            .map(|p| p.get_ref().clone())
+            .collect(),
+        publisher_id: raw.notifications.publisher_id.clone(),
+    };
+    for pattern in &raw.notifications.allow {
+        if pattern.get_ref().is_empty() {
+            r.problem(
+                pattern.span(),
+                "an empty event-type pattern matches nothing",
+                Some("write e.g. \"calc.*\""),
+            );
+        }
+    }
+
+    if !r.problems.is_empty() {
+        r.problems.sort_by_key(|p| (p.at.line, p.at.column));
+        return Err(r.problems);
+    }
+    let Some(role) = role else {
+        unreachable!("a missing role always records a problem")
+    };
+    Ok(EndpointSpec {
+        name,
+        manifest_path: path.to_owned(),
+        module_path,
+        role,
+        declared_methods,
+        instance,
+        max_concurrency,
+        limits,
+        sandbox,
+        notifications,
+        locations,
+    })
+}
+
+fn resolve_target(
+    r: &mut Resolver<'_>,
+    target: &Spanned<RawTarget>,
+    locations: &mut SpecLocations,
+) -> Option<RpcTarget> {
+    let t = target.get_ref();
+    locations.namespace = t
+        .namespace
+        .as_ref()
+        .map_or(r.at(target.span()), |n| r.at(n.span()));
+    let topic = match &t.topic {
+        Some(topic) => Some(r.routing_name("topic", topic)),
+        None => {
+            r.problem(
+                target.span(),
+                "`[target]` has no `topic`",
+                Some("add `topic = \"…\"`: the topic callers send to"),
+            );
+            None
+        }
+    };
+    let version = match &t.version {
+        Some(v) => {
+            locations.version = r.at(v.span());
+            match v.get_ref().parse::<Version>() {
+                Ok(version) => Some(version),
+                Err(e) => {
+                    r.problem(
+                        v.span(),
+                        e.to_string(),
+                        Some("write the endpoint's API version, e.g. `version = \"1.0\"`"),
+                    );
+                    None
+                }
+            }
+        }
+        None => {
+            locations.version = r.at(target.span());
+            // oslo's endpoint default (`Target()` has version 1.0) would hide mistakes here:
+            // an explicit version is what callers pin against.
+            r.problem(
+                target.span(),
+                "`[target]` has no `version`",
+                Some("add `version = \"1.0\"` (the API version this endpoint implements)"),
+            );
+            None
+        }
+    };
+    let server = t.server.as_ref().map(|s| r.routing_name("server", s));
+    let exchange = t.exchange.as_ref().map(|e| r.routing_name("exchange", e));
+    let namespace = t.namespace.as_ref().map(|n| n.get_ref().clone());
+    Some(RpcTarget {
+        topic: topic?,
+        version: version?,
+        namespace,
+        legacy_namespaces: t.legacy_namespaces.clone(),
+        server,
+        exchange,
+    })
+}
+
+fn resolve_listener(r: &mut Resolver<'_>, listener: &Spanned<RawListener>) -> Option<ListenerSpec> {
+    let l: &RawListener = listener.get_ref();
+    if l.targets.is_empty() {
+        r.problem(
+            listener.span(),
+            "`[listener]` has no targets",
+            Some("add `targets = [{ topic = \"notifications\" }]`"),
+        );
+    }
+    let priorities = l.priorities.as_ref().map(|p| {
+        let lowered: Vec<String> = p.get_ref().iter().map(|s| s.to_lowercase()).collect();
+        for unknown in lowered.iter().filter(|s| !PRIORITIES.contains(&s.as_str())) {
+            r.problem(
+                p.span(),
+                format!("unknown priority {unknown:?}"),
+                Some("priorities are audit, debug, info, warn, error, critical and sample"),
+            );
+        }
+        lowered
+    });
+    let filter = l.filter.as_ref().map(|f| {
+        let raw = f.get_ref();
+        let pairs = |m: &std::collections::BTreeMap<String, String>| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Vec<_>>()
+        };
+        let spec = FilterSpec {
+            publisher_id: raw.publisher_id.clone(),
+            event_type: raw.event_type.clone(),
+            context: pairs(&raw.context),
+            metadata: pairs(&raw.metadata),
+            payload: pairs(&raw.payload),
+        };
+        let all = spec.publisher_id.iter().chain(&spec.event_type).chain(
+            spec.context
+                .iter()
+                .chain(&spec.metadata)
+                .chain(&spec.payload)
+                .map(|(_, v)| v),
+        );
+        for pattern in all {
+            if let Err(e) = regex::Regex::new(pattern) {
+                r.problem(
+                    f.span(),
+                    format!("invalid regular expression {pattern:?} in `[listener.filter]`: {e}"),
+                    None,
+                );
+            }
+        }
+        spec
+    });
+    Some(ListenerSpec {
+        targets: l
+            .targets
+            .iter()
+            .map(|t| (t.exchange.clone(), t.topic.clone()))
+            .collect(),
+        priorities,
+        pool: l.pool.clone(),
+        allow_requeue: l.allow_requeue,
+        filter,
+    })
+}
+
+fn resolve_instance(r: &mut Resolver<'_>, raw: &RawManifest) -> InstanceMode {
+    let max = raw.instance.max_invocations.as_ref();
+    match raw
+        .instance
+        .mode
+        .as_ref()
+        .map(|m| (m.get_ref().as_str(), m.span()))
+    {
+        None | Some(("fresh", _)) => {
+            if let Some(m) = max {
+                r.problem(
+                    m.span(),
+                    "`max_invocations` only applies to `mode = \"warm\"`",
+                    Some("remove it, or set `mode = \"warm\"`"),
+                );
+            }
+            InstanceMode::Fresh
+        }
+        Some(("warm", _)) => {
+            let max_invocations = max.map_or(DEFAULT_MAX_INVOCATIONS, |m| *m.get_ref());
+            if max_invocations == 0 {
+                r.problem(
+                    max.map_or(0..0, Spanned::span),
+                    "`max_invocations` must be at least 1",
+                    None,
+                );
+            }
+            InstanceMode::Warm { max_invocations }
+        }
+        Some((other, span)) => {
+            r.problem(
+                span,
+                format!("unknown instance mode {other:?}"),
+                Some("use \"fresh\" (a new instance per call) or \"warm\" (reuse instances)"),
+            );
+            InstanceMode::Fresh
+        }
+    }
+}
+
+fn resolve_limits(r: &mut Resolver<'_>, raw: &RawManifest) -> Limits {
+    let mut limits = Limits::default();
+    if let Some(m) = &raw.limits.memory {
+        let parsed = match m.get_ref() {
+            SizeOrString::Bytes(b) => Ok(*b),
+            SizeOrString::Text(t) => parse_size(t),
+        };
+        match parsed {
+            Ok(bytes) if bytes < 64 << 10 => {
+                r.problem(
+                    m.span(),
+                    format!("memory limit {bytes} bytes is below one wasm page (64 KiB)"),
+                    Some("write e.g. \"64MiB\""),
+                );
+            }
+            Ok(bytes) => limits.memory = bytes,
+            Err(e) => r.problem(m.span(), e, Some("write e.g. `memory = \"64MiB\"`")),
+        }
+    }
+    if let Some(d) = &raw.limits.deadline {
+        let parsed = match d.get_ref() {
+            DurationOrString::Seconds(s) => {
+                std::time::Duration::try_from_secs_f64(*s).map_err(|e| e.to_string())
+            }
+            DurationOrString::Text(t) => parse_duration(t),
+        };
+        match parsed {
+            Ok(d) if d.is_zero() => r.problem(
+                raw.limits.deadline.as_ref().map_or(0..0, Spanned::span),
+                "deadline must be positive",
+                None,
+            ),
+            Ok(deadline) => limits.deadline = deadline,
+            Err(e) => r.problem(d.span(), e, Some("write e.g. `deadline = \"30s\"`")),
+        }
+    }
+    if let Some(f) = &raw.limits.fuel {
+        if *f.get_ref() == 0 {
+            r.problem(
+                f.span(),
+                "fuel must be positive",
+                Some("omit `fuel` to rely on the deadline alone"),
+            );
+        }
+        limits.fuel = Some(*f.get_ref());
+    }
+    limits
+}
+
+fn resolve_sandbox(r: &mut Resolver<'_>, raw: &RawManifest) -> Sandbox {
+    let s = &raw.sandbox;
+    for name in s.env.keys() {
+        if name.is_empty() || name.contains('=') {
+            r.problems.push(Problem::new(
+                Location { line: 1, column: 1 },
+                format!("invalid environment variable name {name:?} in `[sandbox] env`"),
+            ));
+        }
+    }
+    for name in &s.inherit_env {
+        if name.get_ref().is_empty() || name.get_ref().contains('=') {
+            r.problem(
+                name.span(),
+                format!("invalid environment variable name {:?}", name.get_ref()),
+                None,
+            );
+        }
+    }
+    let mut dirs = Vec::new();
+    for d in &s.dirs {
+        let RawDir {
+            host,
+            guest,
+            writable,
+        } = d.get_ref();
+        let host_path = r.path(host);
+        if !host_path.is_dir() {
+            r.problem(
+                d.span(),
+                format!("preopened directory not found: {}", host_path.display()),
+                Some("`host` is relative to the manifest and must be an existing directory"),
+            );
+        }
+        if guest.is_empty() {
+            r.problem(
+                d.span(),
+                "`guest` is empty",
+                Some("write the path the guest opens, e.g. \"/data\""),
+            );
+        }
+        dirs.push(DirGrant {
+            host: host_path,
+            guest: guest.clone(),
+            writable: *writable,
+        });
+    }
+    Sandbox {
+        env: s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        inherit_env: s.inherit_env.iter().map(|n| n.get_ref().clone()).collect(),
+        dirs,
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Fields of each table, for "did you mean" suggestions on unknown fields.
+const KNOWN_FIELDS: &[&str] = &[
+    "manifest_version",
+    "name",
+    "module",
+    "methods",
+    "target",
+    "instance",
+    "limits",
+    "sandbox",
+    "notifications",
+    "listener",
+    "topic",
+    "version",
+    "namespace",
+    "legacy_namespaces",
+    "server",
+    "exchange",
+    "mode",
+    "max_invocations",
+    "max_concurrency",
+    "memory",
+    "deadline",
+    "fuel",
+    "env",
+    "inherit_env",
+    "dirs",
+    "host",
+    "guest",
+    "writable",
+    "allow",
+    "publisher_id",
+    "targets",
+    "priorities",
+    "pool",
+    "allow_requeue",
+    "filter",
+    "event_type",
+    "context",
+    "metadata",
+    "payload",
+];
+
+/// Turns a TOML/serde error into a located problem with advice.
+fn toml_problem(source: &str, e: &toml::de::Error) -> Problem {
+    let at = e.span().map_or(Location { line: 1, column: 1 }, |s| {
+        Location::of_offset(source, s.start)
+    });
+    let message = e.message().trim().to_owned();
+    let help = if let Some(field) = between(&message, "unknown field `", "`") {
+        let best = KNOWN_FIELDS
+            .iter()
+            .map(|k| (strsim::levenshtein(field, k), *k))
+            .filter(|(d, _)| *d <= 3)
+            .min();
+        Some(match best {
+            Some((_, k)) => format!("did you mean `{k}`?"),
+            None => "remove it; docs/manifest.md lists every field".to_owned(),
+        })
+    } else if let Some(field) = between(&message, "missing field `", "`") {
+        Some(match field {
+            "name" => "add `name = \"my-endpoint\"`".to_owned(),
+            "module" => {
+                "add `module = \"path/to/plugin.wasm\"` (relative to the manifest)".to_owned()
+            }
+            other => format!("add `{other} = …`; docs/manifest.md describes it"),
+        })
+    } else if message.contains("SizeOrString") {
+        Some("write a size such as \"64MiB\" or a number of bytes".to_owned())
+    } else if message.contains("DurationOrString") {
+        Some("write a duration such as \"30s\" or a number of seconds".to_owned())
+    } else {
+        None
+    };
+    let message = if message.contains("untagged enum") {
+        "invalid value".to_owned()
+    } else {
+        message
+    };
+    Problem { at, message, help }
+}
+
+fn between<'m>(text: &'m str, start: &str, end: &str) -> Option<&'m str> {
+    let from = text.find(start)? + start.len();
+    let len = text[from..].find(end)?;
+    Some(&text[from..from + len])
+}

@@ -1,0 +1,120 @@
+//! RPC API versions (`"MAJOR.MINOR"` or `"MAJOR.MINOR.REVISION"`) and oslo's compatibility rule.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// An RPC API version as oslo.messaging writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Version {
+    /// Incompatible changes bump this.
+    pub major: u32,
+    /// Backwards-compatible additions bump this.
+    pub minor: u32,
+    /// Optional third component (oslo compares it only when the minors are equal).
+    pub revision: Option<u32>,
+}
+
+/// Why a version string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid version {0:?}: expected \"MAJOR.MINOR\" such as \"1.0\" (or \"MAJOR.MINOR.REVISION\")"
+)]
+pub struct InvalidVersion(pub String);
+
+impl Version {
+    /// `major.minor`.
+    #[must_use]
+    pub const fn new(major: u32, minor: u32) -> Version {
+        Version {
+            major,
+            minor,
+            revision: None,
+        }
+    }
+
+    /// oslo's `version_is_compatible(self, requested)`: the same major, a requested minor no
+    /// higher than ours, and with equal minors a requested revision no higher than ours.
+    #[must_use]
+    pub fn can_serve(&self, requested: &Version) -> bool {
+        if self.major != requested.major || requested.minor > self.minor {
+            return false;
+        }
+        requested.minor != self.minor
+            || requested.revision.unwrap_or(0) <= self.revision.unwrap_or(0)
+    }
+}
+
+impl FromStr for Version {
+    type Err = InvalidVersion;
+
+    fn from_str(s: &str) -> Result<Version, InvalidVersion> {
+        let bad = || InvalidVersion(s.to_owned());
+        let parts: Vec<&str> = s.split('.').collect();
+        if !(2..=3).contains(&parts.len()) {
+            return Err(bad());
+        }
+        let num = |p: &str| -> Result<u32, InvalidVersion> {
+            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            p.parse().map_err(|_| bad())
+        };
+        Ok(Version {
+            major: num(parts[0])?,
+            minor: num(parts[1])?,
+            revision: parts.get(2).map(|p| num(p)).transpose()?,
+        })
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)?;
+        if let Some(r) = self.revision {
+            write!(f, ".{r}")?;
+        }
+        Ok(())
+    }
+}
+
+impl serde::Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Version {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Version, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Version {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn compatibility_follows_oslo() {
+        assert!(v("1.3").can_serve(&v("1.0")));
+        assert!(v("1.3").can_serve(&v("1.3")));
+        assert!(!v("1.3").can_serve(&v("1.4")));
+        assert!(!v("1.3").can_serve(&v("2.0")));
+        assert!(!v("2.0").can_serve(&v("1.0")));
+        assert!(v("1.3.2").can_serve(&v("1.3.1")));
+        assert!(!v("1.3").can_serve(&v("1.3.1")));
+        assert!(v("1.3.1").can_serve(&v("1.2.9")));
+    }
+
+    #[test]
+    fn malformed_versions_are_refused() {
+        for s in ["1", "1.", "a.b", "1.0.0.0", "", "1.-1", " 1.0"] {
+            assert!(s.parse::<Version>().is_err(), "{s:?}");
+        }
+        assert_eq!(v("1.10").to_string(), "1.10");
+    }
+}

@@ -1,0 +1,230 @@
+//! One live instance of a module and the mechanics of a call through the ABI.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmrpc_abi::unpack;
+use wasmtime::{Extern, InstancePre, Memory, ModuleExport, Store, Trap, TypedFunc};
+
+use super::error::{DeadlineExceeded, MemoryLimitExceeded, TrapKind};
+use super::store::{GuestInfo, StoreState, arm, new_store};
+
+/// Largest response read back from a guest (its memory limit bounds it anyway).
+const MAX_RESPONSE: u32 = 256 << 20;
+
+/// Export handles resolved once per module, so instances skip string lookups.
+#[derive(Clone)]
+pub(crate) struct Exports {
+    pub memory: ModuleExport,
+    pub abi_version: ModuleExport,
+    pub alloc: ModuleExport,
+    pub dealloc: ModuleExport,
+    pub describe: ModuleExport,
+    pub call: ModuleExport,
+}
+
+/// Everything needed to make instances of one module.
+pub(crate) struct Template {
+    pub engine: wasmtime::Engine,
+    pub pre: InstancePre<StoreState>,
+    pub exports: Exports,
+    pub guest: Arc<GuestInfo>,
+}
+
+/// An instantiated module with its store.
+pub(crate) struct Live {
+    pub store: Store<StoreState>,
+    memory: Memory,
+    alloc: TypedFunc<i32, i32>,
+    dealloc: TypedFunc<(i32, i32), ()>,
+    call: TypedFunc<(i32, i32), i64>,
+    abi_version: TypedFunc<(), i32>,
+    describe: TypedFunc<(), i64>,
+    /// Calls served so far (warm mode retires an instance after its quota).
+    pub invocations: u64,
+}
+
+/// Why a call into an instance failed.
+pub(crate) enum Failure {
+    /// The guest trapped; the instance must be discarded.
+    Trap(TrapKind, String, wasmtime::Error),
+    /// The guest returned a buffer the host cannot read.
+    Abi(String),
+    /// The host could not set up an instance (sandbox, instance pool).
+    Setup(String),
+}
+
+impl Live {
+    /// Instantiates the module. Instantiation runs under the given deadline too.
+    pub async fn new(t: &Template, deadline: Instant, budget: Duration) -> Result<Live, Failure> {
+        let mut store =
+            new_store(&t.engine, &t.guest).map_err(|e| Failure::Setup(format!("{e:#}")))?;
+        arm(&mut store, deadline, budget, None).map_err(|e| Failure::Setup(format!("{e:#}")))?;
+        let instance = match t.pre.instantiate_async(&mut store).await {
+            Ok(i) => i,
+            Err(e) if is_trap(&e) || store.data().deadline_hit => {
+                return Err(classify(Some(store.data()), e));
+            }
+            // Not the guest's doing: typically every slot of the instance pool is in use.
+            Err(e) => return Err(Failure::Setup(format!("{e:#}"))),
+        };
+        let e = &t.exports;
+        let memory = match instance.get_module_export(&mut store, &e.memory) {
+            Some(Extern::Memory(m)) => m,
+            _ => return Err(Failure::Abi("`memory` is not a memory".into())),
+        };
+        macro_rules! func {
+            ($export:expr, $name:literal) => {
+                instance
+                    .get_module_export(&mut store, &$export)
+                    .and_then(Extern::into_func)
+                    .ok_or_else(|| Failure::Abi(format!("`{}` is not a function", $name)))?
+                    .typed(&store)
+                    .map_err(|err| {
+                        Failure::Abi(format!("`{}` has the wrong signature: {err}", $name))
+                    })?
+            };
+        }
+        Ok(Live {
+            memory,
+            alloc: func!(e.alloc, "wasmrpc_alloc"),
+            dealloc: func!(e.dealloc, "wasmrpc_dealloc"),
+            call: func!(e.call, "wasmrpc_call"),
+            abi_version: func!(e.abi_version, "wasmrpc_abi_version"),
+            describe: func!(e.describe, "wasmrpc_describe"),
+            store,
+            invocations: 0,
+        })
+    }
+
+    /// `wasmrpc_abi_version()`.
+    pub async fn abi_version(&mut self) -> Result<i32, Failure> {
+        self.abi_version
+            .call_async(&mut self.store, ())
+            .await
+            .map_err(|e| classify(Some(self.store.data()), e))
+    }
+
+    /// `wasmrpc_describe()`, returning the raw JSON.
+    pub async fn describe(&mut self) -> Result<Vec<u8>, Failure> {
+        let packed = self
+            .describe
+            .call_async(&mut self.store, ())
+            .await
+            .map_err(|e| classify(Some(self.store.data()), e))?;
+        self.take_buffer(packed as u64, true).await
+    }
+
+    /// One call: writes `request`, runs `wasmrpc_call`, reads the response. With `release`,
+    /// the response buffer is handed back to the guest (warm instances live on; a fresh
+    /// instance is dropped whole, so it skips that call).
+    pub async fn invoke(
+        &mut self,
+        request: &[u8],
+        deadline: Instant,
+        budget: Duration,
+        fuel: Option<u64>,
+        release: bool,
+    ) -> Result<Vec<u8>, Failure> {
+        arm(&mut self.store, deadline, budget, fuel)
+            .map_err(|e| classify(Some(self.store.data()), e))?;
+        self.invocations += 1;
+        let len = i32::try_from(request.len())
+            .map_err(|_| Failure::Abi("request larger than 2 GiB".into()))?;
+        let ptr = self
+            .alloc
+            .call_async(&mut self.store, len)
+            .await
+            .map_err(|e| classify(Some(self.store.data()), e))?;
+        if ptr == 0 && len > 0 {
+            return Err(Failure::Abi("wasmrpc_alloc returned 0".into()));
+        }
+        self.memory
+            .write(&mut self.store, ptr as u32 as usize, request)
+            .map_err(|_| Failure::Abi("wasmrpc_alloc returned a buffer outside memory".into()))?;
+        let packed = self
+            .call
+            .call_async(&mut self.store, (ptr, len))
+            .await
+            .map_err(|e| classify(Some(self.store.data()), e))?;
+        self.take_buffer(packed as u64, release).await
+    }
+
+    async fn take_buffer(&mut self, packed: u64, release: bool) -> Result<Vec<u8>, Failure> {
+        let (ptr, len) = unpack(packed);
+        if len > MAX_RESPONSE {
+            return Err(Failure::Abi(format!(
+                "response of {len} bytes is over the {MAX_RESPONSE}-byte limit"
+            )));
+        }
+        let out = self
+            .memory
+            .data(&self.store)
+            .get(ptr as usize..ptr as usize + len as usize)
+            .ok_or_else(|| {
+                Failure::Abi(format!(
+                    "response buffer {ptr:#x}+{len} lies outside memory"
+                ))
+            })?
+            .to_vec();
+        if release {
+            self.dealloc
+                .call_async(&mut self.store, (ptr as i32, len as i32))
+                .await
+                .map_err(|e| classify(Some(self.store.data()), e))?;
+        }
+        Ok(out)
+    }
+}
+
+fn is_trap(e: &wasmtime::Error) -> bool {
+    e.is::<Trap>() || e.is::<MemoryLimitExceeded>() || e.is::<DeadlineExceeded>()
+}
+
+/// Names the trap behind an error from wasmtime.
+fn classify(state: Option<&StoreState>, error: wasmtime::Error) -> Failure {
+    let deadline_hit = state.is_some_and(|s| s.deadline_hit);
+    let panic = state.and_then(|s| s.panic_message.clone());
+    let (kind, message) = if deadline_hit || error.is::<DeadlineExceeded>() {
+        let budget = state.map_or(Duration::ZERO, |s| s.budget);
+        (
+            TrapKind::Deadline,
+            format!("stopped after its deadline of {}", humanize(budget)),
+        )
+    } else if let Some(m) = error.downcast_ref::<MemoryLimitExceeded>() {
+        (TrapKind::MemoryLimit, m.to_string())
+    } else if let Some(trap) = error.downcast_ref::<Trap>() {
+        match trap {
+            Trap::UnreachableCodeReached if panic.is_some() => {
+                (TrapKind::Panic, panic.unwrap_or_default())
+            }
+            Trap::UnreachableCodeReached => (TrapKind::Unreachable, trap.to_string()),
+            Trap::OutOfFuel => (TrapKind::Fuel, "the call used up its fuel".to_owned()),
+            Trap::StackOverflow => (
+                TrapKind::StackOverflow,
+                "the call stack overflowed".to_owned(),
+            ),
+            Trap::MemoryOutOfBounds | Trap::TableOutOfBounds => {
+                (TrapKind::OutOfBounds, trap.to_string())
+            }
+            Trap::Interrupt => (TrapKind::Deadline, "interrupted".to_owned()),
+            other => (TrapKind::Other, other.to_string()),
+        }
+    } else if let Some(panic) = panic {
+        (TrapKind::Panic, panic)
+    } else {
+        (TrapKind::Other, format!("{error:#}"))
+    };
+    Failure::Trap(kind, message, error)
+}
+
+/// `2s`, `250ms`, `1.5s`.
+pub(crate) fn humanize(d: Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{}ms", d.as_millis())
+    } else if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+    }
+}

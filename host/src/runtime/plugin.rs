@@ -1,0 +1,257 @@
+//! A loaded endpoint module: compiled once, instantiated per call (or reused warm).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use wasmrpc_abi::{CallResponse, Description};
+
+use super::error::CallError;
+use super::instance::{Failure, Live, Template, humanize};
+use crate::manifest::{InstanceMode, Limits};
+
+/// A module ready to serve calls. Cloning is cheap; in-flight calls keep the module alive
+/// after a reload replaces it.
+#[derive(Clone)]
+pub struct Plugin {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    template: Template,
+    description: Description,
+    methods: HashSet<String>,
+    sha256: String,
+    module_path: PathBuf,
+    mode: InstanceMode,
+    limits: Limits,
+    /// Idle warm instances. A std mutex: it is held only to push or pop, never across an await.
+    warm: Mutex<Vec<Live>>,
+    /// Idle warm instances kept; more are dropped, returning their pool slots.
+    max_idle: usize,
+    loaded_at: SystemTime,
+    load_time: Duration,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name())
+            .field("sha256", &self.inner.sha256)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The JSON the guest receives.
+#[derive(Serialize)]
+struct Request<'a> {
+    method: &'a str,
+    args: &'a Map<String, Value>,
+    context: &'a Map<String, Value>,
+}
+
+/// What `Runtime::load` hands over to build a [`Plugin`].
+pub(crate) struct Parts {
+    pub template: Template,
+    pub description: Description,
+    pub sha256: String,
+    pub module_path: PathBuf,
+    pub mode: InstanceMode,
+    pub limits: Limits,
+    pub max_idle: usize,
+    pub load_time: Duration,
+}
+
+impl Plugin {
+    pub(crate) fn new(p: Parts) -> Plugin {
+        let methods = p
+            .description
+            .methods
+            .iter()
+            .map(|m| m.name.clone())
+            .collect();
+        Plugin {
+            inner: Arc::new(Inner {
+                template: p.template,
+                methods,
+                description: p.description,
+                sha256: p.sha256,
+                module_path: p.module_path,
+                mode: p.mode,
+                limits: p.limits,
+                warm: Mutex::new(Vec::new()),
+                max_idle: p.max_idle,
+                loaded_at: SystemTime::now(),
+                load_time: p.load_time,
+            }),
+        }
+    }
+
+    /// The endpoint's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.inner.template.guest.name
+    }
+
+    /// Hex sha256 of the module file.
+    #[must_use]
+    pub fn sha256(&self) -> &str {
+        &self.inner.sha256
+    }
+
+    /// The module file.
+    #[must_use]
+    pub fn module_path(&self) -> &Path {
+        &self.inner.module_path
+    }
+
+    /// What the module's `wasmrpc_describe` reported.
+    #[must_use]
+    pub fn description(&self) -> &Description {
+        &self.inner.description
+    }
+
+    /// Whether the module has a callable method of this name.
+    #[must_use]
+    pub fn has_method(&self, method: &str) -> bool {
+        self.inner.methods.contains(method)
+    }
+
+    /// The instance mode.
+    #[must_use]
+    pub fn mode(&self) -> InstanceMode {
+        self.inner.mode
+    }
+
+    /// The limits.
+    #[must_use]
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    /// When the module was loaded, and how long loading took.
+    #[must_use]
+    pub fn loaded(&self) -> (SystemTime, Duration) {
+        (self.inner.loaded_at, self.inner.load_time)
+    }
+
+    /// Calls `method`. The call stops at the manifest's deadline or at `caller_deadline`,
+    /// whichever comes first. A trap discards the instance; the next call gets a fresh one.
+    pub async fn call(
+        &self,
+        method: &str,
+        args: &Map<String, Value>,
+        context: &Map<String, Value>,
+        caller_deadline: Option<Instant>,
+    ) -> Result<Value, CallError> {
+        let bytes = serde_json::to_vec(&Request {
+            method,
+            args,
+            context,
+        })
+        .map_err(|e| self.host_error(method, e.to_string()))?;
+        let out = self.call_raw(method, &bytes, caller_deadline).await?;
+        match serde_json::from_slice::<CallResponse>(&out) {
+            Ok(CallResponse::Ok(value)) => Ok(value),
+            Ok(CallResponse::Error(e)) => Err(CallError::Guest(e)),
+            Err(e) => Err(CallError::Abi {
+                endpoint: self.name().to_owned(),
+                method: method.to_owned(),
+                detail: format!("unreadable response ({e})"),
+            }),
+        }
+    }
+
+    /// Runs one call with an already-encoded request, returning the raw response bytes.
+    pub(crate) async fn call_raw(
+        &self,
+        method: &str,
+        request: &[u8],
+        caller_deadline: Option<Instant>,
+    ) -> Result<Vec<u8>, CallError> {
+        let inner = &self.inner;
+        let now = Instant::now();
+        let mut budget = inner.limits.deadline;
+        if let Some(d) = caller_deadline {
+            budget = budget.min(d.saturating_duration_since(now));
+        }
+        let deadline = now + budget;
+        let warm = match inner.mode {
+            InstanceMode::Fresh => None,
+            InstanceMode::Warm { max_invocations } => Some(max_invocations),
+        };
+        let idle = if warm.is_some() {
+            inner.warm.lock().unwrap_or_else(|p| p.into_inner()).pop()
+        } else {
+            None
+        };
+        let mut live = match idle {
+            Some(live) => live,
+            None => Live::new(&inner.template, deadline, budget)
+                .await
+                .map_err(|f| self.failure(method, f))?,
+        };
+        let result = live
+            .invoke(request, deadline, budget, inner.limits.fuel, warm.is_some())
+            .await;
+        match result {
+            Ok(out) => {
+                if let Some(max) = warm
+                    && live.invocations < max
+                {
+                    let mut idle = inner.warm.lock().unwrap_or_else(|p| p.into_inner());
+                    if idle.len() < inner.max_idle {
+                        idle.push(live);
+                    }
+                }
+                Ok(out)
+            }
+            // The instance is dropped here: after a trap its state cannot be trusted.
+            Err(f) => Err(self.failure(method, f)),
+        }
+    }
+
+    fn failure(&self, method: &str, f: Failure) -> CallError {
+        let endpoint = self.name().to_owned();
+        let method = method.to_owned();
+        match f {
+            Failure::Trap(kind, message, error) => {
+                tracing::warn!(endpoint = %endpoint, method = %method, trap = %kind, "call trapped: {message}");
+                tracing::debug!(endpoint = %endpoint, method = %method, "trap details: {error:?}");
+                CallError::Trap {
+                    endpoint,
+                    method,
+                    kind,
+                    message,
+                }
+            }
+            Failure::Abi(detail) => CallError::Abi {
+                endpoint,
+                method,
+                detail,
+            },
+            Failure::Setup(detail) => CallError::Host {
+                endpoint,
+                method,
+                detail,
+            },
+        }
+    }
+
+    fn host_error(&self, method: &str, detail: String) -> CallError {
+        CallError::Host {
+            endpoint: self.name().to_owned(),
+            method: method.to_owned(),
+            detail,
+        }
+    }
+
+    /// The deadline budget as text, for messages.
+    #[must_use]
+    pub fn deadline_text(&self) -> String {
+        humanize(self.inner.limits.deadline)
+    }
+}

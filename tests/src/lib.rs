@@ -1,0 +1,93 @@
+//! Helpers for wasmrpc's integration tests: where the built plugins are, manifests written for
+//! a test, and (further down) the real broker and the real oslo.messaging.
+
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+#[must_use]
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("WASMRPC_ROOT"))
+}
+
+/// The built module of an example plugin, e.g. `plugin("calculator")`.
+#[must_use]
+pub fn plugin(name: &str) -> PathBuf {
+    let path = Path::new(env!("WASMRPC_PLUGIN_DIR")).join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: tests/build.rs builds the plugins",
+        path.display()
+    );
+    path
+}
+
+/// The example manifest of a plugin, e.g. `example_manifest("calculator")`.
+#[must_use]
+pub fn example_manifest(name: &str) -> PathBuf {
+    root().join("manifests").join(format!("{name}.toml"))
+}
+
+/// A directory of manifests written for one test; removed on drop.
+#[derive(Debug)]
+pub struct ManifestDir {
+    dir: tempfile::TempDir,
+}
+
+impl ManifestDir {
+    /// An empty directory.
+    #[must_use]
+    pub fn new() -> ManifestDir {
+        ManifestDir {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// The directory.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `<file>.toml` with the given text; `{plugin:NAME}` in it becomes the module path
+    /// of plugin NAME.
+    pub fn write(&self, file: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{file}.toml"));
+        std::fs::write(&path, expand(text)).expect("write manifest");
+        path
+    }
+
+    /// A manifest for `plugin` on `topic` with `version`, plus extra TOML appended.
+    pub fn endpoint(
+        &self,
+        name: &str,
+        plugin_name: &str,
+        topic: &str,
+        version: &str,
+        extra: &str,
+    ) -> PathBuf {
+        self.write(
+            name,
+            &format!("name = \"{name}\"\nmodule = \"{{plugin:{plugin_name}}}\"\n\n[target]\ntopic = \"{topic}\"\nversion = \"{version}\"\n{extra}\n"),
+        )
+    }
+}
+
+impl Default for ManifestDir {
+    fn default() -> ManifestDir {
+        ManifestDir::new()
+    }
+}
+
+fn expand(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{plugin:") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').expect("unterminated {plugin:…}") + start;
+        let name = &rest[start + "{plugin:".len()..end];
+        out.push_str(&plugin(name).display().to_string());
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}

@@ -1,0 +1,7 @@
+//! wasmrpc's integration tests: one binary, one module per area (see tests/README.md).
+
+mod abi;
+mod cli;
+mod manifest;
+mod sandbox;
+mod support;
