@@ -3,20 +3,32 @@
 //!
 //! # Layout
 //!
-//! A call flows transport → protocol → rpc (dispatcher) → runtime (the plugin) and back:
+//! A call flows transport → protocol → rpc (dispatcher) → runtime (the plugin) and back;
+//! `host` loads the manifests and wires the pieces:
 //!
 //! - [`manifest`]: TOML manifests → validated [`manifest::EndpointSpec`]s (no wasmtime).
 //! - [`runtime`]: the only module that names wasmtime: one engine, compiled modules,
 //!   sandboxed instances, traps turned into structured errors.
 //! - [`protocol`]: oslo.messaging's wire format (envelopes, requests, replies, failures,
 //!   transport URLs, versions). Pure data.
+//! - [`transport`]: moves bodies through a broker: `memory://` in process, `rabbit://` over
+//!   RabbitMQ. Never parses them.
+//! - [`rpc`]: oslo's RPC model: dispatcher, server (start/stop/wait), client (call/cast).
+//! - [`host`]: wires it together: manifests → plugins → endpoints grouped by target → one
+//!   RPC server each, plus the control endpoint.
 //!
 //! - [`cli`]: the `wasmrpc` command line (`src/main.rs` only calls [`cli::main`]).
 
 pub mod cli;
+pub mod host;
 pub mod manifest;
 pub mod protocol;
+pub mod rpc;
 pub mod runtime;
+pub mod transport;
 
+pub use host::{Host, HostConfig};
 pub use manifest::EndpointSpec;
+pub use protocol::{Target, TransportUrl, Version};
+pub use rpc::{RpcClient, RpcError, RpcServer};
 pub use runtime::{CallError, LoadError, Plugin, Runtime, RuntimeConfig, TrapKind};

@@ -91,3 +91,47 @@ fn expand(text: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// A `memory://` URL no other test uses.
+#[must_use]
+pub fn memory_url() -> String {
+    format!("memory://test-{}/", wasmrpc::protocol::new_id())
+}
+
+/// A host configuration for tests: the given transport, server name and manifest directory,
+/// a small instance pool, short drains.
+#[must_use]
+pub fn host_config(url: &str, server: &str, manifests: &Path) -> wasmrpc::HostConfig {
+    let mut config = wasmrpc::HostConfig::new();
+    config.transport_url = wasmrpc::TransportUrl::parse(url).expect("test URL");
+    config.server = server.to_owned();
+    config.manifests = manifests.to_owned();
+    config.runtime.max_instances = 200;
+    config.drain_timeout = std::time::Duration::from_secs(10);
+    config.reply_retry = std::time::Duration::from_secs(2);
+    config
+}
+
+/// Starts a host serving `manifests` on `url` as `server`.
+pub async fn start_host(url: &str, server: &str, manifests: &Path) -> wasmrpc::Host {
+    wasmrpc::Host::start(host_config(url, server, manifests))
+        .await
+        .unwrap_or_else(|e| panic!("host {server}: {e}"))
+}
+
+/// A client transport for `url`.
+pub async fn client_transport(url: &str) -> std::sync::Arc<dyn wasmrpc::transport::Transport> {
+    let url = wasmrpc::TransportUrl::parse(url).expect("test URL");
+    wasmrpc::transport::connect(&url, wasmrpc::transport::TransportOptions::default())
+        .await
+        .expect("connect")
+}
+
+/// A JSON object from a `json!` literal.
+#[must_use]
+pub fn obj(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) => m,
+        other => panic!("not an object: {other}"),
+    }
+}

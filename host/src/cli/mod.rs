@@ -1,8 +1,10 @@
 //! The `wasmrpc` command line: clap structs, logging set-up, dispatch to each subcommand, and
 //! exit statuses. `src/main.rs` only calls [`main`].
 
+mod call;
 mod check;
 mod invoke;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -14,7 +16,6 @@ pub const EXIT_REMOTE: u8 = 1;
 /// Bad input: arguments, manifests, configuration, an unreachable broker.
 pub const EXIT_USAGE: u8 = 2;
 /// The call timed out.
-#[allow(dead_code)]
 pub const EXIT_TIMEOUT: u8 = 3;
 
 /// An oslo.messaging-compatible RPC host whose endpoints are sandboxed WebAssembly modules.
@@ -27,6 +28,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve every endpoint in the manifest directory (and the control endpoint).
+    Serve(serve::Args),
+    /// Call a method and print its result.
+    Call(call::Args),
+    /// Cast a method (no reply).
+    Cast(call::Args),
     /// Load one manifest, call a method in-process and print the JSON result.
     Invoke(invoke::Args),
     /// Validate manifests and their modules; report every problem found.
@@ -62,7 +69,8 @@ fn init_logging(cli: &Cli) {
     let default = match cli.command {
         // The result or the one-line error says it all; still show what the guest logs.
         Command::Invoke(_) => "error,wasmrpc::guest=info",
-        Command::Check(_) => "warn,wasmrpc::guest=info",
+        Command::Check(_) | Command::Call(_) | Command::Cast(_) => "warn,wasmrpc::guest=info",
+        Command::Serve(_) => "info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
@@ -73,6 +81,9 @@ fn init_logging(cli: &Cli) {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Call(args) => call::run(args, false).await,
+        Command::Cast(args) => call::run(args, true).await,
         Command::Invoke(args) => invoke::run(args).await,
         Command::Check(args) => check::run(args).await,
     }

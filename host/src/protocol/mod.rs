@@ -1,7 +1,27 @@
 //! oslo.messaging's wire format and vocabulary. Pure data: no I/O, no tokio, no wasmtime.
+//!
+//! - [`json`]: JSON exactly as Python's `json.dumps` writes it, and a reader for what it may write.
+//! - [`envelope`]: the 2.0 envelope (double-encoded inner message).
+//! - [`Request`], [`Reply`], [`RemoteFailure`]: RPC messages.
+//! - [`Target`], [`ListenTarget`]: where messages go.
+//! - [`TransportUrl`]: `rabbit://…` and `memory://` URLs, passwords redacted when printed.
+//! - [`Version`]: `"X.Y"` API versions and oslo's compatibility rule.
 
+pub mod envelope;
+mod failure;
+pub mod json;
+mod reply;
+mod request;
+mod target;
+mod url;
 mod version;
 
+pub use envelope::DecodeError;
+pub use failure::RemoteFailure;
+pub use reply::{Reply, new_id};
+pub use request::{ReplyTo, Request};
+pub use target::{ListenTarget, Target};
+pub use url::{Driver, Host, InvalidUrl, TransportUrl, redact};
 pub use version::{InvalidVersion, Version};
 
 /// Notification priorities, lowercase, as listener methods are named.

@@ -3,5 +3,6 @@
 mod abi;
 mod cli;
 mod manifest;
+mod rpc;
 mod sandbox;
 mod support;

@@ -1,0 +1,87 @@
+//! `wasmrpc serve`: run the host.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::host::{self, HostConfig};
+use crate::protocol::TransportUrl;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Host configuration file [default: wasmrpc.toml, if it exists].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Broker URL, e.g. rabbit://user:pass@host:5672/ or memory:// [default: rabbit://guest:guest@127.0.0.1:5672/].
+    #[arg(
+        long = "transport",
+        env = "WASMRPC_TRANSPORT_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    transport: Option<String>,
+    /// oslo's control_exchange [default: openstack].
+    #[arg(long, value_name = "NAME")]
+    control_exchange: Option<String>,
+    /// This host's server name [default: the hostname].
+    #[arg(long, value_name = "NAME")]
+    server: Option<String>,
+    /// Directory of endpoint manifests [default: manifests].
+    #[arg(long, value_name = "DIR")]
+    manifests: Option<PathBuf>,
+    /// Concurrent calls per topic (oslo's executor_thread_pool_size) [default: 64].
+    #[arg(long, value_name = "N")]
+    executor_size: Option<usize>,
+}
+
+pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let mut config = match &a.config {
+        Some(path) => HostConfig::from_file(path)?,
+        None if std::path::Path::new("wasmrpc.toml").is_file() => {
+            HostConfig::from_file("wasmrpc.toml".as_ref())?
+        }
+        None => HostConfig::new(),
+    };
+    if let Some(url) = &a.transport {
+        config.transport_url = TransportUrl::parse(url)?;
+    }
+    if let Some(v) = a.control_exchange {
+        config.control_exchange = v;
+    }
+    if let Some(v) = a.server {
+        config.server = v;
+    }
+    if let Some(v) = a.manifests {
+        config.manifests = v;
+    }
+    if let Some(v) = a.executor_size {
+        config.executor_size = v;
+    }
+    host::run(config, shutdown_signal())
+        .await
+        .context("cannot serve")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,400 @@
+//! The host: loads every manifest in its directory, serves each endpoint on its target, and
+//! serves the control endpoint. `wasmrpc serve` is [`run`].
+//!
+//! Endpoints are grouped by where they listen (exchange, topic, server); each group is one
+//! [`RpcServer`] whose dispatcher tries the group's endpoints in manifest-file order, as an
+//! oslo endpoint list. A manifest or module that fails to load is logged and skipped: a broken
+//! plugin never keeps the others from serving.
+//!
+//! - `config.rs`: [`HostConfig`] (`wasmrpc.toml` and flags).
+//! - `wasm_endpoint.rs`: a loaded plugin as an RPC endpoint; failures as oslo sees them.
+//! - `control.rs`: `ping`, `list_endpoints`, `stop`.
+
+mod config;
+mod control;
+mod wasm_endpoint;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+pub use config::{ConfigError, DEFAULT_CONTROL_TOPIC, DEFAULT_TRANSPORT_URL, HostConfig};
+pub use control::{CONTROL_NAMESPACE, CONTROL_VERSION};
+pub use wasm_endpoint::{ERRORS_MODULE, WasmEndpoint, failure};
+
+use crate::manifest::{self, EndpointSpec, InstanceMode, Role};
+use crate::protocol::ListenTarget;
+use crate::rpc::{Dispatcher, DrainTimeout, Endpoint, NoOpSerializer, RpcServer, ServerOptions};
+use crate::runtime::{Runtime, RuntimeError};
+use crate::transport::{self, Transport, TransportError, TransportOptions};
+
+/// Why the host could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The transport could not connect or declare.
+    #[error("transport {url}: {source}")]
+    Transport {
+        /// The URL, password redacted.
+        url: String,
+        /// What failed.
+        source: TransportError,
+    },
+    /// The WebAssembly runtime could not start.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The manifest directory cannot be read.
+    #[error("manifest directory {}: {source}", path.display())]
+    Manifests {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A running host. Cloning is cheap.
+#[derive(Debug, Clone)]
+pub struct Host {
+    inner: Arc<Inner>,
+}
+
+/// A loaded endpoint.
+#[derive(Debug, Clone)]
+struct Loaded {
+    spec: Arc<EndpointSpec>,
+    endpoint: Arc<WasmEndpoint>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: HostConfig,
+    transport: Arc<dyn Transport>,
+    runtime: Runtime,
+    /// Loaded endpoints in manifest-file order.
+    endpoints: RwLock<Vec<Loaded>>,
+    /// One RPC server per listen target.
+    servers: tokio::sync::Mutex<BTreeMap<ListenTarget, RpcServer>>,
+    control: tokio::sync::Mutex<Option<RpcServer>>,
+    /// Cancelled when the host should stop (the control endpoint's `stop`).
+    shutdown: CancellationToken,
+}
+
+impl Host {
+    /// Connects the transport named in `config` and starts serving.
+    pub async fn start(config: HostConfig) -> Result<Host, HostError> {
+        let options = TransportOptions {
+            control_exchange: config.control_exchange.clone(),
+        };
+        let transport = transport::connect(&config.transport_url, options)
+            .await
+            .map_err(|source| HostError::Transport {
+                url: config.transport_url.to_string(),
+                source,
+            })?;
+        Host::with_transport(config, transport).await
+    }
+
+    /// Starts serving over an existing transport (tests share one `memory://` broker this way).
+    pub async fn with_transport(
+        config: HostConfig,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Host, HostError> {
+        let runtime = Runtime::new(config.runtime.clone())?;
+        let host = Host {
+            inner: Arc::new(Inner {
+                config,
+                transport,
+                runtime,
+                endpoints: RwLock::default(),
+                servers: tokio::sync::Mutex::default(),
+                control: tokio::sync::Mutex::default(),
+                shutdown: CancellationToken::new(),
+            }),
+        };
+        let paths = manifest::discover(&host.inner.config.manifests).map_err(|source| {
+            HostError::Manifests {
+                path: host.inner.config.manifests.clone(),
+                source,
+            }
+        })?;
+        let loaded = host.load_all(paths).await;
+        *write(&host.inner.endpoints) = loaded;
+        host.reconcile()
+            .await
+            .map_err(|source| HostError::Transport {
+                url: host.inner.config.transport_url.to_string(),
+                source,
+            })?;
+        host.start_control()
+            .await
+            .map_err(|source| HostError::Transport {
+                url: host.inner.config.transport_url.to_string(),
+                source,
+            })?;
+        let count = read(&host.inner.endpoints).len();
+        tracing::info!(
+            server = %host.inner.config.server,
+            transport = %host.inner.config.transport_url,
+            endpoints = count,
+            "wasmrpc host serving"
+        );
+        Ok(host)
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &HostConfig {
+        &self.inner.config
+    }
+
+    /// The transport (its password never prints).
+    #[must_use]
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.inner.transport
+    }
+
+    /// The listing the control endpoint returns.
+    #[must_use]
+    pub fn endpoint_listing(&self) -> Vec<Value> {
+        self.inner.endpoint_listing()
+    }
+
+    /// Resolves when something asked the host to stop (the control endpoint's `stop`).
+    pub async fn stopped(&self) {
+        self.inner.shutdown.cancelled().await;
+    }
+
+    /// Asks the host to stop; [`Host::stop`] does the stopping.
+    pub fn request_stop(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    /// Stops every server, drains in-flight calls (up to the configured drain timeout), and
+    /// deletes the private fanout queues.
+    pub async fn stop(&self) -> Result<(), DrainTimeout> {
+        let mut servers: Vec<RpcServer> =
+            self.inner.servers.lock().await.values().cloned().collect();
+        servers.extend(self.inner.control.lock().await.clone());
+        for s in &servers {
+            s.stop().await;
+        }
+        let deadline = Instant::now() + self.inner.config.drain_timeout;
+        let mut outcome = Ok(());
+        for s in &servers {
+            if let Err(e) = s
+                .wait(deadline.saturating_duration_since(Instant::now()))
+                .await
+            {
+                tracing::warn!(target = %s.target(), "{e}");
+                outcome = Err(e);
+            }
+        }
+        self.inner.transport.close().await;
+        outcome
+    }
+
+    /// Loads manifests concurrently; failures are logged and left out.
+    async fn load_all(&self, paths: Vec<PathBuf>) -> Vec<Loaded> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, path) in paths.into_iter().enumerate() {
+            let runtime = self.inner.runtime.clone();
+            tasks.spawn(async move { (index, load_one(&runtime, &path).await) });
+        }
+        let mut loaded: Vec<(usize, Loaded)> = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((index, Some(l))) = joined {
+                loaded.push((index, l));
+            }
+        }
+        loaded.sort_by_key(|(i, _)| *i);
+        let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+        loaded
+            .into_iter()
+            .map(|(_, l)| l)
+            .filter(|l| match seen.get(&l.spec.name) {
+                Some(first) => {
+                    tracing::error!(
+                        "{}: endpoint name {:?} is already used by {}; this manifest is not served",
+                        l.spec.manifest_path.display(),
+                        l.spec.name,
+                        first.display()
+                    );
+                    false
+                }
+                None => {
+                    seen.insert(l.spec.name.clone(), l.spec.manifest_path.clone());
+                    true
+                }
+            })
+            .collect()
+    }
+
+    /// Makes the running servers match the loaded endpoints: new targets get a server,
+    /// existing ones get their endpoint list swapped atomically.
+    async fn reconcile(&self) -> Result<(), TransportError> {
+        let mut groups: BTreeMap<ListenTarget, Vec<Arc<dyn Endpoint>>> = BTreeMap::new();
+        for l in read(&self.inner.endpoints).iter() {
+            if let Role::Rpc(t) = &l.spec.role {
+                let key = ListenTarget {
+                    exchange: t.exchange.clone(),
+                    topic: t.topic.clone(),
+                    server: t
+                        .server
+                        .clone()
+                        .unwrap_or_else(|| self.inner.config.server.clone()),
+                };
+                groups.entry(key).or_default().push(l.endpoint.clone());
+            }
+        }
+        let mut servers = self.inner.servers.lock().await;
+        for (target, endpoints) in groups {
+            match servers.get(&target) {
+                Some(server) => server.dispatcher().replace(endpoints),
+                None => {
+                    let dispatcher = Arc::new(Dispatcher::new(endpoints, Arc::new(NoOpSerializer)));
+                    let server = RpcServer::new(
+                        self.inner.transport.clone(),
+                        target.clone(),
+                        dispatcher,
+                        self.server_options(),
+                    );
+                    server.start().await?;
+                    servers.insert(target, server);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn start_control(&self) -> Result<(), TransportError> {
+        let target = ListenTarget {
+            exchange: None,
+            topic: self.inner.config.control_topic.clone(),
+            server: self.inner.config.server.clone(),
+        };
+        let endpoint: Arc<dyn Endpoint> =
+            Arc::new(control::ControlEndpoint::new(Arc::downgrade(&self.inner)));
+        let dispatcher = Arc::new(Dispatcher::new(vec![endpoint], Arc::new(NoOpSerializer)));
+        let server = RpcServer::new(
+            self.inner.transport.clone(),
+            target,
+            dispatcher,
+            self.server_options(),
+        );
+        server.start().await?;
+        *self.inner.control.lock().await = Some(server);
+        Ok(())
+    }
+
+    fn server_options(&self) -> ServerOptions {
+        ServerOptions {
+            executor_size: self.inner.config.executor_size,
+            reply_retry: self.inner.config.reply_retry,
+        }
+    }
+}
+
+/// Parses and loads one manifest; logs why not, once, with the file.
+async fn load_one(runtime: &Runtime, path: &std::path::Path) -> Option<Loaded> {
+    let spec = match manifest::load_file(path) {
+        Ok(spec) => Arc::new(spec),
+        Err(e) => {
+            tracing::error!("manifest not loaded: {e}");
+            return None;
+        }
+    };
+    let Role::Rpc(target) = &spec.role else {
+        tracing::warn!(endpoint = %spec.name, "{}: notification listeners are not served yet", path.display());
+        return None;
+    };
+    match runtime.load(&spec, None).await {
+        Ok(plugin) => {
+            let (_, took) = plugin.loaded();
+            tracing::info!(endpoint = %spec.name, sha256 = %plugin.sha256(), topic = %target.topic, took_ms = took.as_millis() as u64, "endpoint loaded");
+            let endpoint = Arc::new(WasmEndpoint::new(spec.clone(), target, plugin));
+            Some(Loaded { spec, endpoint })
+        }
+        Err(e) => {
+            tracing::error!("endpoint not loaded: {e}");
+            None
+        }
+    }
+}
+
+impl Inner {
+    fn endpoint_listing(&self) -> Vec<Value> {
+        read(&self.endpoints)
+            .iter()
+            .map(|l| {
+                let spec = &l.spec;
+                let plugin = l.endpoint.plugin();
+                let (loaded_at, took) = plugin.loaded();
+                let target = spec.rpc_target();
+                let methods: Vec<&str> = plugin.description().methods.iter().map(|m| m.name.as_str()).filter(|m| !m.starts_with('_')).collect();
+                let (mode, max_invocations) = match spec.instance {
+                    InstanceMode::Fresh => ("fresh", None),
+                    InstanceMode::Warm { max_invocations } => ("warm", Some(max_invocations)),
+                };
+                json!({
+                    "name": spec.name,
+                    "manifest": spec.manifest_path.display().to_string(),
+                    "module": spec.module_path.display().to_string(),
+                    "sha256": plugin.sha256(),
+                    "topic": target.map(|t| t.topic.clone()),
+                    "server": target.map(|t| t.server.clone().unwrap_or_else(|| self.config.server.clone())),
+                    "exchange": target.map(|t| t.exchange.clone().unwrap_or_else(|| self.transport.control_exchange().to_owned())),
+                    "namespace": target.and_then(|t| t.namespace.clone()),
+                    "version": target.map(|t| t.version.to_string()),
+                    "methods": methods,
+                    "instance_mode": mode,
+                    "max_invocations": max_invocations,
+                    "max_concurrency": spec.max_concurrency,
+                    "limits": {
+                        "memory": spec.limits.memory,
+                        "deadline": spec.limits.deadline.as_secs_f64(),
+                        "fuel": spec.limits.fuel,
+                    },
+                    "loaded_at": rfc3339(loaded_at),
+                    "load_ms": took.as_secs_f64() * 1000.0,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Serves until `shutdown` resolves or the control endpoint's `stop` is called, then drains.
+pub async fn run(config: HostConfig, shutdown: impl Future<Output = ()>) -> Result<(), HostError> {
+    let host = Host::start(config).await?;
+    tokio::select! {
+        () = shutdown => tracing::info!("shutting down"),
+        () = host.stopped() => {}
+    }
+    let drain = host.inner.config.drain_timeout;
+    match host.stop().await {
+        Ok(()) => tracing::info!("stopped; every in-flight call finished"),
+        Err(e) => tracing::warn!("stopped after waiting {drain:?}: {e}"),
+    }
+    Ok(())
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

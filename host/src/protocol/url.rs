@@ -1,0 +1,335 @@
+//! Transport URLs, parsed as oslo.messaging's `TransportURL.parse` does:
+//! `driver://[user:pass@]host[:port][,[user:pass@]host2[:port2]...]/[virtual_host][?query]`.
+//!
+//! Passwords never appear in `Display` or `Debug` output: they print as `****`.
+
+use std::fmt;
+
+use percent_encoding::percent_decode_str;
+
+/// The driver named by the scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// `rabbit://` (and oslo's alias `kombu://`): RabbitMQ over AMQP 0-9-1.
+    Rabbit,
+    /// `memory://`: the in-process transport (oslo's fake driver).
+    Memory,
+}
+
+/// One broker host.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Host {
+    /// Host name or address (IPv6 without brackets).
+    pub hostname: String,
+    /// Port, when given.
+    pub port: Option<u16>,
+    /// User name, when given.
+    pub username: Option<String>,
+    /// Password, when given. Never printed.
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Host")
+            .field("hostname", &self.hostname)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "****"))
+            .finish()
+    }
+}
+
+/// A parsed transport URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TransportUrl {
+    /// The driver.
+    pub driver: Driver,
+    /// The scheme as written (`rabbit`, `kombu`, `memory`).
+    pub scheme: String,
+    /// Broker hosts, in the order written.
+    pub hosts: Vec<Host>,
+    /// The virtual host: `None` when the URL has no path, `Some("")` for a bare `/`.
+    pub virtual_host: Option<String>,
+    /// Query options; a key repeated in the URL has its values joined with `,`.
+    pub query: Vec<(String, String)>,
+}
+
+/// A URL that could not be parsed (the message never contains the password).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid transport URL {url}: {reason}")]
+pub struct InvalidUrl {
+    /// The URL, password redacted.
+    pub url: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl TransportUrl {
+    /// Parses a URL.
+    pub fn parse(text: &str) -> Result<TransportUrl, InvalidUrl> {
+        let fail = |reason: &str| InvalidUrl {
+            url: redact(text),
+            reason: reason.to_owned(),
+        };
+        let (scheme, rest) = text.split_once("://").ok_or_else(|| {
+            fail("expected `driver://…`, e.g. rabbit://guest:guest@127.0.0.1:5672/")
+        })?;
+        let driver = match scheme {
+            "rabbit" | "kombu" => Driver::Rabbit,
+            "memory" => Driver::Memory,
+            other => {
+                return Err(fail(&format!(
+                    "unknown driver {other:?}: use rabbit:// (or its alias kombu://) or memory://"
+                )));
+            }
+        };
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let (netloc, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], Some(&rest[i..])),
+            None => (rest, None),
+        };
+        let mut hosts = Vec::new();
+        if !netloc.is_empty() {
+            for entry in netloc.split(',') {
+                hosts.push(parse_host(entry).map_err(|r| fail(&r))?);
+            }
+        }
+        let virtual_host = path.map(|p| unquote(&p[1..]));
+        let mut query_pairs: Vec<(String, String)> = Vec::new();
+        for pair in query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            // parse_qs drops blank values by default.
+            if v.is_empty() {
+                continue;
+            }
+            let (k, v) = (unquote_plus(k), unquote_plus(v));
+            match query_pairs.iter_mut().find(|(key, _)| *key == k) {
+                Some((_, existing)) => {
+                    existing.push(',');
+                    existing.push_str(&v);
+                }
+                None => query_pairs.push((k, v)),
+            }
+        }
+        Ok(TransportUrl {
+            driver,
+            scheme: scheme.to_owned(),
+            hosts,
+            virtual_host,
+            query: query_pairs,
+        })
+    }
+
+    /// A query option's value.
+    #[must_use]
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn parse_host(entry: &str) -> Result<Host, String> {
+    let (creds, hostport) = match entry.rsplit_once('@') {
+        Some((c, h)) => (Some(c), h),
+        None => (None, entry),
+    };
+    let (username, password) = match creds {
+        Some(c) => match c.split_once(':') {
+            Some((u, p)) => (Some(unquote(u)), Some(unquote(p))),
+            None => (Some(unquote(c)), None),
+        },
+        None => (None, None),
+    };
+    let (hostname, port) = if let Some(rest) = hostport.strip_prefix('[') {
+        let (h, after) = rest
+            .split_once(']')
+            .ok_or("unterminated `[` in an IPv6 address")?;
+        (h.to_owned(), after.strip_prefix(':'))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), Some(p)),
+            None => (hostport.to_owned(), None),
+        }
+    };
+    let port = match port {
+        Some(p) if !p.is_empty() => Some(
+            p.parse::<u16>()
+                .map_err(|_| format!("invalid port {p:?}"))?,
+        ),
+        _ => None,
+    };
+    Ok(Host {
+        hostname,
+        port,
+        username,
+        password,
+    })
+}
+
+fn unquote(s: &str) -> String {
+    percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+fn unquote_plus(s: &str) -> String {
+    unquote(&s.replace('+', " "))
+}
+
+/// The URL text with every password replaced by `****`.
+#[must_use]
+pub fn redact(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (netloc, tail) = rest.split_at(end);
+    let hosts: Vec<String> = netloc
+        .split(',')
+        .map(|entry| match entry.rsplit_once('@') {
+            Some((creds, host)) => match creds.split_once(':') {
+                Some((user, _)) => format!("{user}:****@{host}"),
+                None => entry.to_owned(),
+            },
+            None => entry.to_owned(),
+        })
+        .collect();
+    format!("{scheme}://{}{tail}", hosts.join(","))
+}
+
+impl fmt::Display for TransportUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://", self.scheme)?;
+        for (i, h) in self.hosts.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            match (&h.username, &h.password) {
+                (Some(u), Some(_)) => write!(f, "{u}:****@")?,
+                (Some(u), None) => write!(f, "{u}@")?,
+                _ => {}
+            }
+            if h.hostname.contains(':') {
+                write!(f, "[{}]", h.hostname)?;
+            } else {
+                f.write_str(&h.hostname)?;
+            }
+            if let Some(p) = h.port {
+                write!(f, ":{p}")?;
+            }
+        }
+        if let Some(v) = &self.virtual_host {
+            write!(f, "/{v}")?;
+        }
+        for (i, (k, v)) in self.query.iter().enumerate() {
+            write!(f, "{}{k}={v}", if i == 0 { '?' } else { '&' })?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TransportUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TransportUrl({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_like_oslo() {
+        let u = TransportUrl::parse(
+            "rabbit://u%40x:p%3Aw@h1:5672,u2:pw2@[::1]:5673,h3/vh%2F1?ssl=true&a=1&a=2",
+        )
+        .unwrap();
+        assert_eq!(u.driver, Driver::Rabbit);
+        assert_eq!(u.hosts.len(), 3);
+        assert_eq!(u.hosts[0].username.as_deref(), Some("u@x"));
+        assert_eq!(u.hosts[0].password.as_deref(), Some("p:w"));
+        assert_eq!(
+            (u.hosts[0].hostname.as_str(), u.hosts[0].port),
+            ("h1", Some(5672))
+        );
+        assert_eq!(
+            (u.hosts[1].hostname.as_str(), u.hosts[1].port),
+            ("::1", Some(5673))
+        );
+        assert_eq!(
+            (
+                u.hosts[2].hostname.as_str(),
+                u.hosts[2].port,
+                u.hosts[2].username.as_deref()
+            ),
+            ("h3", None, None)
+        );
+        assert_eq!(u.virtual_host.as_deref(), Some("vh/1"));
+        assert_eq!(u.option("ssl"), Some("true"));
+        assert_eq!(
+            u.option("a"),
+            Some("1,2"),
+            "repeated keys are joined with commas"
+        );
+    }
+
+    #[test]
+    fn virtual_hosts_follow_oslo() {
+        let vh = |s: &str| TransportUrl::parse(s).unwrap().virtual_host;
+        assert_eq!(vh("rabbit://h:5672/"), Some(String::new()));
+        assert_eq!(vh("rabbit://h:5672//"), Some("/".into()));
+        assert_eq!(vh("rabbit://h/%2F"), Some("/".into()));
+        assert_eq!(vh("rabbit://h"), None);
+        assert!(TransportUrl::parse("rabbit://").unwrap().hosts.is_empty());
+        assert_eq!(
+            TransportUrl::parse("kombu://h").unwrap().driver,
+            Driver::Rabbit
+        );
+        assert_eq!(
+            TransportUrl::parse("memory://").unwrap().driver,
+            Driver::Memory
+        );
+        assert_eq!(
+            TransportUrl::parse("memory://x/").unwrap().hosts[0].hostname,
+            "x"
+        );
+    }
+
+    #[test]
+    fn the_user_may_contain_an_at_sign_and_the_password_a_colon() {
+        let u = TransportUrl::parse("rabbit://us@er:pa:ss@h").unwrap();
+        assert_eq!(u.hosts[0].username.as_deref(), Some("us@er"));
+        assert_eq!(u.hosts[0].password.as_deref(), Some("pa:ss"));
+    }
+
+    #[test]
+    fn passwords_never_print() {
+        let u =
+            TransportUrl::parse("rabbit://guest:s3cret@h1:5672,admin:t0p@h2/?ssl=true").unwrap();
+        for text in [u.to_string(), format!("{u:?}"), format!("{:?}", u.hosts)] {
+            assert!(!text.contains("s3cret") && !text.contains("t0p"), "{text}");
+        }
+        assert_eq!(
+            u.to_string(),
+            "rabbit://guest:****@h1:5672,admin:****@h2/?ssl=true"
+        );
+        let err = TransportUrl::parse("rabbit://guest:s3cret@h1:notaport/")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("s3cret") && err.contains("notaport"), "{err}");
+        assert!(
+            TransportUrl::parse("amqp://guest:s3cret@h/")
+                .unwrap_err()
+                .to_string()
+                .contains("guest:****@h")
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! oslo.messaging's RPC model over any [`Transport`](crate::transport::Transport).
+//!
+//! - [`Dispatcher`]: namespace, version and method → endpoint, with oslo's exact errors.
+//! - [`Endpoint`]: the trait the dispatcher calls (Wasm plugins and the control endpoint
+//!   implement it); [`Serializer`]: oslo's four hooks.
+//! - [`RpcServer`]: start / stop / wait / reset, executor bound, caller deadlines, call-monitor
+//!   heartbeats, duplicate suppression.
+//! - [`RpcClient`]: call / cast / prepare / can_send_version; one reply queue per transport.
+
+mod client;
+mod dispatcher;
+mod endpoint;
+mod error;
+mod replies;
+mod serializer;
+mod server;
+
+pub use client::{DEFAULT_TIMEOUT, Prepare, RpcClient};
+pub use dispatcher::{DISPATCHER_MODULE, Dispatcher, no_such_method, unsupported_version};
+pub use endpoint::{Endpoint, EndpointTarget};
+pub use error::{RemoteError, RpcError};
+pub use serializer::{NoOpSerializer, Serializer};
+pub use server::{DEFAULT_EXECUTOR_SIZE, DrainTimeout, RpcServer, ServerOptions};

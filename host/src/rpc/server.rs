@@ -1,0 +1,390 @@
+//! oslo's RPC server (`MessageHandlingServer`): `start`, `stop`, `wait`, `reset`.
+//!
+//! One server listens on one target (exchange, topic, server) and dispatches to its
+//! endpoints. Requests are acknowledged before they are dispatched, as oslo's RPC server does
+//! (at-most-once: a crash mid-call loses the call, and the caller times out).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::dispatcher::Dispatcher;
+use crate::protocol::{ListenTarget, Reply, ReplyTo, Request};
+use crate::transport::{Listener, Transport, TransportError};
+
+/// oslo's `executor_thread_pool_size` default.
+pub const DEFAULT_EXECUTOR_SIZE: usize = 64;
+/// How many recent `_unique_id`s a server remembers to drop duplicates (oslo: 16).
+const DEDUP_WINDOW: usize = 16;
+/// Messages taken off the broker but not yet running, per executor slot. Waiting for a busy
+/// endpoint does not hold an executor slot, so one stuck endpoint cannot starve the others.
+const BACKLOG_FACTOR: usize = 4;
+
+/// Settings of one server.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// At most this many calls run at once (oslo's `executor_thread_pool_size`).
+    pub executor_size: usize,
+    /// How long a reply is retried when its queue is missing (oslo's
+    /// `kombu_missing_consumer_retry_timeout`).
+    pub reply_retry: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> ServerOptions {
+        ServerOptions {
+            executor_size: DEFAULT_EXECUTOR_SIZE,
+            reply_retry: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `wait` gave up before every call finished.
+#[derive(Debug, thiserror::Error)]
+#[error("{in_flight} call(s) still running after {waited:?}; they were cancelled")]
+pub struct DrainTimeout {
+    /// Calls that were cancelled.
+    pub in_flight: usize,
+    /// How long `wait` waited.
+    pub waited: Duration,
+}
+
+/// An RPC server.
+#[derive(Debug, Clone)]
+pub struct RpcServer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    transport: Arc<dyn Transport>,
+    target: ListenTarget,
+    dispatcher: Arc<Dispatcher>,
+    options: ServerOptions,
+    /// Bounds running calls.
+    executor: Arc<Semaphore>,
+    /// Bounds messages taken from the broker and not yet finished.
+    backlog: Arc<Semaphore>,
+    /// Every call task, so `wait` can drain them.
+    tracker: TaskTracker,
+    /// Cancels calls still running when `wait`'s bound runs out.
+    abort: CancellationToken,
+    recent: Mutex<VecDeque<String>>,
+    state: tokio::sync::Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+enum State {
+    #[default]
+    Idle,
+    Running {
+        stop: CancellationToken,
+        consumer: JoinHandle<Listener>,
+    },
+    Stopped {
+        listener: Option<Listener>,
+    },
+}
+
+impl RpcServer {
+    /// A server for `target` dispatching to `dispatcher`; call [`RpcServer::start`] to listen.
+    #[must_use]
+    pub fn new(
+        transport: Arc<dyn Transport>,
+        target: ListenTarget,
+        dispatcher: Arc<Dispatcher>,
+        options: ServerOptions,
+    ) -> RpcServer {
+        let size = options.executor_size.max(1);
+        RpcServer {
+            inner: Arc::new(Inner {
+                transport,
+                target,
+                dispatcher,
+                executor: Arc::new(Semaphore::new(size)),
+                backlog: Arc::new(Semaphore::new(size * BACKLOG_FACTOR)),
+                options,
+                tracker: TaskTracker::new(),
+                abort: CancellationToken::new(),
+                recent: Mutex::default(),
+                state: tokio::sync::Mutex::default(),
+            }),
+        }
+    }
+
+    /// What this server listens on.
+    #[must_use]
+    pub fn target(&self) -> &ListenTarget {
+        &self.inner.target
+    }
+
+    /// Its dispatcher (the host swaps endpoint lists through it).
+    #[must_use]
+    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
+        &self.inner.dispatcher
+    }
+
+    /// Calls running or waiting to run.
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.inner.tracker.len()
+    }
+
+    /// Declares the queues and starts consuming. Starting a running server does nothing.
+    pub async fn start(&self) -> Result<(), TransportError> {
+        let mut state = self.inner.state.lock().await;
+        if matches!(*state, State::Running { .. }) {
+            tracing::warn!(target = %self.inner.target, "start() called on a running server; ignored");
+            return Ok(());
+        }
+        if let State::Stopped {
+            listener: Some(old),
+        } = std::mem::take(&mut *state)
+        {
+            old.close().await;
+        }
+        let listener = self.inner.transport.listen(&self.inner.target).await?;
+        let stop = CancellationToken::new();
+        let consumer = tokio::spawn(consume(self.inner.clone(), listener, stop.clone()));
+        *state = State::Running { stop, consumer };
+        tracing::info!(target = %self.inner.target, "RPC server listening");
+        Ok(())
+    }
+
+    /// Stops taking new messages. Calls already taken keep running; [`RpcServer::wait`]
+    /// drains them.
+    pub async fn stop(&self) {
+        let mut state = self.inner.state.lock().await;
+        if let State::Running { stop, consumer } = std::mem::take(&mut *state) {
+            stop.cancel();
+            let listener = consumer.await.ok();
+            *state = State::Stopped { listener };
+        } else {
+            *state = State::Stopped { listener: None };
+        }
+    }
+
+    /// Waits for in-flight calls (at most `bound`), then closes the listener, deleting its
+    /// private fanout queue. Calls still running after `bound` are cancelled.
+    pub async fn wait(&self, bound: Duration) -> Result<(), DrainTimeout> {
+        let started = Instant::now();
+        let tracker = &self.inner.tracker;
+        tracker.close();
+        let outcome = match tokio::time::timeout(bound, tracker.wait()).await {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                let in_flight = tracker.len();
+                self.inner.abort.cancel();
+                tracker.wait().await;
+                Err(DrainTimeout {
+                    in_flight,
+                    waited: started.elapsed(),
+                })
+            }
+        };
+        tracker.reopen();
+        let mut state = self.inner.state.lock().await;
+        if let State::Stopped { listener } = &mut *state
+            && let Some(listener) = listener.take()
+        {
+            listener.close().await;
+        }
+        outcome
+    }
+
+    /// oslo's SIGHUP hook; nothing to do.
+    pub fn reset(&self) {}
+}
+
+/// Takes messages off the listener while the server runs; returns the listener when stopped.
+async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationToken) -> Listener {
+    loop {
+        let slot = tokio::select! {
+            () = stop.cancelled() => break,
+            slot = inner.backlog.clone().acquire_owned() => slot.expect("the backlog semaphore is never closed"),
+        };
+        let incoming = tokio::select! {
+            () = stop.cancelled() => break,
+            next = listener.next() => match next {
+                Some(incoming) => incoming,
+                None => break,
+            },
+        };
+        let queue = incoming.queue.clone();
+        let deadline = incoming.deadline;
+        let request = match Request::decode(&incoming.body) {
+            Ok(request) => request,
+            Err(e) => {
+                tracing::warn!(%queue, "rejecting an undecodable message: {e}");
+                let _ = incoming.reject().await;
+                continue;
+            }
+        };
+        // oslo acknowledges RPC requests before dispatching them (at-most-once).
+        let (_, acked) = incoming.ack().await;
+        if let Err(e) = acked {
+            tracing::warn!(%queue, method = %request.method, "could not acknowledge; the request is dropped, as oslo does: {e}");
+            continue;
+        }
+        if is_duplicate(&inner, request.unique_id.as_deref()) {
+            tracing::info!(%queue, method = %request.method, "duplicate message dropped (same _unique_id)");
+            continue;
+        }
+        inner
+            .tracker
+            .spawn(handle(inner.clone(), request, deadline, slot));
+    }
+    listener
+}
+
+/// oslo's `_MsgIdCache`: drop a request whose `_unique_id` is among the last 16 seen.
+fn is_duplicate(inner: &Inner, unique_id: Option<&str>) -> bool {
+    let Some(id) = unique_id else { return false };
+    let mut recent = inner
+        .recent
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if recent.iter().any(|seen| seen == id) {
+        return true;
+    }
+    if recent.len() == DEDUP_WINDOW {
+        recent.pop_front();
+    }
+    recent.push_back(id.to_owned());
+    false
+}
+
+async fn handle(
+    inner: Arc<Inner>,
+    request: Request,
+    deadline: Option<Instant>,
+    _slot: OwnedSemaphorePermit,
+) {
+    let expired = |what: &str| {
+        let late = deadline.is_some_and(|d| Instant::now() >= d);
+        if late {
+            tracing::info!(method = %request.method, "the caller's deadline passed {what}; the call is not run");
+        }
+        late
+    };
+    if expired("before it was dequeued") {
+        return;
+    }
+    let endpoint = match inner.dispatcher.select(&request) {
+        Ok(endpoint) => endpoint,
+        Err(failure) => {
+            tracing::debug!(method = %request.method, "{}: {}", failure.class, failure.message);
+            if let Some(to) = &request.reply {
+                send_reply(&inner, to, Reply::failure(&to.msg_id, &failure)).await;
+            }
+            return;
+        }
+    };
+    // The endpoint's own bound first, then an executor slot: calls waiting for a busy
+    // endpoint do not occupy slots other endpoints could use.
+    let _endpoint_slot = match endpoint.concurrency() {
+        Some(sem) => Some(
+            sem.acquire_owned()
+                .await
+                .expect("endpoint semaphores are never closed"),
+        ),
+        None => None,
+    };
+    let _running = inner
+        .executor
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the executor semaphore is never closed");
+    if expired("while it waited for an executor slot") {
+        return;
+    }
+    let heartbeat = request
+        .reply
+        .as_ref()
+        .and_then(|to| start_heartbeat(&inner, to, &request.method));
+    let outcome = tokio::select! {
+        outcome = inner.dispatcher.invoke(endpoint.as_ref(), &request, deadline) => outcome,
+        () = inner.abort.cancelled() => {
+            tracing::warn!(method = %request.method, endpoint = endpoint.name(), "call cancelled: the server stopped waiting for it");
+            return;
+        }
+    };
+    if let Some(hb) = heartbeat {
+        hb.abort();
+    }
+    let Some(to) = &request.reply else {
+        if let Err(f) = outcome {
+            tracing::info!(method = %request.method, endpoint = endpoint.name(), "cast failed: {}: {}", f.class, f.message);
+        }
+        return;
+    };
+    let reply = match outcome {
+        Ok(result) => Reply::result(&to.msg_id, result),
+        Err(failure) => Reply::failure(&to.msg_id, &failure),
+    };
+    send_reply(&inner, to, reply).await;
+}
+
+/// Sends `ending: false` heartbeats every `int(_timeout) / 2` seconds while the call runs, as
+/// oslo's dispatcher watchdog does; none when that interval is below one second.
+fn start_heartbeat(inner: &Arc<Inner>, to: &ReplyTo, method: &str) -> Option<JoinHandle<()>> {
+    let timeout = match &to.call_monitor_timeout {
+        Value::Null => return None,
+        Value::Number(n) => n.as_f64().unwrap_or(0.0).trunc(),
+        Value::Bool(b) => f64::from(u8::from(*b)),
+        other => {
+            tracing::warn!("Client provided an invalid timeout value of {other}");
+            return None;
+        }
+    };
+    if timeout == 0.0 {
+        return None;
+    }
+    let interval = timeout / 2.0;
+    if interval < 1.0 {
+        tracing::warn!(
+            "Client provided an invalid timeout value of {}",
+            to.call_monitor_timeout
+        );
+        return None;
+    }
+    let (inner, to, method) = (inner.clone(), to.clone(), method.to_owned());
+    Some(tokio::spawn(async move {
+        let period = Duration::from_secs_f64(interval);
+        loop {
+            tokio::time::sleep(period).await;
+            tracing::debug!(%method, "sending a call-monitor heartbeat");
+            let body = Reply::heartbeat(&to.msg_id).encode();
+            if let Err(e) = inner.transport.send_reply(&to.reply_q, body.into()).await {
+                tracing::debug!("call-monitor heartbeat failed: {e}");
+                return;
+            }
+        }
+    }))
+}
+
+/// Publishes a reply, retrying for a while if its queue is missing (oslo retries every 0.25 s
+/// for `kombu_missing_consumer_retry_timeout`).
+async fn send_reply(inner: &Inner, to: &ReplyTo, reply: Reply) {
+    let body: bytes::Bytes = reply.encode().into();
+    let give_up = Instant::now() + inner.options.reply_retry;
+    loop {
+        match inner.transport.send_reply(&to.reply_q, body.clone()).await {
+            Ok(()) => return,
+            Err(e) if e.is_unroutable() && Instant::now() < give_up => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => {
+                tracing::warn!(reply_q = %to.reply_q, msg_id = %to.msg_id, "the reply could not be sent: {e}");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! Transports move message bodies between clients and servers; they never parse them.
+//!
+//! [`Transport`] is the seam oslo.messaging calls a *driver*: it knows the broker's topology
+//! (which exchange and queue a target maps to, how fanout and replies are routed, when to
+//! acknowledge) and nothing about what is inside a message. Two implementations:
+//!
+//! - `memory.rs`: [`MemoryTransport`], an in-process broker with the same topology as
+//!   RabbitMQ (oslo's fake driver, as a product feature): topic queues shared by competing
+//!   servers, `topic.server` queues, fanout to every server, reply queues, expiration,
+//!   requeue. The bytes are those RabbitMQ would carry.
+//! - `rabbit.rs`: RabbitMQ through lapin (the only file that names lapin).
+//!
+//! [`connect`] picks one from a [`TransportUrl`].
+
+mod memory;
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{OnceCell, mpsc};
+
+pub use memory::MemoryTransport;
+
+use crate::protocol::{Driver, ListenTarget, Target, TransportUrl};
+
+/// What can go wrong moving messages.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct TransportError {
+    /// What kind of failure, for callers deciding to retry, reconnect or give up.
+    pub kind: ErrorKind,
+    /// Details (never a password).
+    pub message: String,
+}
+
+/// Kinds of [`TransportError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A `mandatory` message had no queue to go to (a reply to a vanished reply queue).
+    Unroutable,
+    /// The broker is unreachable or the connection dropped.
+    Connection,
+    /// The broker refused a declaration (e.g. `PRECONDITION_FAILED` on mismatched flags).
+    Declare,
+    /// The transport was closed.
+    Closed,
+    /// The URL or options are invalid.
+    Config,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Unroutable => "unroutable",
+            ErrorKind::Connection => "connection error",
+            ErrorKind::Declare => "declaration refused",
+            ErrorKind::Closed => "transport closed",
+            ErrorKind::Config => "invalid transport configuration",
+        })
+    }
+}
+
+impl TransportError {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> TransportError {
+        TransportError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Whether the message had nowhere to go.
+    #[must_use]
+    pub fn is_unroutable(&self) -> bool {
+        self.kind == ErrorKind::Unroutable
+    }
+}
+
+/// A message to publish, with the AMQP properties oslo sets.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The encoded body (`application/json`, UTF-8).
+    pub body: Bytes,
+    /// Per-message TTL; oslo sets it on calls only (the call timeout).
+    pub expiration: Option<Duration>,
+    /// Fail with [`ErrorKind::Unroutable`] instead of dropping silently when no queue takes it.
+    pub mandatory: bool,
+}
+
+impl Outgoing {
+    /// A body with no expiration, not mandatory (a cast).
+    #[must_use]
+    pub fn new(body: impl Into<Bytes>) -> Outgoing {
+        Outgoing {
+            body: body.into(),
+            expiration: None,
+            mandatory: false,
+        }
+    }
+}
+
+/// Settles a received message with the broker.
+#[async_trait::async_trait]
+pub trait Acknowledge: Send + Sync {
+    /// Done with it.
+    async fn ack(self: Box<Self>) -> Result<(), TransportError>;
+    /// Put it back for redelivery.
+    async fn requeue(self: Box<Self>) -> Result<(), TransportError>;
+    /// Drop it (undecodable).
+    async fn reject(self: Box<Self>) -> Result<(), TransportError>;
+}
+
+/// A received message.
+pub struct Incoming {
+    /// The body as published.
+    pub body: Bytes,
+    /// The queue it came from (for logs).
+    pub queue: Arc<str>,
+    /// When the sender stops waiting (from the message's expiration), if known.
+    pub deadline: Option<Instant>,
+    /// Whether the broker delivered it before.
+    pub redelivered: bool,
+    acker: Box<dyn Acknowledge>,
+}
+
+impl fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming")
+            .field("queue", &self.queue)
+            .field("len", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Incoming {
+    pub(crate) fn new(
+        body: Bytes,
+        queue: Arc<str>,
+        deadline: Option<Instant>,
+        redelivered: bool,
+        acker: Box<dyn Acknowledge>,
+    ) -> Incoming {
+        Incoming {
+            body,
+            queue,
+            deadline,
+            redelivered,
+            acker,
+        }
+    }
+
+    /// Acknowledges, keeping the body.
+    pub async fn ack(self) -> (Bytes, Result<(), TransportError>) {
+        let body = self.body;
+        (body, self.acker.ack().await)
+    }
+
+    /// Puts the message back on its queue.
+    pub async fn requeue(self) -> Result<(), TransportError> {
+        self.acker.requeue().await
+    }
+
+    /// Drops the message (it cannot be processed).
+    pub async fn reject(self) -> Result<(), TransportError> {
+        self.acker.reject().await
+    }
+}
+
+/// Stops a listener's consumers and cleans up what it declared for itself.
+#[async_trait::async_trait]
+pub trait ListenerControl: Send + Sync {
+    /// Stops consuming and removes private queues (the fanout queue). Idempotent.
+    async fn close(&self);
+}
+
+/// A stream of received messages. Dropping it stops consumption; [`Listener::close`] also
+/// deletes the private queues it declared, as oslo does when a server's `wait()` ends.
+pub struct Listener {
+    rx: mpsc::Receiver<Incoming>,
+    control: Arc<dyn ListenerControl>,
+}
+
+impl fmt::Debug for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Listener").finish_non_exhaustive()
+    }
+}
+
+impl Listener {
+    pub(crate) fn new(rx: mpsc::Receiver<Incoming>, control: Arc<dyn ListenerControl>) -> Listener {
+        Listener { rx, control }
+    }
+
+    /// The next message; `None` once the listener is closed.
+    pub async fn next(&mut self) -> Option<Incoming> {
+        self.rx.recv().await
+    }
+
+    /// A handle that can stop this listener from elsewhere.
+    #[must_use]
+    pub fn control(&self) -> Arc<dyn ListenerControl> {
+        self.control.clone()
+    }
+
+    /// Stops consuming and deletes private queues.
+    pub async fn close(self) {
+        self.control.close().await;
+    }
+}
+
+/// Holds the per-transport reply machinery of the RPC client (one reply queue per process,
+/// shared by every client on the transport). Opaque to transports: they only store it.
+#[derive(Default)]
+pub struct ReplySlot(pub(crate) OnceCell<Arc<dyn Any + Send + Sync>>);
+
+impl fmt::Debug for ReplySlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReplySlot")
+    }
+}
+
+/// A broker, as the RPC and notification layers see it (oslo.messaging's driver).
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync + fmt::Debug + 'static {
+    /// The exchange used when a target names none (oslo's `control_exchange`).
+    fn control_exchange(&self) -> &str;
+
+    /// Publishes an RPC request: to `<exchange>` with key `topic` or `topic.server`, or to
+    /// `<topic>_fanout` when `target.fanout`. Declares the exchange as oslo's client does.
+    async fn send(&self, target: &Target, message: Outgoing) -> Result<(), TransportError>;
+
+    /// Starts consuming what an RPC server receives: the shared `topic` queue, its own
+    /// `topic.server` queue and a private fanout queue.
+    async fn listen(&self, target: &ListenTarget) -> Result<Listener, TransportError>;
+
+    /// Declares this process's reply queue (`reply_<hex>`) and consumes it.
+    async fn listen_replies(&self) -> Result<(String, Listener), TransportError>;
+
+    /// Publishes a reply to `reply_q` on the default exchange, `mandatory`.
+    async fn send_reply(&self, reply_q: &str, body: Bytes) -> Result<(), TransportError>;
+
+    /// Publishes a notification to `<exchange>` with key `<topic>.<priority>`, declaring the
+    /// `<topic>.<priority>` queue first, as oslo's notifier does.
+    async fn send_notification(
+        &self,
+        exchange: Option<&str>,
+        topic: &str,
+        priority: &str,
+        body: Bytes,
+    ) -> Result<(), TransportError>;
+
+    /// Consumes notifications for `(exchange, topic)` targets and priorities: one queue per
+    /// `<topic>.<priority>`, or a single queue named after `pool`.
+    async fn listen_notifications(
+        &self,
+        targets: &[(Option<String>, String)],
+        priorities: &[String],
+        pool: Option<&str>,
+    ) -> Result<Listener, TransportError>;
+
+    /// Where the RPC client keeps its reply router.
+    fn reply_slot(&self) -> &ReplySlot;
+
+    /// Closes connections; later calls fail with [`ErrorKind::Closed`].
+    async fn close(&self);
+}
+
+/// Options shared by every transport.
+#[derive(Debug, Clone)]
+pub struct TransportOptions {
+    /// oslo's `control_exchange` (default `openstack`).
+    pub control_exchange: String,
+}
+
+impl Default for TransportOptions {
+    fn default() -> TransportOptions {
+        TransportOptions {
+            control_exchange: "openstack".into(),
+        }
+    }
+}
+
+/// Connects the transport a URL names.
+pub async fn connect(
+    url: &TransportUrl,
+    options: TransportOptions,
+) -> Result<Arc<dyn Transport>, TransportError> {
+    match url.driver {
+        Driver::Memory => Ok(Arc::new(MemoryTransport::new(
+            url,
+            &options.control_exchange,
+        ))),
+        Driver::Rabbit => Err(TransportError::new(
+            ErrorKind::Config,
+            "the rabbit:// transport is not built in yet",
+        )),
+    }
+}
