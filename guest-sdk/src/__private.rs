@@ -16,12 +16,7 @@ pub trait Endpoint: Default + 'static {
     /// What `wasmrpc_describe` reports.
     fn description() -> Description;
     /// Runs `method`; `Err` for unknown methods too (the host checks first, so that is rare).
-    fn dispatch(
-        &mut self,
-        method: &str,
-        args: Map<String, Value>,
-        ctx: &Context,
-    ) -> Result<Value, RemoteError>;
+    fn dispatch(&mut self, method: &str, args: Map<String, Value>, ctx: &Context) -> Result<Value, RemoteError>;
 }
 
 thread_local! {
@@ -75,10 +70,7 @@ pub unsafe fn call<E: Endpoint>(ptr: i32, len: i32) -> i64 {
             let ctx = Context::from_map(request.context);
             with_instance::<E, _>(|endpoint| endpoint.dispatch(&request.method, request.args, &ctx))
         }
-        Err(e) => Err(RemoteError::new(
-            "InvalidRequest",
-            format!("the host sent an unreadable request: {e}"),
-        )),
+        Err(e) => Err(RemoteError::new("InvalidRequest", format!("the host sent an unreadable request: {e}"))),
     };
     let response = match outcome {
         Ok(value) => CallResponse::Ok(value),
@@ -92,9 +84,7 @@ fn with_instance<E: Endpoint, R>(f: impl FnOnce(&mut E) -> R) -> R {
         let mut slot = cell.borrow_mut();
         let boxed = slot.get_or_insert_with(|| Box::new(E::default()));
         // Only `call::<E>` fills the slot, and a module has exactly one endpoint type.
-        let endpoint = boxed
-            .downcast_mut::<E>()
-            .expect("one endpoint type per module");
+        let endpoint = boxed.downcast_mut::<E>().expect("one endpoint type per module");
         f(endpoint)
     })
 }
@@ -117,12 +107,7 @@ fn install_panic_hook() {
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "Box<dyn Any>".to_owned());
             let message = match info.location() {
-                Some(at) => format!(
-                    "{message} (panicked at {}:{}:{})",
-                    at.file(),
-                    at.line(),
-                    at.column()
-                ),
+                Some(at) => format!("{message} (panicked at {}:{}:{})", at.file(), at.line(), at.column()),
                 None => message,
             };
             host::report_panic(&message);
@@ -151,17 +136,9 @@ impl Args {
                 "{method}() got an unexpected keyword argument '{unexpected}'"
             )));
         }
-        let missing: Vec<&str> = required
-            .iter()
-            .copied()
-            .filter(|p| !map.contains_key(*p))
-            .collect();
+        let missing: Vec<&str> = required.iter().copied().filter(|p| !map.contains_key(*p)).collect();
         if !missing.is_empty() {
-            let noun = if missing.len() == 1 {
-                "argument"
-            } else {
-                "arguments"
-            };
+            let noun = if missing.len() == 1 { "argument" } else { "arguments" };
             return Err(RemoteError::type_error(format!(
                 "{method}() missing {} required positional {noun}: {}",
                 missing.len(),
@@ -174,9 +151,8 @@ impl Args {
     /// Decodes one argument. An absent optional argument decodes from `null`.
     pub fn take<T: DeserializeOwned>(&mut self, name: &'static str) -> Result<T, RemoteError> {
         let value = self.map.remove(name).unwrap_or(Value::Null);
-        serde_json::from_value(value).map_err(|e| {
-            RemoteError::type_error(format!("{}() argument '{name}': {e}", self.method))
-        })
+        serde_json::from_value(value)
+            .map_err(|e| RemoteError::type_error(format!("{}() argument '{name}': {e}", self.method)))
     }
 }
 
@@ -193,22 +169,15 @@ fn python_name_list(names: &[&str]) -> String {
 
 /// Turns a method's return value into the reply value.
 pub fn to_value<T: serde::Serialize>(value: T) -> Result<Value, RemoteError> {
-    serde_json::to_value(value).map_err(|e| {
-        RemoteError::new(
-            "SerializationError",
-            format!("cannot encode the result: {e}"),
-        )
-    })
+    serde_json::to_value(value)
+        .map_err(|e| RemoteError::new("SerializationError", format!("cannot encode the result: {e}")))
 }
 
 /// The error for a method this endpoint does not have.
 #[must_use]
 pub fn no_such_method(method: &str) -> RemoteError {
-    RemoteError::new(
-        "NoSuchMethod",
-        format!("Endpoint does not support RPC method {method}"),
-    )
-    .with_module("oslo_messaging.rpc.dispatcher")
+    RemoteError::new("NoSuchMethod", format!("Endpoint does not support RPC method {method}"))
+        .with_module("oslo_messaging.rpc.dispatcher")
 }
 
 #[cfg(test)]
@@ -221,35 +190,13 @@ mod tests {
 
     #[test]
     fn missing_arguments_use_cpython_wording() {
-        let e =
-            Args::new("add", args(serde_json::json!({})), &["a", "b"], &["a", "b"]).unwrap_err();
-        assert_eq!(
-            e.message(),
-            "add() missing 2 required positional arguments: 'a' and 'b'"
-        );
+        let e = Args::new("add", args(serde_json::json!({})), &["a", "b"], &["a", "b"]).unwrap_err();
+        assert_eq!(e.message(), "add() missing 2 required positional arguments: 'a' and 'b'");
         assert_eq!(e.type_name(), "TypeError");
-        let e = Args::new(
-            "f",
-            args(serde_json::json!({})),
-            &["a", "b", "c"],
-            &["a", "b", "c"],
-        )
-        .unwrap_err();
-        assert_eq!(
-            e.message(),
-            "f() missing 3 required positional arguments: 'a', 'b', and 'c'"
-        );
-        let e = Args::new(
-            "add",
-            args(serde_json::json!({"a": 1})),
-            &["a", "b"],
-            &["a", "b"],
-        )
-        .unwrap_err();
-        assert_eq!(
-            e.message(),
-            "add() missing 1 required positional argument: 'b'"
-        );
+        let e = Args::new("f", args(serde_json::json!({})), &["a", "b", "c"], &["a", "b", "c"]).unwrap_err();
+        assert_eq!(e.message(), "f() missing 3 required positional arguments: 'a', 'b', and 'c'");
+        let e = Args::new("add", args(serde_json::json!({"a": 1})), &["a", "b"], &["a", "b"]).unwrap_err();
+        assert_eq!(e.message(), "add() missing 1 required positional argument: 'b'");
     }
 
     #[test]

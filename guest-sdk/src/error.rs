@@ -68,18 +68,8 @@ impl RemoteError {
     }
 
     pub(crate) fn into_abi(self) -> GuestError {
-        let Inner {
-            type_name,
-            message,
-            module,
-            details,
-        } = *self.0;
-        GuestError {
-            type_name,
-            message,
-            module,
-            details,
-        }
+        let Inner { type_name, message, module, details } = *self.0;
+        GuestError { type_name, message, module, details }
     }
 }
 
@@ -134,10 +124,7 @@ mod tests {
     #[test]
     fn std_errors_keep_their_short_type_name_and_message() {
         let e = DivisionByZero.into_remote_error();
-        assert_eq!(
-            (e.type_name(), e.message()),
-            ("DivisionByZero", "division by zero")
-        );
+        assert_eq!((e.type_name(), e.message()), ("DivisionByZero", "division by zero"));
         let e = "x".parse::<i32>().unwrap_err().into_remote_error();
         assert_eq!(e.type_name(), "ParseIntError");
     }

@@ -34,10 +34,7 @@ impl fmt::Display for NotifyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NotifyError::Denied { event_type } => {
-                write!(
-                    f,
-                    "notification `{event_type}` is not allowed by this endpoint's manifest"
-                )
+                write!(f, "notification `{event_type}` is not allowed by this endpoint's manifest")
             }
             NotifyError::Invalid(why) => write!(f, "invalid notification: {why}"),
         }
@@ -84,24 +81,18 @@ impl Notifier {
         event_type: &str,
         payload: impl Serialize,
     ) -> Result<(), NotifyError> {
-        let payload =
-            serde_json::to_value(payload).map_err(|e| NotifyError::Invalid(e.to_string()))?;
+        let payload = serde_json::to_value(payload).map_err(|e| NotifyError::Invalid(e.to_string()))?;
         let request = NotifyRequest {
             priority: priority.to_owned(),
             event_type: event_type.to_owned(),
             payload,
             context: ctx.as_map().clone(),
         };
-        let bytes =
-            serde_json::to_vec(&request).map_err(|e| NotifyError::Invalid(e.to_string()))?;
+        let bytes = serde_json::to_vec(&request).map_err(|e| NotifyError::Invalid(e.to_string()))?;
         match host::notify(&bytes) {
             NOTIFY_SENT => Ok(()),
-            NOTIFY_DENIED => Err(NotifyError::Denied {
-                event_type: event_type.to_owned(),
-            }),
-            other => Err(NotifyError::Invalid(format!(
-                "host refused the request (status {other})"
-            ))),
+            NOTIFY_DENIED => Err(NotifyError::Denied { event_type: event_type.to_owned() }),
+            other => Err(NotifyError::Invalid(format!("host refused the request (status {other})"))),
         }
     }
 }

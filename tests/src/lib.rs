@@ -3,6 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod broker;
+pub mod python;
+
 /// The repository root.
 #[must_use]
 pub fn root() -> PathBuf {
@@ -13,11 +16,7 @@ pub fn root() -> PathBuf {
 #[must_use]
 pub fn plugin(name: &str) -> PathBuf {
     let path = Path::new(env!("WASMRPC_PLUGIN_DIR")).join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "{} is missing: tests/build.rs builds the plugins",
-        path.display()
-    );
+    assert!(path.is_file(), "{} is missing: tests/build.rs builds the plugins", path.display());
     path
 }
 
@@ -37,9 +36,7 @@ impl ManifestDir {
     /// An empty directory.
     #[must_use]
     pub fn new() -> ManifestDir {
-        ManifestDir {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
+        ManifestDir { dir: tempfile::tempdir().expect("temp dir") }
     }
 
     /// The directory.
@@ -57,14 +54,7 @@ impl ManifestDir {
     }
 
     /// A manifest for `plugin` on `topic` with `version`, plus extra TOML appended.
-    pub fn endpoint(
-        &self,
-        name: &str,
-        plugin_name: &str,
-        topic: &str,
-        version: &str,
-        extra: &str,
-    ) -> PathBuf {
+    pub fn endpoint(&self, name: &str, plugin_name: &str, topic: &str, version: &str, extra: &str) -> PathBuf {
         self.write(
             name,
             &format!("name = \"{name}\"\nmodule = \"{{plugin:{plugin_name}}}\"\n\n[target]\ntopic = \"{topic}\"\nversion = \"{version}\"\n{extra}\n"),
@@ -114,17 +104,19 @@ pub fn host_config(url: &str, server: &str, manifests: &Path) -> wasmrpc::HostCo
 
 /// Starts a host serving `manifests` on `url` as `server`.
 pub async fn start_host(url: &str, server: &str, manifests: &Path) -> wasmrpc::Host {
-    wasmrpc::Host::start(host_config(url, server, manifests))
-        .await
-        .unwrap_or_else(|e| panic!("host {server}: {e}"))
+    wasmrpc::Host::start(host_config(url, server, manifests)).await.unwrap_or_else(|e| panic!("host {server}: {e}"))
 }
 
 /// A client transport for `url`.
 pub async fn client_transport(url: &str) -> std::sync::Arc<dyn wasmrpc::transport::Transport> {
+    client_transport_with(url, "openstack").await
+}
+
+/// A client transport for `url` with a control exchange.
+pub async fn client_transport_with(url: &str, exchange: &str) -> std::sync::Arc<dyn wasmrpc::transport::Transport> {
     let url = wasmrpc::TransportUrl::parse(url).expect("test URL");
-    wasmrpc::transport::connect(&url, wasmrpc::transport::TransportOptions::default())
-        .await
-        .expect("connect")
+    let options = wasmrpc::transport::TransportOptions { control_exchange: exchange.to_owned(), ..Default::default() };
+    wasmrpc::transport::connect(&url, options).await.unwrap_or_else(|e| panic!("connect {url}: {e}"))
 }
 
 /// A JSON object from a `json!` literal.

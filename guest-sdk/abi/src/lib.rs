@@ -198,16 +198,10 @@ mod tests {
     fn call_response_is_externally_tagged_in_lowercase() {
         let ok = serde_json::to_string(&CallResponse::Ok(Value::from(5))).unwrap();
         assert_eq!(ok, r#"{"ok":5}"#);
-        let err: CallResponse =
-            serde_json::from_str(r#"{"error":{"type":"E","message":"m"}}"#).unwrap();
+        let err: CallResponse = serde_json::from_str(r#"{"error":{"type":"E","message":"m"}}"#).unwrap();
         assert_eq!(
             err,
-            CallResponse::Error(GuestError {
-                type_name: "E".into(),
-                message: "m".into(),
-                module: None,
-                details: None
-            })
+            CallResponse::Error(GuestError { type_name: "E".into(), message: "m".into(), module: None, details: None })
         );
     }
 }

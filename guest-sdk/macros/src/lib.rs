@@ -76,17 +76,9 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     }
     let ty = &block.self_ty;
     let ty_name = match ty.as_ref() {
-        Type::Path(p) => p
-            .path
-            .segments
-            .last()
-            .map(|s| s.ident.to_string())
-            .unwrap_or_default(),
+        Type::Path(p) => p.path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default(),
         other => {
-            return Err(syn::Error::new_spanned(
-                other,
-                "#[endpoint] needs a named type, e.g. `impl Calculator`",
-            ));
+            return Err(syn::Error::new_spanned(other, "#[endpoint] needs a named type, e.g. `impl Calculator`"));
         }
     };
 
@@ -179,10 +171,7 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
 }
 
 fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
-    let mut options = Options {
-        version: None,
-        namespace: None,
-    };
+    let mut options = Options { version: None, namespace: None };
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("version") {
             let lit: LitStr = meta.value()?.parse()?;
@@ -198,9 +187,7 @@ fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
             options.namespace = Some(meta.value()?.parse()?);
             Ok(())
         } else {
-            Err(meta.error(
-                "unknown #[endpoint] option: expected `version = \"X.Y\"` or `namespace = \"…\"`",
-            ))
+            Err(meta.error("unknown #[endpoint] option: expected `version = \"X.Y\"` or `namespace = \"…\"`"))
         }
     });
     syn::parse::Parser::parse2(parser, attr)?;
@@ -209,10 +196,7 @@ fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
 
 fn is_version(s: &str) -> bool {
     let parts: Vec<&str> = s.split('.').collect();
-    (2..=3).contains(&parts.len())
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    (2..=3).contains(&parts.len()) && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn parse_method(f: &ImplItemFn) -> syn::Result<Method> {
@@ -233,16 +217,10 @@ fn parse_method(f: &ImplItemFn) -> syn::Result<Method> {
     match inputs.next() {
         Some(FnArg::Receiver(r)) if r.reference.is_some() => {}
         Some(other) => {
-            return Err(syn::Error::new_spanned(
-                other,
-                "RPC methods take `&self` or `&mut self` first",
-            ));
+            return Err(syn::Error::new_spanned(other, "RPC methods take `&self` or `&mut self` first"));
         }
         None => {
-            return Err(syn::Error::new_spanned(
-                sig,
-                "RPC methods take `&self` or `&mut self` first",
-            ));
+            return Err(syn::Error::new_spanned(sig, "RPC methods take `&self` or `&mut self` first"));
         }
     }
     match inputs.next() {
@@ -262,9 +240,7 @@ fn parse_method(f: &ImplItemFn) -> syn::Result<Method> {
     }
     let mut params = Vec::new();
     for input in inputs {
-        let FnArg::Typed(pt) = input else {
-            unreachable!("receivers only come first")
-        };
+        let FnArg::Typed(pt) = input else { unreachable!("receivers only come first") };
         let Pat::Ident(pat) = pt.pat.as_ref() else {
             return Err(syn::Error::new_spanned(
                 &pt.pat,
@@ -287,23 +263,14 @@ fn parse_method(f: &ImplItemFn) -> syn::Result<Method> {
         ReturnType::Default => false,
         ReturnType::Type(_, ty) => last_segment_is(ty, "Result"),
     };
-    Ok(Method {
-        ident: sig.ident.clone(),
-        params,
-        fallible,
-    })
+    Ok(Method { ident: sig.ident.clone(), params, fallible })
 }
 
 fn dispatch_arm(m: &Method) -> TokenStream2 {
     let ident = &m.ident;
     let name = ident.to_string();
     let all: Vec<String> = m.params.iter().map(|p| p.name.to_string()).collect();
-    let required: Vec<String> = m
-        .params
-        .iter()
-        .filter(|p| !p.optional)
-        .map(|p| p.name.to_string())
-        .collect();
+    let required: Vec<String> = m.params.iter().filter(|p| !p.optional).map(|p| p.name.to_string()).collect();
     let decode = m.params.iter().map(|p| {
         let (var, ty, key) = (&p.name, &p.ty, p.name.to_string());
         quote_spanned! {ty.span()=> let #var: #ty = __args.take(#key)?; }

@@ -16,12 +16,7 @@ pub struct Args {
     /// Keyword arguments as a JSON object, e.g. '{"a": 2, "b": 3}'.
     args: Option<String>,
     /// Broker URL [default: rabbit://guest:guest@127.0.0.1:5672/].
-    #[arg(
-        long = "transport",
-        env = "WASMRPC_TRANSPORT_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    #[arg(long = "transport", env = "WASMRPC_TRANSPORT_URL", value_name = "URL", hide_env_values = true)]
     transport: Option<String>,
     /// oslo's control_exchange.
     #[arg(long, value_name = "NAME", default_value = "openstack")]
@@ -55,25 +50,13 @@ pub struct Args {
 pub async fn run(a: Args, cast: bool) -> anyhow::Result<ExitCode> {
     let args = super::json_object("JSON_ARGS", a.args.as_deref())?;
     let ctx = super::json_object("--context", a.context.as_deref())?;
-    let url = TransportUrl::parse(
-        a.transport
-            .as_deref()
-            .unwrap_or(crate::host::DEFAULT_TRANSPORT_URL),
-    )?;
-    let version = a
-        .version
-        .as_deref()
-        .map(str::parse::<Version>)
-        .transpose()?;
-    let seconds = |s: f64| {
-        Duration::try_from_secs_f64(s)
-            .map_err(|e| anyhow::anyhow!("invalid number of seconds {s}: {e}"))
-    };
+    let url = TransportUrl::parse(a.transport.as_deref().unwrap_or(crate::host::DEFAULT_TRANSPORT_URL))?;
+    let version = a.version.as_deref().map(str::parse::<Version>).transpose()?;
+    let seconds =
+        |s: f64| Duration::try_from_secs_f64(s).map_err(|e| anyhow::anyhow!("invalid number of seconds {s}: {e}"));
     let transport = transport::connect(
         &url,
-        TransportOptions {
-            control_exchange: a.control_exchange.clone(),
-        },
+        TransportOptions { control_exchange: a.control_exchange.clone(), ..TransportOptions::default() },
     )
     .await?;
     let client = RpcClient::new(transport.clone(), Target::topic(&a.topic)).prepare(Prepare {
@@ -99,10 +82,7 @@ pub async fn run(a: Args, cast: bool) -> anyhow::Result<ExitCode> {
         }
         Ok(None) => Ok(ExitCode::SUCCESS),
         Err(RpcError::Remote(e)) => {
-            eprintln!(
-                "wasmrpc: remote error: {}.{}: {}",
-                e.module, e.exc_type, e.value
-            );
+            eprintln!("wasmrpc: remote error: {}.{}: {}", e.module, e.exc_type, e.value);
             Ok(ExitCode::from(super::EXIT_REMOTE))
         }
         Err(e @ RpcError::Timeout(_)) => {

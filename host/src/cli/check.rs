@@ -34,10 +34,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
             files.push(path.clone());
         }
     }
-    let runtime = Runtime::new(RuntimeConfig {
-        max_instances: 16,
-        ..RuntimeConfig::default()
-    })?;
+    let runtime = Runtime::new(RuntimeConfig { max_instances: 16, ..RuntimeConfig::default() })?;
     let mut names: HashMap<String, PathBuf> = HashMap::new();
     for file in files {
         let spec = match manifest::load_file(&file) {
@@ -52,22 +49,12 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
             }
         };
         if let Some(other) = names.insert(spec.name.clone(), file.clone()) {
-            eprintln!(
-                "{}: endpoint name {:?} is already used by {}",
-                file.display(),
-                spec.name,
-                other.display()
-            );
+            eprintln!("{}: endpoint name {:?} is already used by {}", file.display(), spec.name, other.display());
             problems += 1;
         }
         match runtime.load(&spec, None).await {
             Ok(plugin) => {
-                let methods: Vec<&str> = plugin
-                    .description()
-                    .methods
-                    .iter()
-                    .map(|m| m.name.as_str())
-                    .collect();
+                let methods: Vec<&str> = plugin.description().methods.iter().map(|m| m.name.as_str()).collect();
                 println!(
                     "ok {}: endpoint {} ({}), methods: {}",
                     file.display(),
@@ -83,10 +70,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
     }
     if problems > 0 {
-        eprintln!(
-            "{problems} problem{} found",
-            if problems == 1 { "" } else { "s" }
-        );
+        eprintln!("{problems} problem{} found", if problems == 1 { "" } else { "s" });
         return Ok(ExitCode::from(super::EXIT_USAGE));
     }
     Ok(ExitCode::SUCCESS)

@@ -23,27 +23,11 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let args = super::json_object("JSON_ARGS", a.args.as_deref())?;
     let context = super::json_object("--context", a.context.as_deref())?;
     let spec = manifest::load_file(&a.manifest)?;
-    let runtime = Runtime::new(RuntimeConfig {
-        max_instances: 16,
-        ..RuntimeConfig::default()
-    })?;
-    let plugin = runtime
-        .load(&spec, None)
-        .await
-        .with_context(|| format!("cannot load {}", a.manifest.display()))?;
+    let runtime = Runtime::new(RuntimeConfig { max_instances: 16, ..RuntimeConfig::default() })?;
+    let plugin = runtime.load(&spec, None).await.with_context(|| format!("cannot load {}", a.manifest.display()))?;
     if a.method.starts_with('_') || !plugin.has_method(&a.method) {
-        let methods: Vec<&str> = plugin
-            .description()
-            .methods
-            .iter()
-            .map(|m| m.name.as_str())
-            .collect();
-        eprintln!(
-            "wasmrpc: endpoint {} has no method {:?}; it has: {}",
-            spec.name,
-            a.method,
-            methods.join(", ")
-        );
+        let methods: Vec<&str> = plugin.description().methods.iter().map(|m| m.name.as_str()).collect();
+        eprintln!("wasmrpc: endpoint {} has no method {:?}; it has: {}", spec.name, a.method, methods.join(", "));
         return Ok(ExitCode::from(super::EXIT_USAGE));
     }
     match plugin.call(&a.method, &args, &context, None).await {
@@ -52,10 +36,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(CallError::Guest(e)) => {
-            eprintln!(
-                "wasmrpc: {}.{} failed: {}: {}",
-                spec.name, a.method, e.type_name, e.message
-            );
+            eprintln!("wasmrpc: {}.{} failed: {}: {}", spec.name, a.method, e.type_name, e.message);
             Ok(ExitCode::from(super::EXIT_REMOTE))
         }
         Err(e) => {

@@ -44,10 +44,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let args = Cli::parse();
     init_logging(&args);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("wasmrpc: cannot start the async runtime: {e}");
@@ -73,10 +70,7 @@ fn init_logging(cli: &Cli) {
         Command::Serve(_) => "info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -90,10 +84,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Parses a JSON object given on the command line.
-pub fn json_object(
-    what: &str,
-    text: Option<&str>,
-) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+pub fn json_object(what: &str, text: Option<&str>) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
     let Some(text) = text else {
         return Ok(serde_json::Map::new());
     };

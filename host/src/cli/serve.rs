@@ -14,12 +14,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Broker URL, e.g. rabbit://user:pass@host:5672/ or memory:// [default: rabbit://guest:guest@127.0.0.1:5672/].
-    #[arg(
-        long = "transport",
-        env = "WASMRPC_TRANSPORT_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    #[arg(long = "transport", env = "WASMRPC_TRANSPORT_URL", value_name = "URL", hide_env_values = true)]
     transport: Option<String>,
     /// oslo's control_exchange [default: openstack].
     #[arg(long, value_name = "NAME")]
@@ -38,9 +33,7 @@ pub struct Args {
 pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let mut config = match &a.config {
         Some(path) => HostConfig::from_file(path)?,
-        None if std::path::Path::new("wasmrpc.toml").is_file() => {
-            HostConfig::from_file("wasmrpc.toml".as_ref())?
-        }
+        None if std::path::Path::new("wasmrpc.toml").is_file() => HostConfig::from_file("wasmrpc.toml".as_ref())?,
         None => HostConfig::new(),
     };
     if let Some(url) = &a.transport {
@@ -58,9 +51,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     if let Some(v) = a.executor_size {
         config.executor_size = v;
     }
-    host::run(config, shutdown_signal())
-        .await
-        .context("cannot serve")?;
+    host::run(config, shutdown_signal()).await.context("cannot serve")?;
     Ok(ExitCode::SUCCESS)
 }
 

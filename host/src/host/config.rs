@@ -9,6 +9,10 @@
 //! control_topic = "wasmrpc"
 //! drain_timeout = "30s"
 //!
+//! [oslo_messaging_rabbit]             # oslo's option names; the URL query overrides them
+//! rabbit_quorum_queue = true
+//! rabbit_qos_prefetch_count = 64
+//!
 //! [runtime]
 //! pooling = true
 //! max_instances = 1000
@@ -51,6 +55,8 @@ pub struct HostConfig {
     pub reply_retry: Duration,
     /// The WebAssembly runtime.
     pub runtime: RuntimeConfig,
+    /// `[oslo_messaging_rabbit]` options, by oslo's names (the URL query overrides them).
+    pub rabbit_options: Vec<(String, String)>,
 }
 
 impl HostConfig {
@@ -58,8 +64,7 @@ impl HostConfig {
     #[must_use]
     pub fn new() -> HostConfig {
         HostConfig {
-            transport_url: TransportUrl::parse(DEFAULT_TRANSPORT_URL)
-                .expect("the default URL parses"),
+            transport_url: TransportUrl::parse(DEFAULT_TRANSPORT_URL).expect("the default URL parses"),
             control_exchange: "openstack".into(),
             server: gethostname::gethostname().to_string_lossy().into_owned(),
             manifests: PathBuf::from("manifests"),
@@ -68,25 +73,17 @@ impl HostConfig {
             drain_timeout: Duration::from_secs(30),
             reply_retry: Duration::from_secs(60),
             runtime: RuntimeConfig::default(),
+            rabbit_options: Vec::new(),
         }
     }
 
     /// Reads `wasmrpc.toml` over the defaults; relative paths are relative to the file.
     pub fn from_file(path: &Path) -> Result<HostConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
         let raw: RawConfig = toml::from_str(&text).map_err(|e| {
-            let at = e
-                .span()
-                .map(|s| crate::manifest::Location::of_offset(&text, s.start))
-                .unwrap_or_default();
-            ConfigError(format!(
-                "{}:{}:{}: {}",
-                path.display(),
-                at.line,
-                at.column,
-                e.message().trim()
-            ))
+            let at = e.span().map(|s| crate::manifest::Location::of_offset(&text, s.start)).unwrap_or_default();
+            ConfigError(format!("{}:{}:{}: {}", path.display(), at.line, at.column, e.message().trim()))
         })?;
         let fail = |what: String| ConfigError(format!("{}: {what}", path.display()));
         let mut c = HostConfig::new();
@@ -113,6 +110,24 @@ impl HostConfig {
         }
         if let Some(v) = raw.kombu_missing_consumer_retry_timeout {
             c.reply_retry = Duration::from_secs_f64(v);
+        }
+        if let Some(table) = raw.oslo_messaging_rabbit {
+            c.rabbit_options = table
+                .into_iter()
+                .map(|(k, v)| {
+                    let text = match v {
+                        toml::Value::String(s) => s,
+                        toml::Value::Integer(i) => i.to_string(),
+                        toml::Value::Float(f) => f.to_string(),
+                        toml::Value::Boolean(b) => b.to_string(),
+                        other => format!("{other:?}"),
+                    };
+                    (k, text)
+                })
+                .collect();
+            crate::transport::RabbitOptions::default()
+                .apply(c.rabbit_options.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .map_err(|e| fail(format!("[oslo_messaging_rabbit]: {e}")))?;
         }
         if let Some(r) = raw.runtime {
             if let Some(v) = r.pooling {
@@ -152,6 +167,7 @@ struct RawConfig {
     drain_timeout: Option<String>,
     kombu_missing_consumer_retry_timeout: Option<f64>,
     runtime: Option<RawRuntime>,
+    oslo_messaging_rabbit: Option<toml::Table>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -70,11 +70,7 @@ impl Endpoint for ControlEndpoint {
             ));
         }
         let host = self.host.upgrade().ok_or_else(|| {
-            RemoteFailure::new(
-                "HostStopping",
-                super::wasm_endpoint::ERRORS_MODULE,
-                "the host is shutting down",
-            )
+            RemoteFailure::new("HostStopping", super::wasm_endpoint::ERRORS_MODULE, "the host is shutting down")
         })?;
         match method {
             "ping" => Ok(json!("pong")),

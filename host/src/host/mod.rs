@@ -40,23 +40,23 @@ pub enum HostError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The transport could not connect or declare.
-    #[error("transport {url}: {source}")]
+    #[error("transport {url}: {error}")]
     Transport {
         /// The URL, password redacted.
         url: String,
         /// What failed.
-        source: TransportError,
+        error: TransportError,
     },
     /// The WebAssembly runtime could not start.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     /// The manifest directory cannot be read.
-    #[error("manifest directory {}: {source}", path.display())]
+    #[error("manifest directory {}: {error}", path.display())]
     Manifests {
         /// The directory.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -92,21 +92,16 @@ impl Host {
     pub async fn start(config: HostConfig) -> Result<Host, HostError> {
         let options = TransportOptions {
             control_exchange: config.control_exchange.clone(),
+            rabbit: config.rabbit_options.clone(),
         };
         let transport = transport::connect(&config.transport_url, options)
             .await
-            .map_err(|source| HostError::Transport {
-                url: config.transport_url.to_string(),
-                source,
-            })?;
+            .map_err(|error| HostError::Transport { url: config.transport_url.to_string(), error })?;
         Host::with_transport(config, transport).await
     }
 
     /// Starts serving over an existing transport (tests share one `memory://` broker this way).
-    pub async fn with_transport(
-        config: HostConfig,
-        transport: Arc<dyn Transport>,
-    ) -> Result<Host, HostError> {
+    pub async fn with_transport(config: HostConfig, transport: Arc<dyn Transport>) -> Result<Host, HostError> {
         let runtime = Runtime::new(config.runtime.clone())?;
         let host = Host {
             inner: Arc::new(Inner {
@@ -119,26 +114,16 @@ impl Host {
                 shutdown: CancellationToken::new(),
             }),
         };
-        let paths = manifest::discover(&host.inner.config.manifests).map_err(|source| {
-            HostError::Manifests {
-                path: host.inner.config.manifests.clone(),
-                source,
-            }
-        })?;
+        let paths = manifest::discover(&host.inner.config.manifests)
+            .map_err(|error| HostError::Manifests { path: host.inner.config.manifests.clone(), error })?;
         let loaded = host.load_all(paths).await;
         *write(&host.inner.endpoints) = loaded;
         host.reconcile()
             .await
-            .map_err(|source| HostError::Transport {
-                url: host.inner.config.transport_url.to_string(),
-                source,
-            })?;
+            .map_err(|error| HostError::Transport { url: host.inner.config.transport_url.to_string(), error })?;
         host.start_control()
             .await
-            .map_err(|source| HostError::Transport {
-                url: host.inner.config.transport_url.to_string(),
-                source,
-            })?;
+            .map_err(|error| HostError::Transport { url: host.inner.config.transport_url.to_string(), error })?;
         let count = read(&host.inner.endpoints).len();
         tracing::info!(
             server = %host.inner.config.server,
@@ -180,8 +165,7 @@ impl Host {
     /// Stops every server, drains in-flight calls (up to the configured drain timeout), and
     /// deletes the private fanout queues.
     pub async fn stop(&self) -> Result<(), DrainTimeout> {
-        let mut servers: Vec<RpcServer> =
-            self.inner.servers.lock().await.values().cloned().collect();
+        let mut servers: Vec<RpcServer> = self.inner.servers.lock().await.values().cloned().collect();
         servers.extend(self.inner.control.lock().await.clone());
         for s in &servers {
             s.stop().await;
@@ -189,10 +173,7 @@ impl Host {
         let deadline = Instant::now() + self.inner.config.drain_timeout;
         let mut outcome = Ok(());
         for s in &servers {
-            if let Err(e) = s
-                .wait(deadline.saturating_duration_since(Instant::now()))
-                .await
-            {
+            if let Err(e) = s.wait(deadline.saturating_duration_since(Instant::now())).await {
                 tracing::warn!(target = %s.target(), "{e}");
                 outcome = Err(e);
             }
@@ -246,10 +227,7 @@ impl Host {
                 let key = ListenTarget {
                     exchange: t.exchange.clone(),
                     topic: t.topic.clone(),
-                    server: t
-                        .server
-                        .clone()
-                        .unwrap_or_else(|| self.inner.config.server.clone()),
+                    server: t.server.clone().unwrap_or_else(|| self.inner.config.server.clone()),
                 };
                 groups.entry(key).or_default().push(l.endpoint.clone());
             }
@@ -260,12 +238,8 @@ impl Host {
                 Some(server) => server.dispatcher().replace(endpoints),
                 None => {
                     let dispatcher = Arc::new(Dispatcher::new(endpoints, Arc::new(NoOpSerializer)));
-                    let server = RpcServer::new(
-                        self.inner.transport.clone(),
-                        target.clone(),
-                        dispatcher,
-                        self.server_options(),
-                    );
+                    let server =
+                        RpcServer::new(self.inner.transport.clone(), target.clone(), dispatcher, self.server_options());
                     server.start().await?;
                     servers.insert(target, server);
                 }
@@ -280,25 +254,16 @@ impl Host {
             topic: self.inner.config.control_topic.clone(),
             server: self.inner.config.server.clone(),
         };
-        let endpoint: Arc<dyn Endpoint> =
-            Arc::new(control::ControlEndpoint::new(Arc::downgrade(&self.inner)));
+        let endpoint: Arc<dyn Endpoint> = Arc::new(control::ControlEndpoint::new(Arc::downgrade(&self.inner)));
         let dispatcher = Arc::new(Dispatcher::new(vec![endpoint], Arc::new(NoOpSerializer)));
-        let server = RpcServer::new(
-            self.inner.transport.clone(),
-            target,
-            dispatcher,
-            self.server_options(),
-        );
+        let server = RpcServer::new(self.inner.transport.clone(), target, dispatcher, self.server_options());
         server.start().await?;
         *self.inner.control.lock().await = Some(server);
         Ok(())
     }
 
     fn server_options(&self) -> ServerOptions {
-        ServerOptions {
-            executor_size: self.inner.config.executor_size,
-            reply_retry: self.inner.config.reply_retry,
-        }
+        ServerOptions { executor_size: self.inner.config.executor_size, reply_retry: self.inner.config.reply_retry }
     }
 }
 
@@ -386,9 +351,7 @@ pub async fn run(config: HostConfig, shutdown: impl Future<Output = ()>) -> Resu
 }
 
 fn rfc3339(t: std::time::SystemTime) -> String {
-    time::OffsetDateTime::from(t)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

@@ -33,12 +33,7 @@ impl WasmEndpoint {
             version: rpc.version,
         };
         let concurrency = spec.max_concurrency.map(|n| Arc::new(Semaphore::new(n)));
-        WasmEndpoint {
-            spec,
-            plugin,
-            target,
-            concurrency,
-        }
+        WasmEndpoint { spec, plugin, target, concurrency }
     }
 
     /// The manifest.
@@ -75,10 +70,7 @@ impl Endpoint for WasmEndpoint {
         ctx: &Map<String, Value>,
         deadline: Option<Instant>,
     ) -> Result<Value, RemoteFailure> {
-        self.plugin
-            .call(method, &args, ctx, deadline)
-            .await
-            .map_err(|e| failure(&self.spec.name, method, e))
+        self.plugin.call(method, &args, ctx, deadline).await.map_err(|e| failure(&self.spec.name, method, e))
     }
 
     fn concurrency(&self) -> Option<Arc<Semaphore>> {
@@ -93,9 +85,7 @@ pub fn failure(endpoint: &str, method: &str, error: CallError) -> RemoteFailure 
     let place = format!("wasm://{endpoint}/{method}");
     match error {
         CallError::Guest(g) => {
-            let module = g
-                .module
-                .unwrap_or_else(|| format!("wasmrpc.endpoints.{endpoint}"));
+            let module = g.module.unwrap_or_else(|| format!("wasmrpc.endpoints.{endpoint}"));
             let mut f = RemoteFailure::new(&g.type_name, &module, &g.message).raised_in(&place);
             if let Some(Value::Object(details)) = g.details {
                 f.kwargs = details;
@@ -103,15 +93,13 @@ pub fn failure(endpoint: &str, method: &str, error: CallError) -> RemoteFailure 
             f
         }
         CallError::Trap { kind, .. } => {
-            RemoteFailure::new(kind.class_name(), ERRORS_MODULE, &error.to_string())
-                .raised_in(&place)
+            RemoteFailure::new(kind.class_name(), ERRORS_MODULE, &error.to_string()).raised_in(&place)
         }
         CallError::Abi { .. } => {
             RemoteFailure::new("GuestAbiError", ERRORS_MODULE, &error.to_string()).raised_in(&place)
         }
         CallError::Host { .. } => {
-            RemoteFailure::new("EndpointUnavailable", ERRORS_MODULE, &error.to_string())
-                .raised_in(&place)
+            RemoteFailure::new("EndpointUnavailable", ERRORS_MODULE, &error.to_string()).raised_in(&place)
         }
     }
 }

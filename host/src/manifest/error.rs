@@ -36,11 +36,7 @@ pub struct Problem {
 
 impl Problem {
     pub(crate) fn new(at: Location, message: impl Into<String>) -> Problem {
-        Problem {
-            at,
-            message: message.into(),
-            help: None,
-        }
+        Problem { at, message: message.into(), help: None }
     }
 
     pub(crate) fn help(mut self, help: impl Into<String>) -> Problem {
@@ -81,14 +77,7 @@ impl fmt::Display for Invalid<'_> {
             if i > 0 {
                 f.write_str("\n")?;
             }
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.path.display(),
-                p.at.line,
-                p.at.column,
-                p.message
-            )?;
+            write!(f, "{}:{}:{}: {}", self.path.display(), p.at.line, p.at.column, p.message)?;
             if let Some(help) = &p.help {
                 write!(f, " (help: {help})")?;
             }

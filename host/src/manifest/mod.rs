@@ -148,11 +148,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits {
-            memory: DEFAULT_MEMORY,
-            deadline: DEFAULT_DEADLINE,
-            fuel: None,
-        }
+        Limits { memory: DEFAULT_MEMORY, deadline: DEFAULT_DEADLINE, fuel: None }
     }
 }
 
@@ -191,9 +187,7 @@ impl NotificationGrant {
     /// Whether `event_type` matches one of the allowed patterns.
     #[must_use]
     pub fn allows(&self, event_type: &str) -> bool {
-        self.allow
-            .iter()
-            .any(|pattern| glob_match(pattern, event_type))
+        self.allow.iter().any(|pattern| glob_match(pattern, event_type))
     }
 }
 
@@ -230,10 +224,8 @@ impl EndpointSpec {
 
 /// Reads and validates a manifest file.
 pub fn load_file(path: &Path) -> Result<EndpointSpec, ManifestError> {
-    let source = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let source =
+        std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
     from_str(path, &source)
 }
 

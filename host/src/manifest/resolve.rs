@@ -8,8 +8,8 @@ use serde_spanned::Spanned;
 use super::schema::{DurationOrString, RawDir, RawListener, RawManifest, RawTarget, SizeOrString};
 use super::units::{parse_duration, parse_size};
 use super::{
-    DEFAULT_MAX_INVOCATIONS, DirGrant, EndpointSpec, FilterSpec, InstanceMode, Limits,
-    ListenerSpec, Location, NotificationGrant, Problem, Role, RpcTarget, Sandbox, SpecLocations,
+    DEFAULT_MAX_INVOCATIONS, DirGrant, EndpointSpec, FilterSpec, InstanceMode, Limits, ListenerSpec, Location,
+    NotificationGrant, Problem, Role, RpcTarget, Sandbox, SpecLocations,
 };
 use crate::protocol::{PRIORITIES, Version};
 
@@ -36,11 +36,7 @@ impl Resolver<'_> {
 
     fn path(&self, relative: &str) -> PathBuf {
         let p = Path::new(relative);
-        let joined = if p.is_absolute() {
-            p.to_owned()
-        } else {
-            self.dir.join(p)
-        };
+        let joined = if p.is_absolute() { p.to_owned() } else { self.dir.join(p) };
         std::path::absolute(&joined).unwrap_or(joined)
     }
 
@@ -63,11 +59,7 @@ impl Resolver<'_> {
 pub(super) fn resolve(path: &Path, source: &str) -> Result<EndpointSpec, Vec<Problem>> {
     let raw: RawManifest = toml::from_str(source).map_err(|e| vec![toml_problem(source, &e)])?;
     let dir = path.parent().map(Path::to_owned).unwrap_or_default();
-    let mut r = Resolver {
-        source,
-        dir,
-        problems: Vec::new(),
-    };
+    let mut r = Resolver { source, dir, problems: Vec::new() };
 
     if let Some(v) = &raw.manifest_version
         && *v.get_ref() != MANIFEST_VERSION
@@ -97,10 +89,7 @@ pub(super) fn resolve(path: &Path, source: &str) -> Result<EndpointSpec, Vec<Pro
         );
     }
 
-    let mut locations = SpecLocations {
-        module: r.at(raw.module.span()),
-        ..SpecLocations::default()
-    };
+    let mut locations = SpecLocations { module: r.at(raw.module.span()), ..SpecLocations::default() };
     let role = match (&raw.target, &raw.listener) {
         (Some(target), None) => resolve_target(&mut r, target, &mut locations).map(Role::Rpc),
         (None, Some(listener)) => {
@@ -146,21 +135,12 @@ pub(super) fn resolve(path: &Path, source: &str) -> Result<EndpointSpec, Vec<Pro
     let sandbox = resolve_sandbox(&mut r, &raw);
 
     let notifications = NotificationGrant {
-        allow: raw
-            .notifications
-            .allow
-            .iter()
-            .map(|p| p.get_ref().clone())
-            .collect(),
+        allow: raw.notifications.allow.iter().map(|p| p.get_ref().clone()).collect(),
         publisher_id: raw.notifications.publisher_id.clone(),
     };
     for pattern in &raw.notifications.allow {
         if pattern.get_ref().is_empty() {
-            r.problem(
-                pattern.span(),
-                "an empty event-type pattern matches nothing",
-                Some("write e.g. \"calc.*\""),
-            );
+            r.problem(pattern.span(), "an empty event-type pattern matches nothing", Some("write e.g. \"calc.*\""));
         }
     }
 
@@ -168,9 +148,7 @@ pub(super) fn resolve(path: &Path, source: &str) -> Result<EndpointSpec, Vec<Pro
         r.problems.sort_by_key(|p| (p.at.line, p.at.column));
         return Err(r.problems);
     }
-    let Some(role) = role else {
-        unreachable!("a missing role always records a problem")
-    };
+    let Some(role) = role else { unreachable!("a missing role always records a problem") };
     Ok(EndpointSpec {
         name,
         manifest_path: path.to_owned(),
@@ -192,10 +170,7 @@ fn resolve_target(
     locations: &mut SpecLocations,
 ) -> Option<RpcTarget> {
     let t = target.get_ref();
-    locations.namespace = t
-        .namespace
-        .as_ref()
-        .map_or(r.at(target.span()), |n| r.at(n.span()));
+    locations.namespace = t.namespace.as_ref().map_or(r.at(target.span()), |n| r.at(n.span()));
     let topic = match &t.topic {
         Some(topic) => Some(r.routing_name("topic", topic)),
         None => {
@@ -270,9 +245,7 @@ fn resolve_listener(r: &mut Resolver<'_>, listener: &Spanned<RawListener>) -> Op
     let filter = l.filter.as_ref().map(|f| {
         let raw = f.get_ref();
         let pairs = |m: &std::collections::BTreeMap<String, String>| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<Vec<_>>()
+            m.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>()
         };
         let spec = FilterSpec {
             publisher_id: raw.publisher_id.clone(),
@@ -281,13 +254,11 @@ fn resolve_listener(r: &mut Resolver<'_>, listener: &Spanned<RawListener>) -> Op
             metadata: pairs(&raw.metadata),
             payload: pairs(&raw.payload),
         };
-        let all = spec.publisher_id.iter().chain(&spec.event_type).chain(
-            spec.context
-                .iter()
-                .chain(&spec.metadata)
-                .chain(&spec.payload)
-                .map(|(_, v)| v),
-        );
+        let all = spec
+            .publisher_id
+            .iter()
+            .chain(&spec.event_type)
+            .chain(spec.context.iter().chain(&spec.metadata).chain(&spec.payload).map(|(_, v)| v));
         for pattern in all {
             if let Err(e) = regex::Regex::new(pattern) {
                 r.problem(
@@ -300,11 +271,7 @@ fn resolve_listener(r: &mut Resolver<'_>, listener: &Spanned<RawListener>) -> Op
         spec
     });
     Some(ListenerSpec {
-        targets: l
-            .targets
-            .iter()
-            .map(|t| (t.exchange.clone(), t.topic.clone()))
-            .collect(),
+        targets: l.targets.iter().map(|t| (t.exchange.clone(), t.topic.clone())).collect(),
         priorities,
         pool: l.pool.clone(),
         allow_requeue: l.allow_requeue,
@@ -314,12 +281,7 @@ fn resolve_listener(r: &mut Resolver<'_>, listener: &Spanned<RawListener>) -> Op
 
 fn resolve_instance(r: &mut Resolver<'_>, raw: &RawManifest) -> InstanceMode {
     let max = raw.instance.max_invocations.as_ref();
-    match raw
-        .instance
-        .mode
-        .as_ref()
-        .map(|m| (m.get_ref().as_str(), m.span()))
-    {
+    match raw.instance.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
         None | Some(("fresh", _)) => {
             if let Some(m) = max {
                 r.problem(
@@ -333,11 +295,7 @@ fn resolve_instance(r: &mut Resolver<'_>, raw: &RawManifest) -> InstanceMode {
         Some(("warm", _)) => {
             let max_invocations = max.map_or(DEFAULT_MAX_INVOCATIONS, |m| *m.get_ref());
             if max_invocations == 0 {
-                r.problem(
-                    max.map_or(0..0, Spanned::span),
-                    "`max_invocations` must be at least 1",
-                    None,
-                );
+                r.problem(max.map_or(0..0, Spanned::span), "`max_invocations` must be at least 1", None);
             }
             InstanceMode::Warm { max_invocations }
         }
@@ -373,28 +331,20 @@ fn resolve_limits(r: &mut Resolver<'_>, raw: &RawManifest) -> Limits {
     }
     if let Some(d) = &raw.limits.deadline {
         let parsed = match d.get_ref() {
-            DurationOrString::Seconds(s) => {
-                std::time::Duration::try_from_secs_f64(*s).map_err(|e| e.to_string())
-            }
+            DurationOrString::Seconds(s) => std::time::Duration::try_from_secs_f64(*s).map_err(|e| e.to_string()),
             DurationOrString::Text(t) => parse_duration(t),
         };
         match parsed {
-            Ok(d) if d.is_zero() => r.problem(
-                raw.limits.deadline.as_ref().map_or(0..0, Spanned::span),
-                "deadline must be positive",
-                None,
-            ),
+            Ok(d) if d.is_zero() => {
+                r.problem(raw.limits.deadline.as_ref().map_or(0..0, Spanned::span), "deadline must be positive", None)
+            }
             Ok(deadline) => limits.deadline = deadline,
             Err(e) => r.problem(d.span(), e, Some("write e.g. `deadline = \"30s\"`")),
         }
     }
     if let Some(f) = &raw.limits.fuel {
         if *f.get_ref() == 0 {
-            r.problem(
-                f.span(),
-                "fuel must be positive",
-                Some("omit `fuel` to rely on the deadline alone"),
-            );
+            r.problem(f.span(), "fuel must be positive", Some("omit `fuel` to rely on the deadline alone"));
         }
         limits.fuel = Some(*f.get_ref());
     }
@@ -413,20 +363,12 @@ fn resolve_sandbox(r: &mut Resolver<'_>, raw: &RawManifest) -> Sandbox {
     }
     for name in &s.inherit_env {
         if name.get_ref().is_empty() || name.get_ref().contains('=') {
-            r.problem(
-                name.span(),
-                format!("invalid environment variable name {:?}", name.get_ref()),
-                None,
-            );
+            r.problem(name.span(), format!("invalid environment variable name {:?}", name.get_ref()), None);
         }
     }
     let mut dirs = Vec::new();
     for d in &s.dirs {
-        let RawDir {
-            host,
-            guest,
-            writable,
-        } = d.get_ref();
+        let RawDir { host, guest, writable } = d.get_ref();
         let host_path = r.path(host);
         if !host_path.is_dir() {
             r.problem(
@@ -436,17 +378,9 @@ fn resolve_sandbox(r: &mut Resolver<'_>, raw: &RawManifest) -> Sandbox {
             );
         }
         if guest.is_empty() {
-            r.problem(
-                d.span(),
-                "`guest` is empty",
-                Some("write the path the guest opens, e.g. \"/data\""),
-            );
+            r.problem(d.span(), "`guest` is empty", Some("write the path the guest opens, e.g. \"/data\""));
         }
-        dirs.push(DirGrant {
-            host: host_path,
-            guest: guest.clone(),
-            writable: *writable,
-        });
+        dirs.push(DirGrant { host: host_path, guest: guest.clone(), writable: *writable });
     }
     Sandbox {
         env: s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -507,16 +441,10 @@ const KNOWN_FIELDS: &[&str] = &[
 
 /// Turns a TOML/serde error into a located problem with advice.
 fn toml_problem(source: &str, e: &toml::de::Error) -> Problem {
-    let at = e.span().map_or(Location { line: 1, column: 1 }, |s| {
-        Location::of_offset(source, s.start)
-    });
+    let at = e.span().map_or(Location { line: 1, column: 1 }, |s| Location::of_offset(source, s.start));
     let message = e.message().trim().to_owned();
     let help = if let Some(field) = between(&message, "unknown field `", "`") {
-        let best = KNOWN_FIELDS
-            .iter()
-            .map(|k| (strsim::levenshtein(field, k), *k))
-            .filter(|(d, _)| *d <= 3)
-            .min();
+        let best = KNOWN_FIELDS.iter().map(|k| (strsim::levenshtein(field, k), *k)).filter(|(d, _)| *d <= 3).min();
         Some(match best {
             Some((_, k)) => format!("did you mean `{k}`?"),
             None => "remove it; docs/manifest.md lists every field".to_owned(),
@@ -524,9 +452,7 @@ fn toml_problem(source: &str, e: &toml::de::Error) -> Problem {
     } else if let Some(field) = between(&message, "missing field `", "`") {
         Some(match field {
             "name" => "add `name = \"my-endpoint\"`".to_owned(),
-            "module" => {
-                "add `module = \"path/to/plugin.wasm\"` (relative to the manifest)".to_owned()
-            }
+            "module" => "add `module = \"path/to/plugin.wasm\"` (relative to the manifest)".to_owned(),
             other => format!("add `{other} = …`; docs/manifest.md describes it"),
         })
     } else if message.contains("SizeOrString") {
@@ -536,11 +462,7 @@ fn toml_problem(source: &str, e: &toml::de::Error) -> Problem {
     } else {
         None
     };
-    let message = if message.contains("untagged enum") {
-        "invalid value".to_owned()
-    } else {
-        message
-    };
+    let message = if message.contains("untagged enum") { "invalid value".to_owned() } else { message };
     Problem { at, message, help }
 }
 

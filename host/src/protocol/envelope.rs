@@ -44,11 +44,7 @@ struct Envelope<'a> {
 /// Wraps an encoded inner message (Python-formatted JSON text) in a 2.0 envelope.
 #[must_use]
 pub fn wrap(inner: &str) -> Vec<u8> {
-    to_python_string(&Envelope {
-        version: ENVELOPE_VERSION,
-        message: inner,
-    })
-    .into_bytes()
+    to_python_string(&Envelope { version: ENVELOPE_VERSION, message: inner }).into_bytes()
 }
 
 /// Encodes `message` as Python would and wraps it.
@@ -67,13 +63,8 @@ pub fn unwrap(body: &[u8]) -> Result<Map<String, Value>, DecodeError> {
     if !(outer.contains_key("oslo.version") && outer.contains_key("oslo.message")) {
         return Ok(outer);
     }
-    let version = outer
-        .get("oslo.version")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let supported = version
-        .parse::<Version>()
-        .is_ok_and(|v| Version::new(2, 0).can_serve(&v));
+    let version = outer.get("oslo.version").and_then(Value::as_str).unwrap_or_default();
+    let supported = version.parse::<Version>().is_ok_and(|v| Version::new(2, 0).can_serve(&v));
     if !supported {
         return Err(DecodeError::UnsupportedEnvelope(version.to_owned()));
     }
@@ -99,10 +90,7 @@ mod tests {
             String::from_utf8(body.clone()).unwrap(),
             r#"{"oslo.version": "2.0", "oslo.message": "{\"a\": \"\\u00e9\", \"b\": [1, 2]}"}"#
         );
-        assert_eq!(
-            Value::Object(unwrap(&body).unwrap()),
-            json!({"a": "é", "b": [1, 2]})
-        );
+        assert_eq!(Value::Object(unwrap(&body).unwrap()), json!({"a": "é", "b": [1, 2]}));
     }
 
     #[test]
@@ -114,19 +102,10 @@ mod tests {
     #[test]
     fn other_envelope_versions_and_garbage_are_refused() {
         for (body, expected) in [
-            (
-                &br#"{"oslo.version": "2", "oslo.message": "{}"}"#[..],
-                DecodeError::UnsupportedEnvelope("2".into()),
-            ),
-            (
-                br#"{"oslo.version": "3.0", "oslo.message": "{}"}"#,
-                DecodeError::UnsupportedEnvelope("3.0".into()),
-            ),
+            (&br#"{"oslo.version": "2", "oslo.message": "{}"}"#[..], DecodeError::UnsupportedEnvelope("2".into())),
+            (br#"{"oslo.version": "3.0", "oslo.message": "{}"}"#, DecodeError::UnsupportedEnvelope("3.0".into())),
             (br#"[1]"#, DecodeError::NotObject("body")),
-            (
-                br#"{"oslo.version": "2.0", "oslo.message": "[1]"}"#,
-                DecodeError::NotObject("inner message"),
-            ),
+            (br#"{"oslo.version": "2.0", "oslo.message": "[1]"}"#, DecodeError::NotObject("inner message")),
         ] {
             assert_eq!(unwrap(body).unwrap_err(), expected);
         }

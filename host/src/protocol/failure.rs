@@ -65,11 +65,9 @@ impl RemoteFailure {
 
 /// A traceback in Python's shape, so tools that print `tb` show something sensible.
 fn traceback(class: &str, module: &str, message: &str, place: Option<&str>) -> Vec<String> {
-    let qualified = if module == "builtins" {
-        class.to_owned()
-    } else {
-        format!("{module}.{class}")
-    };
+    // Python's traceback module leaves out `builtins` and `__main__`.
+    let qualified =
+        if module == "builtins" || module == "__main__" { class.to_owned() } else { format!("{module}.{class}") };
     let mut tb = vec!["Traceback (most recent call last):\n".to_owned()];
     if let Some(place) = place {
         tb.push(format!("  File \"{place}\", in wasmrpc\n"));
@@ -100,22 +98,11 @@ mod tests {
             "oslo_messaging.rpc.dispatcher",
             "Endpoint does not support RPC method x",
         );
-        assert_eq!(
-            f.args,
-            vec![Value::String(
-                "Endpoint does not support RPC method x".into()
-            )]
-        );
+        assert_eq!(f.args, vec![Value::String("Endpoint does not support RPC method x".into())]);
         assert_eq!(
             f.tb.last().unwrap(),
             "oslo_messaging.rpc.dispatcher.NoSuchMethod: Endpoint does not support RPC method x\n"
         );
-        assert_eq!(
-            RemoteFailure::new("TypeError", "builtins", "bad")
-                .tb
-                .last()
-                .unwrap(),
-            "TypeError: bad\n"
-        );
+        assert_eq!(RemoteFailure::new("TypeError", "builtins", "bad").tb.last().unwrap(), "TypeError: bad\n");
     }
 }

@@ -16,9 +16,7 @@ pub fn to_python_string<T: Serialize + ?Sized>(value: &T) -> String {
     let mut out = Vec::with_capacity(128);
     let mut ser = Serializer::with_formatter(&mut out, PythonFormatter);
     // Serializing a `Value` or our own structs into a Vec cannot fail.
-    value
-        .serialize(&mut ser)
-        .expect("JSON serialization into memory");
+    value.serialize(&mut ser).expect("JSON serialization into memory");
     // The formatter only writes ASCII.
     String::from_utf8(out).expect("ASCII output")
 }
@@ -76,9 +74,7 @@ fn replace_non_finite(text: &str) -> String {
         } else if c == '"' {
             in_string = true;
         } else {
-            let token = ["-Infinity", "Infinity", "NaN"]
-                .into_iter()
-                .find(|t| rest.starts_with(t));
+            let token = ["-Infinity", "Infinity", "NaN"].into_iter().find(|t| rest.starts_with(t));
             if let Some(t) = token {
                 out.push_str("null");
                 rest = &rest[t.len()..];
@@ -96,19 +92,11 @@ fn replace_non_finite(text: &str) -> String {
 pub struct PythonFormatter;
 
 impl Formatter for PythonFormatter {
-    fn begin_array_value<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
+    fn begin_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
         if first { Ok(()) } else { w.write_all(b", ") }
     }
 
-    fn begin_object_key<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
+    fn begin_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
         if first { Ok(()) } else { w.write_all(b", ") }
     }
 
@@ -116,11 +104,7 @@ impl Formatter for PythonFormatter {
         w.write_all(b": ")
     }
 
-    fn write_string_fragment<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
+    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
         if fragment.is_ascii() {
             return w.write_all(fragment.as_bytes());
         }
@@ -154,26 +138,16 @@ pub fn python_float_repr(value: f64) -> String {
         return "NaN".into();
     }
     if value.is_infinite() {
-        return if value > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        };
+        return if value > 0.0 { "Infinity".into() } else { "-Infinity".into() };
     }
     if value == 0.0 {
-        return if value.is_sign_negative() {
-            "-0.0".into()
-        } else {
-            "0.0".into()
-        };
+        return if value.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
     }
     // `{:e}` gives the shortest round-trip digits: "1.2345e17", "-1e-5".
     let sci = format!("{value:e}");
     let (mantissa, exp) = sci.split_once('e').expect("`{:e}` always has an exponent");
     let exp: i32 = exp.parse().expect("integer exponent");
-    let (sign, mantissa) = mantissa
-        .strip_prefix('-')
-        .map_or(("", mantissa), |m| ("-", m));
+    let (sign, mantissa) = mantissa.strip_prefix('-').map_or(("", mantissa), |m| ("-", m));
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
     if (-4..16).contains(&exp) {
         let point = exp + 1; // digits before the decimal point
@@ -182,20 +156,12 @@ pub fn python_float_repr(value: f64) -> String {
         } else if point as usize >= digits.len() {
             format!("{digits}{}.0", "0".repeat(point as usize - digits.len()))
         } else {
-            format!(
-                "{}.{}",
-                &digits[..point as usize],
-                &digits[point as usize..]
-            )
+            format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
         };
         format!("{sign}{body}")
     } else {
         let (first, rest) = digits.split_at(1);
-        let mantissa = if rest.is_empty() {
-            first.to_owned()
-        } else {
-            format!("{first}.{rest}")
-        };
+        let mantissa = if rest.is_empty() { first.to_owned() } else { format!("{first}.{rest}") };
         let exp_sign = if exp < 0 { '-' } else { '+' };
         format!("{sign}{mantissa}e{exp_sign}{:02}", exp.abs())
     }
@@ -239,14 +205,8 @@ mod tests {
 
     #[test]
     fn non_finite_floats_from_python_are_read_as_null() {
-        let v = from_python_str(
-            r#"{"a": NaN, "b": [Infinity, -Infinity], "s": "NaN and Infinity stay"}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            v,
-            json!({"a": null, "b": [null, null], "s": "NaN and Infinity stay"})
-        );
+        let v = from_python_str(r#"{"a": NaN, "b": [Infinity, -Infinity], "s": "NaN and Infinity stay"}"#).unwrap();
+        assert_eq!(v, json!({"a": null, "b": [null, null], "s": "NaN and Infinity stay"}));
         assert!(from_python_str("{\"a\": nan}").is_err());
         let escaped = from_python_str(r#"{"s": "quote \" NaN", "n": NaN}"#).unwrap();
         assert_eq!(escaped, json!({"s": "quote \" NaN", "n": null}));

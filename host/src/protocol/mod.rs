@@ -25,6 +25,4 @@ pub use url::{Driver, Host, InvalidUrl, TransportUrl, redact};
 pub use version::{InvalidVersion, Version};
 
 /// Notification priorities, lowercase, as listener methods are named.
-pub const PRIORITIES: &[&str] = &[
-    "audit", "debug", "info", "warn", "error", "critical", "sample",
-];
+pub const PRIORITIES: &[&str] = &["audit", "debug", "info", "warn", "error", "critical", "sample"];

@@ -30,13 +30,7 @@ impl Reply {
     /// A successful final reply.
     #[must_use]
     pub fn result(msg_id: &str, result: Value) -> Reply {
-        Reply {
-            result,
-            failure: None,
-            ending: true,
-            msg_id: msg_id.to_owned(),
-            unique_id: new_id(),
-        }
+        Reply { result, failure: None, ending: true, msg_id: msg_id.to_owned(), unique_id: new_id() }
     }
 
     /// A failed final reply.
@@ -54,13 +48,7 @@ impl Reply {
     /// A call-monitor heartbeat: "still working on it".
     #[must_use]
     pub fn heartbeat(msg_id: &str) -> Reply {
-        Reply {
-            result: Value::Null,
-            failure: None,
-            ending: false,
-            msg_id: msg_id.to_owned(),
-            unique_id: new_id(),
-        }
+        Reply { result: Value::Null, failure: None, ending: false, msg_id: msg_id.to_owned(), unique_id: new_id() }
     }
 
     /// Whether this is a heartbeat rather than an answer.
@@ -98,13 +86,7 @@ impl Reply {
             Some(Value::String(s)) => s,
             _ => String::new(),
         };
-        Ok(Reply {
-            result: m.remove("result").unwrap_or(Value::Null),
-            failure,
-            ending,
-            msg_id,
-            unique_id,
-        })
+        Ok(Reply { result: m.remove("result").unwrap_or(Value::Null), failure, ending, msg_id, unique_id })
     }
 }
 
@@ -136,9 +118,7 @@ mod tests {
         assert!(hb.is_heartbeat());
         let text = String::from_utf8(hb.encode()).unwrap();
         assert!(
-            text.contains(
-                r#"\"result\": null, \"failure\": null, \"ending\": false, \"_msg_id\": \"m1\""#
-            ),
+            text.contains(r#"\"result\": null, \"failure\": null, \"ending\": false, \"_msg_id\": \"m1\""#),
             "{text}"
         );
         let failure = RemoteFailure::new(
@@ -147,21 +127,12 @@ mod tests {
             "Endpoint does not support RPC method x",
         );
         let reply = Reply::decode(&Reply::failure("m2", &failure).encode()).unwrap();
-        assert_eq!(
-            RemoteFailure::from_json(reply.failure.as_deref().unwrap()).unwrap(),
-            failure
-        );
+        assert_eq!(RemoteFailure::from_json(reply.failure.as_deref().unwrap()).unwrap(), failure);
     }
 
     #[test]
     fn lenient_with_legacy_replies() {
-        let r = Reply::from_message(
-            json!({"_msg_id": "m", "result": 5})
-                .as_object()
-                .cloned()
-                .unwrap(),
-        )
-        .unwrap();
+        let r = Reply::from_message(json!({"_msg_id": "m", "result": 5}).as_object().cloned().unwrap()).unwrap();
         assert!(r.ending && r.failure.is_none() && r.result == json!(5));
     }
 }

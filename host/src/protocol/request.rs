@@ -51,11 +51,7 @@ impl Request {
     /// Builds a request from an unwrapped message, as oslo's `unpack_context` does.
     pub fn from_message(mut m: Map<String, Value>) -> Result<Request, DecodeError> {
         let mut context = Map::new();
-        let keys: Vec<String> = m
-            .keys()
-            .filter(|k| k.starts_with(CONTEXT_PREFIX))
-            .cloned()
-            .collect();
+        let keys: Vec<String> = m.keys().filter(|k| k.starts_with(CONTEXT_PREFIX)).cloned().collect();
         for key in keys {
             if let Some(v) = m.remove(&key) {
                 context.insert(key[CONTEXT_PREFIX.len()..].to_owned(), v);
@@ -64,9 +60,7 @@ impl Request {
         let method = match m.remove("method") {
             Some(Value::String(s)) => s,
             Some(other) => {
-                return Err(DecodeError::BadField(format!(
-                    "`method` is not a string: {other}"
-                )));
+                return Err(DecodeError::BadField(format!("`method` is not a string: {other}")));
             }
             None => return Err(DecodeError::BadField("no `method` key".into())),
         };
@@ -74,9 +68,7 @@ impl Request {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(a)) => a,
             Some(other) => {
-                return Err(DecodeError::BadField(format!(
-                    "`args` is not an object: {other}"
-                )));
+                return Err(DecodeError::BadField(format!("`args` is not an object: {other}")));
             }
         };
         let namespace = match m.remove("namespace") {
@@ -92,11 +84,7 @@ impl Request {
         let reply_q = text(m.remove("_reply_q"));
         let call_monitor_timeout = m.remove("_timeout").unwrap_or(Value::Null);
         let reply = match (msg_id, reply_q) {
-            (Some(msg_id), Some(reply_q)) => Some(ReplyTo {
-                msg_id,
-                reply_q,
-                call_monitor_timeout,
-            }),
+            (Some(msg_id), Some(reply_q)) => Some(ReplyTo { msg_id, reply_q, call_monitor_timeout }),
             _ => None,
         };
         Ok(Request {
@@ -115,10 +103,7 @@ impl Request {
     #[must_use]
     pub fn endpoint_context(&self) -> Map<String, Value> {
         let mut ctx = self.context.clone();
-        let timeout = self
-            .reply
-            .as_ref()
-            .map_or(Value::Null, |r| r.call_monitor_timeout.clone());
+        let timeout = self.reply.as_ref().map_or(Value::Null, |r| r.call_monitor_timeout.clone());
         ctx.insert("client_timeout".into(), timeout);
         ctx
     }
@@ -176,14 +161,8 @@ mod tests {
         assert_eq!(reply.msg_id, "f229ea8ae6714188a7c1c238494804d0");
         assert_eq!(reply.reply_q, "reply_9490dc64c39a4251bc8b642bed4dd172");
         assert_eq!(reply.call_monitor_timeout, Value::Null);
-        assert_eq!(
-            req.unique_id.as_deref(),
-            Some("243a8fafcf0842399b9aa628c085d508")
-        );
-        assert_eq!(
-            Value::Object(req.context.clone()),
-            json!({"user": "u1", "request_id": "req-1"})
-        );
+        assert_eq!(req.unique_id.as_deref(), Some("243a8fafcf0842399b9aa628c085d508"));
+        assert_eq!(Value::Object(req.context.clone()), json!({"user": "u1", "request_id": "req-1"}));
         assert_eq!(
             Value::Object(req.endpoint_context()),
             json!({"user": "u1", "request_id": "req-1", "client_timeout": null}),
@@ -197,17 +176,13 @@ mod tests {
         let req = Request::from_message(serde_json::from_str(CAST).unwrap()).unwrap();
         assert!(req.reply.is_none());
         assert_eq!(req.version, Some(json!("1.2")));
-        assert_eq!(
-            Value::Object(req.endpoint_context()),
-            json!({"a": 1, "client_timeout": null})
-        );
+        assert_eq!(Value::Object(req.endpoint_context()), json!({"a": 1, "client_timeout": null}));
         assert_eq!(super::super::json::to_python_string(&req), CAST);
     }
 
     #[test]
     fn a_request_without_method_is_refused() {
-        let err = Request::decode(br#"{"oslo.version": "2.0", "oslo.message": "{\"args\": {}}"}"#)
-            .unwrap_err();
+        let err = Request::decode(br#"{"oslo.version": "2.0", "oslo.message": "{\"args\": {}}"}"#).unwrap_err();
         assert!(err.to_string().contains("method"), "{err}");
     }
 }

@@ -25,10 +25,7 @@ impl Target {
     /// A target for `topic`.
     #[must_use]
     pub fn topic(topic: impl Into<String>) -> Target {
-        Target {
-            topic: topic.into(),
-            ..Target::default()
-        }
+        Target { topic: topic.into(), ..Target::default() }
     }
 
     /// With an exchange.

@@ -68,13 +68,10 @@ pub struct InvalidUrl {
 impl TransportUrl {
     /// Parses a URL.
     pub fn parse(text: &str) -> Result<TransportUrl, InvalidUrl> {
-        let fail = |reason: &str| InvalidUrl {
-            url: redact(text),
-            reason: reason.to_owned(),
-        };
-        let (scheme, rest) = text.split_once("://").ok_or_else(|| {
-            fail("expected `driver://…`, e.g. rabbit://guest:guest@127.0.0.1:5672/")
-        })?;
+        let fail = |reason: &str| InvalidUrl { url: redact(text), reason: reason.to_owned() };
+        let (scheme, rest) = text
+            .split_once("://")
+            .ok_or_else(|| fail("expected `driver://…`, e.g. rabbit://guest:guest@127.0.0.1:5672/"))?;
         let driver = match scheme {
             "rabbit" | "kombu" => Driver::Rabbit,
             "memory" => Driver::Memory,
@@ -100,11 +97,7 @@ impl TransportUrl {
         }
         let virtual_host = path.map(|p| unquote(&p[1..]));
         let mut query_pairs: Vec<(String, String)> = Vec::new();
-        for pair in query
-            .unwrap_or_default()
-            .split('&')
-            .filter(|p| !p.is_empty())
-        {
+        for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             // parse_qs drops blank values by default.
             if v.is_empty() {
@@ -119,22 +112,13 @@ impl TransportUrl {
                 None => query_pairs.push((k, v)),
             }
         }
-        Ok(TransportUrl {
-            driver,
-            scheme: scheme.to_owned(),
-            hosts,
-            virtual_host,
-            query: query_pairs,
-        })
+        Ok(TransportUrl { driver, scheme: scheme.to_owned(), hosts, virtual_host, query: query_pairs })
     }
 
     /// A query option's value.
     #[must_use]
     pub fn option(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
@@ -151,9 +135,7 @@ fn parse_host(entry: &str) -> Result<Host, String> {
         None => (None, None),
     };
     let (hostname, port) = if let Some(rest) = hostport.strip_prefix('[') {
-        let (h, after) = rest
-            .split_once(']')
-            .ok_or("unterminated `[` in an IPv6 address")?;
+        let (h, after) = rest.split_once(']').ok_or("unterminated `[` in an IPv6 address")?;
         (h.to_owned(), after.strip_prefix(':'))
     } else {
         match hostport.rsplit_once(':') {
@@ -162,18 +144,10 @@ fn parse_host(entry: &str) -> Result<Host, String> {
         }
     };
     let port = match port {
-        Some(p) if !p.is_empty() => Some(
-            p.parse::<u16>()
-                .map_err(|_| format!("invalid port {p:?}"))?,
-        ),
+        Some(p) if !p.is_empty() => Some(p.parse::<u16>().map_err(|_| format!("invalid port {p:?}"))?),
         _ => None,
     };
-    Ok(Host {
-        hostname,
-        port,
-        username,
-        password,
-    })
+    Ok(Host { hostname, port, username, password })
 }
 
 fn unquote(s: &str) -> String {
@@ -248,37 +222,18 @@ mod tests {
 
     #[test]
     fn parses_like_oslo() {
-        let u = TransportUrl::parse(
-            "rabbit://u%40x:p%3Aw@h1:5672,u2:pw2@[::1]:5673,h3/vh%2F1?ssl=true&a=1&a=2",
-        )
-        .unwrap();
+        let u =
+            TransportUrl::parse("rabbit://u%40x:p%3Aw@h1:5672,u2:pw2@[::1]:5673,h3/vh%2F1?ssl=true&a=1&a=2").unwrap();
         assert_eq!(u.driver, Driver::Rabbit);
         assert_eq!(u.hosts.len(), 3);
         assert_eq!(u.hosts[0].username.as_deref(), Some("u@x"));
         assert_eq!(u.hosts[0].password.as_deref(), Some("p:w"));
-        assert_eq!(
-            (u.hosts[0].hostname.as_str(), u.hosts[0].port),
-            ("h1", Some(5672))
-        );
-        assert_eq!(
-            (u.hosts[1].hostname.as_str(), u.hosts[1].port),
-            ("::1", Some(5673))
-        );
-        assert_eq!(
-            (
-                u.hosts[2].hostname.as_str(),
-                u.hosts[2].port,
-                u.hosts[2].username.as_deref()
-            ),
-            ("h3", None, None)
-        );
+        assert_eq!((u.hosts[0].hostname.as_str(), u.hosts[0].port), ("h1", Some(5672)));
+        assert_eq!((u.hosts[1].hostname.as_str(), u.hosts[1].port), ("::1", Some(5673)));
+        assert_eq!((u.hosts[2].hostname.as_str(), u.hosts[2].port, u.hosts[2].username.as_deref()), ("h3", None, None));
         assert_eq!(u.virtual_host.as_deref(), Some("vh/1"));
         assert_eq!(u.option("ssl"), Some("true"));
-        assert_eq!(
-            u.option("a"),
-            Some("1,2"),
-            "repeated keys are joined with commas"
-        );
+        assert_eq!(u.option("a"), Some("1,2"), "repeated keys are joined with commas");
     }
 
     #[test]
@@ -289,18 +244,9 @@ mod tests {
         assert_eq!(vh("rabbit://h/%2F"), Some("/".into()));
         assert_eq!(vh("rabbit://h"), None);
         assert!(TransportUrl::parse("rabbit://").unwrap().hosts.is_empty());
-        assert_eq!(
-            TransportUrl::parse("kombu://h").unwrap().driver,
-            Driver::Rabbit
-        );
-        assert_eq!(
-            TransportUrl::parse("memory://").unwrap().driver,
-            Driver::Memory
-        );
-        assert_eq!(
-            TransportUrl::parse("memory://x/").unwrap().hosts[0].hostname,
-            "x"
-        );
+        assert_eq!(TransportUrl::parse("kombu://h").unwrap().driver, Driver::Rabbit);
+        assert_eq!(TransportUrl::parse("memory://").unwrap().driver, Driver::Memory);
+        assert_eq!(TransportUrl::parse("memory://x/").unwrap().hosts[0].hostname, "x");
     }
 
     #[test]
@@ -312,24 +258,13 @@ mod tests {
 
     #[test]
     fn passwords_never_print() {
-        let u =
-            TransportUrl::parse("rabbit://guest:s3cret@h1:5672,admin:t0p@h2/?ssl=true").unwrap();
+        let u = TransportUrl::parse("rabbit://guest:s3cret@h1:5672,admin:t0p@h2/?ssl=true").unwrap();
         for text in [u.to_string(), format!("{u:?}"), format!("{:?}", u.hosts)] {
             assert!(!text.contains("s3cret") && !text.contains("t0p"), "{text}");
         }
-        assert_eq!(
-            u.to_string(),
-            "rabbit://guest:****@h1:5672,admin:****@h2/?ssl=true"
-        );
-        let err = TransportUrl::parse("rabbit://guest:s3cret@h1:notaport/")
-            .unwrap_err()
-            .to_string();
+        assert_eq!(u.to_string(), "rabbit://guest:****@h1:5672,admin:****@h2/?ssl=true");
+        let err = TransportUrl::parse("rabbit://guest:s3cret@h1:notaport/").unwrap_err().to_string();
         assert!(!err.contains("s3cret") && err.contains("notaport"), "{err}");
-        assert!(
-            TransportUrl::parse("amqp://guest:s3cret@h/")
-                .unwrap_err()
-                .to_string()
-                .contains("guest:****@h")
-        );
+        assert!(TransportUrl::parse("amqp://guest:s3cret@h/").unwrap_err().to_string().contains("guest:****@h"));
     }
 }

@@ -16,20 +16,14 @@ pub struct Version {
 
 /// Why a version string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid version {0:?}: expected \"MAJOR.MINOR\" such as \"1.0\" (or \"MAJOR.MINOR.REVISION\")"
-)]
+#[error("invalid version {0:?}: expected \"MAJOR.MINOR\" such as \"1.0\" (or \"MAJOR.MINOR.REVISION\")")]
 pub struct InvalidVersion(pub String);
 
 impl Version {
     /// `major.minor`.
     #[must_use]
     pub const fn new(major: u32, minor: u32) -> Version {
-        Version {
-            major,
-            minor,
-            revision: None,
-        }
+        Version { major, minor, revision: None }
     }
 
     /// oslo's `version_is_compatible(self, requested)`: the same major, a requested minor no
@@ -39,8 +33,7 @@ impl Version {
         if self.major != requested.major || requested.minor > self.minor {
             return false;
         }
-        requested.minor != self.minor
-            || requested.revision.unwrap_or(0) <= self.revision.unwrap_or(0)
+        requested.minor != self.minor || requested.revision.unwrap_or(0) <= self.revision.unwrap_or(0)
     }
 }
 

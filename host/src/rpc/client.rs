@@ -128,10 +128,7 @@ impl RpcClient {
             return Ok(());
         }
         let cap = self.version_cap.expect("only a cap can refuse a version");
-        Err(RpcError::VersionCap {
-            version: self.target.version.unwrap_or(Version::new(1, 0)),
-            cap,
-        })
+        Err(RpcError::VersionCap { version: self.target.version.unwrap_or(Version::new(1, 0)), cap })
     }
 
     fn request(
@@ -141,10 +138,7 @@ impl RpcClient {
         args: Map<String, Value>,
         reply: Option<ReplyTo>,
     ) -> Request {
-        let args = args
-            .into_iter()
-            .map(|(k, v)| (k, self.serializer.serialize_entity(ctx, v)))
-            .collect();
+        let args = args.into_iter().map(|(k, v)| (k, self.serializer.serialize_entity(ctx, v))).collect();
         Request {
             method: method.to_owned(),
             args,
@@ -157,17 +151,10 @@ impl RpcClient {
     }
 
     /// Fire and forget: returns once the transport accepted the message.
-    pub async fn cast(
-        &self,
-        ctx: &Map<String, Value>,
-        method: &str,
-        args: Map<String, Value>,
-    ) -> Result<(), RpcError> {
+    pub async fn cast(&self, ctx: &Map<String, Value>, method: &str, args: Map<String, Value>) -> Result<(), RpcError> {
         self.check_version_cap()?;
         let body = self.request(ctx, method, args, None).encode();
-        self.transport
-            .send(&self.target, Outgoing::new(body))
-            .await?;
+        self.transport.send(&self.target, Outgoing::new(body)).await?;
         Ok(())
     }
 
@@ -181,35 +168,21 @@ impl RpcClient {
         args: Map<String, Value>,
     ) -> Result<Value, RpcError> {
         if self.target.fanout {
-            return Err(RpcError::InvalidTarget(format!(
-                "A call cannot be used with fanout:{}",
-                self.target
-            )));
+            return Err(RpcError::InvalidTarget(format!("A call cannot be used with fanout:{}", self.target)));
         }
         self.check_version_cap()?;
         let replies = Replies::of(self.transport.as_ref()).await?;
         let msg_id = new_id();
         let monitor = self.call_monitor_timeout.map_or(Value::Null, seconds_value);
-        let reply_to = ReplyTo {
-            msg_id: msg_id.clone(),
-            reply_q: replies.queue().to_owned(),
-            call_monitor_timeout: monitor,
-        };
+        let reply_to =
+            ReplyTo { msg_id: msg_id.clone(), reply_q: replies.queue().to_owned(), call_monitor_timeout: monitor };
         let body = self.request(ctx, method, args, Some(reply_to)).encode();
         let mut waiter = replies.register(&msg_id);
-        let message = Outgoing {
-            body: body.into(),
-            expiration: Some(self.timeout),
-            mandatory: false,
-        };
+        let message = Outgoing { body: body.into(), expiration: Some(self.timeout), mandatory: false, confirm: false };
         self.transport.send(&self.target, message).await?;
 
-        let timed_out = || {
-            RpcError::Timeout(format!(
-                "Timed out waiting for a reply {} to message ID {msg_id}.",
-                replies.queue()
-            ))
-        };
+        // The wording Python callers see from oslo.messaging 18.3.1 (ReplyWaiters.get).
+        let timed_out = || RpcError::Timeout(format!("Timed out waiting for a reply to message ID {msg_id}"));
         let hard = Instant::now() + self.timeout;
         let mut monitor = self.call_monitor_timeout.map(|d| Instant::now() + d);
         let mut result = Value::Null;
@@ -258,9 +231,5 @@ fn remote_error(failure: &str) -> RpcError {
 
 /// `_timeout` as Python would send it: an int for whole seconds, else a float.
 fn seconds_value(d: Duration) -> Value {
-    if d.subsec_nanos() == 0 {
-        Value::from(d.as_secs())
-    } else {
-        Value::from(d.as_secs_f64())
-    }
+    if d.subsec_nanos() == 0 { Value::from(d.as_secs()) } else { Value::from(d.as_secs_f64()) }
 }

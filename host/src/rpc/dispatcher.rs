@@ -31,10 +31,7 @@ impl Dispatcher {
     /// A dispatcher over `endpoints`, tried in this order.
     #[must_use]
     pub fn new(endpoints: Vec<Arc<dyn Endpoint>>, serializer: Arc<dyn Serializer>) -> Dispatcher {
-        Dispatcher {
-            endpoints: ArcSwap::from_pointee(endpoints),
-            serializer,
-        }
+        Dispatcher { endpoints: ArcSwap::from_pointee(endpoints), serializer }
     }
 
     /// The current endpoints.
@@ -62,9 +59,7 @@ impl Dispatcher {
         let mut found_compatible = false;
         for endpoint in self.endpoints.load().iter() {
             let target = endpoint.target();
-            let compatible = version
-                .as_ref()
-                .is_some_and(|v| target.version.can_serve(v));
+            let compatible = version.as_ref().is_some_and(|v| target.version.can_serve(v));
             if !(target.accepts_namespace(request.namespace.as_deref()) && compatible) {
                 continue;
             }
@@ -74,11 +69,7 @@ impl Dispatcher {
             }
             found_compatible = true;
         }
-        Err(if found_compatible {
-            no_such_method(method)
-        } else {
-            unsupported_version(&requested, method)
-        })
+        Err(if found_compatible { no_such_method(method) } else { unsupported_version(&requested, method) })
     }
 
     /// Runs the selected endpoint with the serializer hooks in oslo's order.
@@ -88,22 +79,13 @@ impl Dispatcher {
         request: &Request,
         deadline: Option<Instant>,
     ) -> Result<Value, RemoteFailure> {
-        let ctx = self
-            .serializer
-            .deserialize_context(request.endpoint_context());
+        let ctx = self.serializer.deserialize_context(request.endpoint_context());
         let args: Map<String, Value> = request
             .args
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    self.serializer.deserialize_entity(&ctx, v.clone()),
-                )
-            })
+            .map(|(k, v)| (k.clone(), self.serializer.deserialize_entity(&ctx, v.clone())))
             .collect();
-        let result = endpoint
-            .invoke(&request.method, args, &ctx, deadline)
-            .await?;
+        let result = endpoint.invoke(&request.method, args, &ctx, deadline).await?;
         Ok(self.serializer.serialize_entity(&ctx, result))
     }
 }
@@ -111,11 +93,7 @@ impl Dispatcher {
 /// `NoSuchMethod(method)`.
 #[must_use]
 pub fn no_such_method(method: &str) -> RemoteFailure {
-    RemoteFailure::new(
-        "NoSuchMethod",
-        DISPATCHER_MODULE,
-        &format!("Endpoint does not support RPC method {method}"),
-    )
+    RemoteFailure::new("NoSuchMethod", DISPATCHER_MODULE, &format!("Endpoint does not support RPC method {method}"))
 }
 
 /// `UnsupportedVersion(version, method=method)`.

@@ -24,13 +24,7 @@ pub struct RemoteError {
 
 impl From<RemoteFailure> for RemoteError {
     fn from(f: RemoteFailure) -> RemoteError {
-        RemoteError {
-            exc_type: f.class,
-            module: f.module,
-            value: f.message,
-            traceback: f.tb,
-            kwargs: f.kwargs,
-        }
+        RemoteError { exc_type: f.class, module: f.module, value: f.message, traceback: f.tb, kwargs: f.kwargs }
     }
 }
 

@@ -38,18 +38,12 @@ impl Replies {
             .0
             .get_or_try_init(|| async {
                 let (queue, listener) = transport.listen_replies().await?;
-                let replies = Arc::new(Replies {
-                    queue,
-                    waiters: Mutex::default(),
-                });
+                let replies = Arc::new(Replies { queue, waiters: Mutex::default() });
                 tokio::spawn(route(Arc::downgrade(&replies), listener));
                 Ok::<Arc<dyn Any + Send + Sync>, TransportError>(replies)
             })
             .await?;
-        Ok(any
-            .clone()
-            .downcast::<Replies>()
-            .expect("the reply slot only ever holds `Replies`"))
+        Ok(any.clone().downcast::<Replies>().expect("the reply slot only ever holds `Replies`"))
     }
 
     /// The reply queue's name (`_reply_q` in requests).
@@ -61,11 +55,7 @@ impl Replies {
     pub fn register(self: &Arc<Self>, msg_id: &str) -> Waiter {
         let (tx, rx) = mpsc::unbounded_channel();
         lock(&self.waiters).insert(msg_id.to_owned(), tx);
-        Waiter {
-            rx,
-            msg_id: msg_id.to_owned(),
-            replies: self.clone(),
-        }
+        Waiter { rx, msg_id: msg_id.to_owned(), replies: self.clone() }
     }
 }
 

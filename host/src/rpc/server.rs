@@ -38,10 +38,7 @@ pub struct ServerOptions {
 
 impl Default for ServerOptions {
     fn default() -> ServerOptions {
-        ServerOptions {
-            executor_size: DEFAULT_EXECUTOR_SIZE,
-            reply_retry: Duration::from_secs(60),
-        }
+        ServerOptions { executor_size: DEFAULT_EXECUTOR_SIZE, reply_retry: Duration::from_secs(60) }
     }
 }
 
@@ -143,10 +140,7 @@ impl RpcServer {
             tracing::warn!(target = %self.inner.target, "start() called on a running server; ignored");
             return Ok(());
         }
-        if let State::Stopped {
-            listener: Some(old),
-        } = std::mem::take(&mut *state)
-        {
+        if let State::Stopped { listener: Some(old) } = std::mem::take(&mut *state) {
             old.close().await;
         }
         let listener = self.inner.transport.listen(&self.inner.target).await?;
@@ -182,10 +176,7 @@ impl RpcServer {
                 let in_flight = tracker.len();
                 self.inner.abort.cancel();
                 tracker.wait().await;
-                Err(DrainTimeout {
-                    in_flight,
-                    waited: started.elapsed(),
-                })
+                Err(DrainTimeout { in_flight, waited: started.elapsed() })
             }
         };
         tracker.reopen();
@@ -236,9 +227,7 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
             tracing::info!(%queue, method = %request.method, "duplicate message dropped (same _unique_id)");
             continue;
         }
-        inner
-            .tracker
-            .spawn(handle(inner.clone(), request, deadline, slot));
+        inner.tracker.spawn(handle(inner.clone(), request, deadline, slot));
     }
     listener
 }
@@ -246,10 +235,7 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
 /// oslo's `_MsgIdCache`: drop a request whose `_unique_id` is among the last 16 seen.
 fn is_duplicate(inner: &Inner, unique_id: Option<&str>) -> bool {
     let Some(id) = unique_id else { return false };
-    let mut recent = inner
-        .recent
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut recent = inner.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if recent.iter().any(|seen| seen == id) {
         return true;
     }
@@ -260,12 +246,7 @@ fn is_duplicate(inner: &Inner, unique_id: Option<&str>) -> bool {
     false
 }
 
-async fn handle(
-    inner: Arc<Inner>,
-    request: Request,
-    deadline: Option<Instant>,
-    _slot: OwnedSemaphorePermit,
-) {
+async fn handle(inner: Arc<Inner>, request: Request, deadline: Option<Instant>, _slot: OwnedSemaphorePermit) {
     let expired = |what: &str| {
         let late = deadline.is_some_and(|d| Instant::now() >= d);
         if late {
@@ -289,26 +270,14 @@ async fn handle(
     // The endpoint's own bound first, then an executor slot: calls waiting for a busy
     // endpoint do not occupy slots other endpoints could use.
     let _endpoint_slot = match endpoint.concurrency() {
-        Some(sem) => Some(
-            sem.acquire_owned()
-                .await
-                .expect("endpoint semaphores are never closed"),
-        ),
+        Some(sem) => Some(sem.acquire_owned().await.expect("endpoint semaphores are never closed")),
         None => None,
     };
-    let _running = inner
-        .executor
-        .clone()
-        .acquire_owned()
-        .await
-        .expect("the executor semaphore is never closed");
+    let _running = inner.executor.clone().acquire_owned().await.expect("the executor semaphore is never closed");
     if expired("while it waited for an executor slot") {
         return;
     }
-    let heartbeat = request
-        .reply
-        .as_ref()
-        .and_then(|to| start_heartbeat(&inner, to, &request.method));
+    let heartbeat = request.reply.as_ref().and_then(|to| start_heartbeat(&inner, to, &request.method));
     let outcome = tokio::select! {
         outcome = inner.dispatcher.invoke(endpoint.as_ref(), &request, deadline) => outcome,
         () = inner.abort.cancelled() => {
@@ -349,10 +318,7 @@ fn start_heartbeat(inner: &Arc<Inner>, to: &ReplyTo, method: &str) -> Option<Joi
     }
     let interval = timeout / 2.0;
     if interval < 1.0 {
-        tracing::warn!(
-            "Client provided an invalid timeout value of {}",
-            to.call_monitor_timeout
-        );
+        tracing::warn!("Client provided an invalid timeout value of {}", to.call_monitor_timeout);
         return None;
     }
     let (inner, to, method) = (inner.clone(), to.clone(), method.to_owned());

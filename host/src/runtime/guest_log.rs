@@ -22,25 +22,15 @@ pub(crate) struct GuestOutput {
 
 impl GuestOutput {
     pub(crate) fn stdout(endpoint: Arc<str>) -> GuestOutput {
-        GuestOutput {
-            endpoint,
-            stream: "stdout",
-        }
+        GuestOutput { endpoint, stream: "stdout" }
     }
 
     pub(crate) fn stderr(endpoint: Arc<str>) -> GuestOutput {
-        GuestOutput {
-            endpoint,
-            stream: "stderr",
-        }
+        GuestOutput { endpoint, stream: "stderr" }
     }
 
     fn writer(&self) -> LineWriter {
-        LineWriter {
-            endpoint: self.endpoint.clone(),
-            stream: self.stream,
-            pending: Vec::new(),
-        }
+        LineWriter { endpoint: self.endpoint.clone(), stream: self.stream, pending: Vec::new() }
     }
 }
 
@@ -72,8 +62,7 @@ impl LineWriter {
         for chunk in bytes.split_inclusive(|b| *b == b'\n') {
             if self.pending.len() < MAX_LINE {
                 let room = MAX_LINE - self.pending.len();
-                self.pending
-                    .extend_from_slice(&chunk[..chunk.len().min(room)]);
+                self.pending.extend_from_slice(&chunk[..chunk.len().min(room)]);
             }
             if chunk.ends_with(b"\n") {
                 self.emit();
@@ -119,11 +108,7 @@ impl Pollable for LineWriter {
 }
 
 impl AsyncWrite for LineWriter {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.push(buf);
         Poll::Ready(Ok(buf.len()))
     }

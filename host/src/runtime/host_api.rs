@@ -1,8 +1,8 @@
 //! The host functions offered to guests: `wasmrpc.log`, `wasmrpc.panic`, `wasmrpc.notify`.
 
 use wasmrpc_abi::{
-    HOST_MODULE, LOG_IMPORT, LogLevel, NOTIFY_DENIED, NOTIFY_IMPORT, NOTIFY_INVALID, NOTIFY_SENT,
-    NotifyRequest, PANIC_IMPORT,
+    HOST_MODULE, LOG_IMPORT, LogLevel, NOTIFY_DENIED, NOTIFY_IMPORT, NOTIFY_INVALID, NOTIFY_SENT, NotifyRequest,
+    PANIC_IMPORT,
 };
 use wasmtime::{Caller, Extern, Linker};
 
@@ -30,15 +30,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result
             Ok(())
         },
     )?;
-    linker.func_wrap(
-        HOST_MODULE,
-        PANIC_IMPORT,
-        |mut caller: Caller<'_, StoreState>, ptr: i32, len: i32| {
-            let text = read_text(&mut caller, ptr, len)?;
-            caller.data_mut().panic_message = Some(text);
-            Ok(())
-        },
-    )?;
+    linker.func_wrap(HOST_MODULE, PANIC_IMPORT, |mut caller: Caller<'_, StoreState>, ptr: i32, len: i32| {
+        let text = read_text(&mut caller, ptr, len)?;
+        caller.data_mut().panic_message = Some(text);
+        Ok(())
+    })?;
     linker.func_wrap(HOST_MODULE, NOTIFY_IMPORT, |mut caller: Caller<'_, StoreState>, ptr: i32, len: i32| {
         if len as u32 > MAX_NOTIFICATION {
             return Ok(NOTIFY_INVALID);
@@ -71,11 +67,7 @@ fn read_text(caller: &mut Caller<'_, StoreState>, ptr: i32, len: i32) -> wasmtim
     Ok(String::from_utf8_lossy(&read_bytes(caller, ptr, len)?).into_owned())
 }
 
-fn read_bytes(
-    caller: &mut Caller<'_, StoreState>,
-    ptr: i32,
-    len: i32,
-) -> wasmtime::Result<Vec<u8>> {
+fn read_bytes(caller: &mut Caller<'_, StoreState>, ptr: i32, len: i32) -> wasmtime::Result<Vec<u8>> {
     let Some(Extern::Memory(memory)) = caller.get_export(wasmrpc_abi::MEMORY) else {
         return Err(wasmtime::Error::msg("the module exports no `memory`"));
     };

@@ -57,8 +57,7 @@ pub(crate) enum Failure {
 impl Live {
     /// Instantiates the module. Instantiation runs under the given deadline too.
     pub async fn new(t: &Template, deadline: Instant, budget: Duration) -> Result<Live, Failure> {
-        let mut store =
-            new_store(&t.engine, &t.guest).map_err(|e| Failure::Setup(format!("{e:#}")))?;
+        let mut store = new_store(&t.engine, &t.guest).map_err(|e| Failure::Setup(format!("{e:#}")))?;
         arm(&mut store, deadline, budget, None).map_err(|e| Failure::Setup(format!("{e:#}")))?;
         let instance = match t.pre.instantiate_async(&mut store).await {
             Ok(i) => i,
@@ -80,9 +79,7 @@ impl Live {
                     .and_then(Extern::into_func)
                     .ok_or_else(|| Failure::Abi(format!("`{}` is not a function", $name)))?
                     .typed(&store)
-                    .map_err(|err| {
-                        Failure::Abi(format!("`{}` has the wrong signature: {err}", $name))
-                    })?
+                    .map_err(|err| Failure::Abi(format!("`{}` has the wrong signature: {err}", $name)))?
             };
         }
         Ok(Live {
@@ -99,19 +96,13 @@ impl Live {
 
     /// `wasmrpc_abi_version()`.
     pub async fn abi_version(&mut self) -> Result<i32, Failure> {
-        self.abi_version
-            .call_async(&mut self.store, ())
-            .await
-            .map_err(|e| classify(Some(self.store.data()), e))
+        self.abi_version.call_async(&mut self.store, ()).await.map_err(|e| classify(Some(self.store.data()), e))
     }
 
     /// `wasmrpc_describe()`, returning the raw JSON.
     pub async fn describe(&mut self) -> Result<Vec<u8>, Failure> {
-        let packed = self
-            .describe
-            .call_async(&mut self.store, ())
-            .await
-            .map_err(|e| classify(Some(self.store.data()), e))?;
+        let packed =
+            self.describe.call_async(&mut self.store, ()).await.map_err(|e| classify(Some(self.store.data()), e))?;
         self.take_buffer(packed as u64, true).await
     }
 
@@ -126,16 +117,11 @@ impl Live {
         fuel: Option<u64>,
         release: bool,
     ) -> Result<Vec<u8>, Failure> {
-        arm(&mut self.store, deadline, budget, fuel)
-            .map_err(|e| classify(Some(self.store.data()), e))?;
+        arm(&mut self.store, deadline, budget, fuel).map_err(|e| classify(Some(self.store.data()), e))?;
         self.invocations += 1;
-        let len = i32::try_from(request.len())
-            .map_err(|_| Failure::Abi("request larger than 2 GiB".into()))?;
-        let ptr = self
-            .alloc
-            .call_async(&mut self.store, len)
-            .await
-            .map_err(|e| classify(Some(self.store.data()), e))?;
+        let len = i32::try_from(request.len()).map_err(|_| Failure::Abi("request larger than 2 GiB".into()))?;
+        let ptr =
+            self.alloc.call_async(&mut self.store, len).await.map_err(|e| classify(Some(self.store.data()), e))?;
         if ptr == 0 && len > 0 {
             return Err(Failure::Abi("wasmrpc_alloc returned 0".into()));
         }
@@ -153,19 +139,13 @@ impl Live {
     async fn take_buffer(&mut self, packed: u64, release: bool) -> Result<Vec<u8>, Failure> {
         let (ptr, len) = unpack(packed);
         if len > MAX_RESPONSE {
-            return Err(Failure::Abi(format!(
-                "response of {len} bytes is over the {MAX_RESPONSE}-byte limit"
-            )));
+            return Err(Failure::Abi(format!("response of {len} bytes is over the {MAX_RESPONSE}-byte limit")));
         }
         let out = self
             .memory
             .data(&self.store)
             .get(ptr as usize..ptr as usize + len as usize)
-            .ok_or_else(|| {
-                Failure::Abi(format!(
-                    "response buffer {ptr:#x}+{len} lies outside memory"
-                ))
-            })?
+            .ok_or_else(|| Failure::Abi(format!("response buffer {ptr:#x}+{len} lies outside memory")))?
             .to_vec();
         if release {
             self.dealloc
@@ -187,26 +167,16 @@ fn classify(state: Option<&StoreState>, error: wasmtime::Error) -> Failure {
     let panic = state.and_then(|s| s.panic_message.clone());
     let (kind, message) = if deadline_hit || error.is::<DeadlineExceeded>() {
         let budget = state.map_or(Duration::ZERO, |s| s.budget);
-        (
-            TrapKind::Deadline,
-            format!("stopped after its deadline of {}", humanize(budget)),
-        )
+        (TrapKind::Deadline, format!("stopped after its deadline of {}", humanize(budget)))
     } else if let Some(m) = error.downcast_ref::<MemoryLimitExceeded>() {
         (TrapKind::MemoryLimit, m.to_string())
     } else if let Some(trap) = error.downcast_ref::<Trap>() {
         match trap {
-            Trap::UnreachableCodeReached if panic.is_some() => {
-                (TrapKind::Panic, panic.unwrap_or_default())
-            }
+            Trap::UnreachableCodeReached if panic.is_some() => (TrapKind::Panic, panic.unwrap_or_default()),
             Trap::UnreachableCodeReached => (TrapKind::Unreachable, trap.to_string()),
             Trap::OutOfFuel => (TrapKind::Fuel, "the call used up its fuel".to_owned()),
-            Trap::StackOverflow => (
-                TrapKind::StackOverflow,
-                "the call stack overflowed".to_owned(),
-            ),
-            Trap::MemoryOutOfBounds | Trap::TableOutOfBounds => {
-                (TrapKind::OutOfBounds, trap.to_string())
-            }
+            Trap::StackOverflow => (TrapKind::StackOverflow, "the call stack overflowed".to_owned()),
+            Trap::MemoryOutOfBounds | Trap::TableOutOfBounds => (TrapKind::OutOfBounds, trap.to_string()),
             Trap::Interrupt => (TrapKind::Deadline, "interrupted".to_owned()),
             other => (TrapKind::Other, other.to_string()),
         }

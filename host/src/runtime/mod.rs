@@ -29,8 +29,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use wasmrpc_abi::{ABI_VERSION, Description, NotifyRequest, REQUIRED_EXPORTS};
 use wasmtime::{
-    Config, Engine, ExternType, InstanceAllocationStrategy, Linker, Module,
-    PoolingAllocationConfig, ValType,
+    Config, Engine, ExternType, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig, ValType,
 };
 
 pub use error::{CallError, LoadError, TrapKind};
@@ -91,10 +90,7 @@ struct Inner {
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Runtime")
-            .field("config", &self.inner.config)
-            .field("pooling", &self.inner.pooling)
-            .finish()
+        f.debug_struct("Runtime").field("config", &self.inner.config).field("pooling", &self.inner.pooling).finish()
     }
 }
 
@@ -142,14 +138,7 @@ impl Runtime {
             .map_err(|e| RuntimeError(format!("{e:#}")))?;
         host_api::add_to_linker(&mut linker).map_err(|e| RuntimeError(format!("{e:#}")))?;
         spawn_epoch_ticker(&engine, config.epoch_tick);
-        Ok(Runtime {
-            inner: Arc::new(Inner {
-                engine,
-                linker,
-                config,
-                pooling,
-            }),
-        })
+        Ok(Runtime { inner: Arc::new(Inner { engine, linker, config, pooling }) })
     }
 
     /// Whether the pooling allocator is in use (false after a fallback).
@@ -173,23 +162,15 @@ impl Runtime {
     ) -> Result<Plugin, LoadError> {
         let started = Instant::now();
         let path = &spec.module_path;
-        let problem = |problem: String| LoadError::Module {
+        let problem = |problem: String| LoadError::Module { endpoint: spec.name.clone(), path: path.clone(), problem };
+        let bytes = tokio::fs::read(path).await.map_err(|source| LoadError::Read {
             endpoint: spec.name.clone(),
             path: path.clone(),
-            problem,
-        };
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|source| LoadError::Read {
-                endpoint: spec.name.clone(),
-                path: path.clone(),
-                source,
-            })?;
+            source,
+        })?;
         let sha256 = hex(&Sha256::digest(&bytes));
-        let module = self
-            .compile(bytes)
-            .await
-            .map_err(|e| problem(format!("is not a valid WebAssembly module: {e}")))?;
+        let module =
+            self.compile(bytes).await.map_err(|e| problem(format!("is not a valid WebAssembly module: {e}")))?;
         let exports = check_exports(&module).map_err(problem)?;
         let pre = self
             .inner
@@ -206,12 +187,7 @@ impl Runtime {
             });
         }
         let mut env = spec.sandbox.env.clone();
-        env.extend(
-            spec.sandbox
-                .inherit_env
-                .iter()
-                .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v))),
-        );
+        env.extend(spec.sandbox.inherit_env.iter().filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v))));
         let guest = Arc::new(GuestInfo {
             name: Arc::from(spec.name.as_str()),
             env,
@@ -220,21 +196,12 @@ impl Runtime {
             grant: spec.notifications.clone(),
             notifications,
         });
-        let template = Template {
-            engine: self.inner.engine.clone(),
-            pre,
-            exports,
-            guest,
-        };
-        let description = probe(&template, spec.limits.deadline)
-            .await
-            .map_err(problem)?;
+        let template = Template { engine: self.inner.engine.clone(), pre, exports, guest };
+        let description = probe(&template, spec.limits.deadline).await.map_err(problem)?;
         check_description(spec, &description)?;
         let max_idle = match spec.instance {
             InstanceMode::Fresh => 0,
-            InstanceMode::Warm { .. } => spec
-                .max_concurrency
-                .unwrap_or(self.inner.config.default_max_idle),
+            InstanceMode::Warm { .. } => spec.max_concurrency.unwrap_or(self.inner.config.default_max_idle),
         };
         Ok(Plugin::new(plugin::Parts {
             template,
@@ -262,21 +229,17 @@ impl Runtime {
 /// Advances the epoch every `tick` until the engine is dropped.
 fn spawn_epoch_ticker(engine: &Engine, tick: Duration) {
     let weak = engine.weak();
-    let spawned = std::thread::Builder::new()
-        .name("wasmrpc-epoch".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(tick);
-                match weak.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => return,
-                }
+    let spawned = std::thread::Builder::new().name("wasmrpc-epoch".into()).spawn(move || {
+        loop {
+            std::thread::sleep(tick);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => return,
             }
-        });
+        }
+    });
     if let Err(e) = spawned {
-        tracing::error!(
-            "cannot start the epoch ticker thread ({e}): deadlines will not be enforced"
-        );
+        tracing::error!("cannot start the epoch ticker thread ({e}): deadlines will not be enforced");
     }
 }
 
@@ -308,11 +271,7 @@ fn check_exports(module: &Module) -> Result<Exports, String> {
             missing.join(", ")
         ));
     }
-    let index = |name: &str| {
-        module
-            .get_export_index(name)
-            .ok_or_else(|| format!("lost export `{name}`"))
-    };
+    let index = |name: &str| module.get_export_index(name).ok_or_else(|| format!("lost export `{name}`"));
     Ok(Exports {
         memory: index(wasmrpc_abi::MEMORY)?,
         abi_version: index(wasmrpc_abi::ABI_VERSION_EXPORT)?,
@@ -344,9 +303,7 @@ async fn probe(template: &Template, deadline: Duration) -> Result<Description, S
         Failure::Abi(m) => format!("broke the ABI while being probed: {m}"),
         Failure::Setup(m) => format!("could not be instantiated: {m}"),
     };
-    let mut live = Live::new(template, started, budget)
-        .await
-        .map_err(explain)?;
+    let mut live = Live::new(template, started, budget).await.map_err(explain)?;
     let version = live.abi_version().await.map_err(explain)?;
     if version != ABI_VERSION as i32 {
         return Err(format!(
@@ -367,19 +324,12 @@ async fn probe(template: &Template, deadline: Duration) -> Result<Description, S
 
 /// The description must agree with the manifest: methods it lists, version, namespace.
 fn check_description(spec: &EndpointSpec, d: &Description) -> Result<(), LoadError> {
-    let inconsistent = |at, message: String| LoadError::Inconsistent {
-        manifest: spec.manifest_path.clone(),
-        at,
-        message,
-    };
+    let inconsistent =
+        |at, message: String| LoadError::Inconsistent { manifest: spec.manifest_path.clone(), at, message };
     let exported: BTreeSet<&str> = d.methods.iter().map(|m| m.name.as_str()).collect();
     let available = || exported.iter().copied().collect::<Vec<_>>().join(", ");
     if let Some(declared) = &spec.declared_methods {
-        let missing: Vec<&str> = declared
-            .iter()
-            .map(String::as_str)
-            .filter(|m| !exported.contains(m))
-            .collect();
+        let missing: Vec<&str> = declared.iter().map(String::as_str).filter(|m| !exported.contains(m)).collect();
         if !missing.is_empty() {
             return Err(inconsistent(
                 spec.locations.methods,
@@ -396,10 +346,7 @@ fn check_description(spec: &EndpointSpec, d: &Description) -> Result<(), LoadErr
         Role::Rpc(target) => {
             if let Some(v) = &d.version {
                 let module_version: Version = v.parse().map_err(|e| {
-                    inconsistent(
-                        spec.locations.version,
-                        format!("the module declares an unreadable version: {e}"),
-                    )
+                    inconsistent(spec.locations.version, format!("the module declares an unreadable version: {e}"))
                 })?;
                 if !module_version.can_serve(&target.version) {
                     return Err(inconsistent(
@@ -424,11 +371,8 @@ fn check_description(spec: &EndpointSpec, d: &Description) -> Result<(), LoadErr
             }
         }
         Role::Listener(listener) => {
-            let handled: Vec<&str> = crate::protocol::PRIORITIES
-                .iter()
-                .copied()
-                .filter(|p| exported.contains(p))
-                .collect();
+            let handled: Vec<&str> =
+                crate::protocol::PRIORITIES.iter().copied().filter(|p| exported.contains(p)).collect();
             if handled.is_empty() {
                 return Err(inconsistent(
                     spec.locations.listener,
@@ -439,11 +383,7 @@ fn check_description(spec: &EndpointSpec, d: &Description) -> Result<(), LoadErr
                 ));
             }
             if let Some(wanted) = &listener.priorities {
-                let missing: Vec<&str> = wanted
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|p| !exported.contains(p))
-                    .collect();
+                let missing: Vec<&str> = wanted.iter().map(String::as_str).filter(|p| !exported.contains(p)).collect();
                 if !missing.is_empty() {
                     return Err(inconsistent(
                         spec.locations.listener,
@@ -462,10 +402,8 @@ fn check_description(spec: &EndpointSpec, d: &Description) -> Result<(), LoadErr
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }

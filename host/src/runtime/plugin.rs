@@ -38,10 +38,7 @@ struct Inner {
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin")
-            .field("name", &self.name())
-            .field("sha256", &self.inner.sha256)
-            .finish_non_exhaustive()
+        f.debug_struct("Plugin").field("name", &self.name()).field("sha256", &self.inner.sha256).finish_non_exhaustive()
     }
 }
 
@@ -67,12 +64,7 @@ pub(crate) struct Parts {
 
 impl Plugin {
     pub(crate) fn new(p: Parts) -> Plugin {
-        let methods = p
-            .description
-            .methods
-            .iter()
-            .map(|m| m.name.clone())
-            .collect();
+        let methods = p.description.methods.iter().map(|m| m.name.clone()).collect();
         Plugin {
             inner: Arc::new(Inner {
                 template: p.template,
@@ -147,12 +139,8 @@ impl Plugin {
         context: &Map<String, Value>,
         caller_deadline: Option<Instant>,
     ) -> Result<Value, CallError> {
-        let bytes = serde_json::to_vec(&Request {
-            method,
-            args,
-            context,
-        })
-        .map_err(|e| self.host_error(method, e.to_string()))?;
+        let bytes = serde_json::to_vec(&Request { method, args, context })
+            .map_err(|e| self.host_error(method, e.to_string()))?;
         let out = self.call_raw(method, &bytes, caller_deadline).await?;
         match serde_json::from_slice::<CallResponse>(&out) {
             Ok(CallResponse::Ok(value)) => Ok(value),
@@ -183,20 +171,12 @@ impl Plugin {
             InstanceMode::Fresh => None,
             InstanceMode::Warm { max_invocations } => Some(max_invocations),
         };
-        let idle = if warm.is_some() {
-            inner.warm.lock().unwrap_or_else(|p| p.into_inner()).pop()
-        } else {
-            None
-        };
+        let idle = if warm.is_some() { inner.warm.lock().unwrap_or_else(|p| p.into_inner()).pop() } else { None };
         let mut live = match idle {
             Some(live) => live,
-            None => Live::new(&inner.template, deadline, budget)
-                .await
-                .map_err(|f| self.failure(method, f))?,
+            None => Live::new(&inner.template, deadline, budget).await.map_err(|f| self.failure(method, f))?,
         };
-        let result = live
-            .invoke(request, deadline, budget, inner.limits.fuel, warm.is_some())
-            .await;
+        let result = live.invoke(request, deadline, budget, inner.limits.fuel, warm.is_some()).await;
         match result {
             Ok(out) => {
                 if let Some(max) = warm
@@ -221,32 +201,15 @@ impl Plugin {
             Failure::Trap(kind, message, error) => {
                 tracing::warn!(endpoint = %endpoint, method = %method, trap = %kind, "call trapped: {message}");
                 tracing::debug!(endpoint = %endpoint, method = %method, "trap details: {error:?}");
-                CallError::Trap {
-                    endpoint,
-                    method,
-                    kind,
-                    message,
-                }
+                CallError::Trap { endpoint, method, kind, message }
             }
-            Failure::Abi(detail) => CallError::Abi {
-                endpoint,
-                method,
-                detail,
-            },
-            Failure::Setup(detail) => CallError::Host {
-                endpoint,
-                method,
-                detail,
-            },
+            Failure::Abi(detail) => CallError::Abi { endpoint, method, detail },
+            Failure::Setup(detail) => CallError::Host { endpoint, method, detail },
         }
     }
 
     fn host_error(&self, method: &str, detail: String) -> CallError {
-        CallError::Host {
-            endpoint: self.name().to_owned(),
-            method: method.to_owned(),
-            detail,
-        }
+        CallError::Host { endpoint: self.name().to_owned(), method: method.to_owned(), detail }
     }
 
     /// The deadline budget as text, for messages.

@@ -56,42 +56,23 @@ pub(crate) struct Limiter {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.memory_limit {
-            return Err(MemoryLimitExceeded {
-                desired,
-                limit: self.memory_limit,
-            }
-            .into());
+            return Err(MemoryLimitExceeded { desired, limit: self.memory_limit }.into());
         }
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }
 
 /// A store with the endpoint's sandbox, limiter and deadline handling installed.
-pub(crate) fn new_store(
-    engine: &wasmtime::Engine,
-    guest: &Arc<GuestInfo>,
-) -> wasmtime::Result<Store<StoreState>> {
+pub(crate) fn new_store(engine: &wasmtime::Engine, guest: &Arc<GuestInfo>) -> wasmtime::Result<Store<StoreState>> {
     let state = StoreState {
         wasi: sandbox(guest)?,
-        limiter: Limiter {
-            memory_limit: guest.memory_limit,
-        },
+        limiter: Limiter { memory_limit: guest.memory_limit },
         guest: guest.clone(),
         deadline: Instant::now(),
         budget: Duration::ZERO,
@@ -147,11 +128,7 @@ fn sandbox(guest: &GuestInfo) -> wasmtime::Result<WasiP1Ctx> {
         b.env(k, v);
     }
     for dir in &guest.dirs {
-        let perms = if dir.writable {
-            FsPerms::ReadWrite
-        } else {
-            FsPerms::ReadOnly
-        };
+        let perms = if dir.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
         b.preopened_dir(&dir.host, &dir.guest, perms)?;
     }
     Ok(b.build_p1())

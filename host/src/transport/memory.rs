@@ -17,8 +17,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Acknowledge, ErrorKind, Incoming, Listener, ListenerControl, Outgoing, ReplySlot, Transport,
-    TransportError,
+    Acknowledge, ErrorKind, Incoming, Listener, ListenerControl, Outgoing, ReplySlot, Transport, TransportError,
 };
 use crate::protocol::{ListenTarget, Target, TransportUrl, new_id};
 
@@ -42,11 +41,7 @@ struct Queue {
 
 impl Queue {
     fn new(name: &str) -> Arc<Queue> {
-        Arc::new(Queue {
-            name: Arc::from(name),
-            items: Mutex::default(),
-            ready: Notify::new(),
-        })
+        Arc::new(Queue { name: Arc::from(name), items: Mutex::default(), ready: Notify::new() })
     }
 
     fn push(&self, stored: Stored) {
@@ -114,21 +109,11 @@ struct Broker {
 
 impl Broker {
     fn declare_queue(&self, name: &str) -> Arc<Queue> {
-        lock(&self.state)
-            .queues
-            .entry(name.to_owned())
-            .or_insert_with(|| Queue::new(name))
-            .clone()
+        lock(&self.state).queues.entry(name.to_owned()).or_insert_with(|| Queue::new(name)).clone()
     }
 
     fn declare_exchange(state: &mut State, name: &str, kind: Kind) {
-        state
-            .exchanges
-            .entry(name.to_owned())
-            .or_insert_with(|| Exchange {
-                kind,
-                bindings: Vec::new(),
-            });
+        state.exchanges.entry(name.to_owned()).or_insert_with(|| Exchange { kind, bindings: Vec::new() });
     }
 
     fn bind(&self, exchange: &str, kind: Kind, key: &str, queue: &str) {
@@ -168,11 +153,7 @@ impl Broker {
         };
         let deadline = message.expiration.map(|ttl| Instant::now() + ttl);
         for q in &targets {
-            q.push(Stored {
-                body: message.body.clone(),
-                deadline,
-                redelivered: false,
-            });
+            q.push(Stored { body: message.body.clone(), deadline, redelivered: false });
         }
         targets.len()
     }
@@ -198,11 +179,7 @@ impl MemoryTransport {
     /// Joins (or creates) the broker named by `url` (`memory://name/`).
     #[must_use]
     pub fn new(url: &TransportUrl, control_exchange: &str) -> MemoryTransport {
-        let name = url
-            .hosts
-            .first()
-            .map(|h| h.hostname.clone())
-            .unwrap_or_default();
+        let name = url.hosts.first().map(|h| h.hostname.clone()).unwrap_or_default();
         let key = format!("{name}/{}", url.virtual_host.clone().unwrap_or_default());
         let broker = {
             let mut brokers = lock(&BROKERS);
@@ -233,10 +210,7 @@ impl MemoryTransport {
 
     fn check_open(&self) -> Result<(), TransportError> {
         if self.closed.is_cancelled() {
-            return Err(TransportError::new(
-                ErrorKind::Closed,
-                format!("memory://{} is closed", self.name),
-            ));
+            return Err(TransportError::new(ErrorKind::Closed, format!("memory://{} is closed", self.name)));
         }
         Ok(())
     }
@@ -250,14 +224,7 @@ impl MemoryTransport {
         for queue in queues {
             tokio::spawn(pump(queue, tx.clone(), stop.clone()));
         }
-        Listener::new(
-            rx,
-            Arc::new(MemoryListener {
-                broker: self.broker.clone(),
-                stop,
-                private,
-            }),
-        )
+        Listener::new(rx, Arc::new(MemoryListener { broker: self.broker.clone(), stop, private }))
     }
 }
 
@@ -268,18 +235,9 @@ async fn pump(queue: Arc<Queue>, tx: mpsc::Sender<Incoming>, stop: CancellationT
             () = stop.cancelled() => return,
             stored = queue.pop() => stored,
         };
-        let ack = MemoryAck {
-            queue: queue.clone(),
-            body: stored.body.clone(),
-            deadline: stored.deadline,
-        };
-        let incoming = Incoming::new(
-            stored.body.clone(),
-            queue.name.clone(),
-            stored.deadline,
-            stored.redelivered,
-            Box::new(ack),
-        );
+        let ack = MemoryAck { queue: queue.clone(), body: stored.body.clone(), deadline: stored.deadline };
+        let incoming =
+            Incoming::new(stored.body.clone(), queue.name.clone(), stored.deadline, stored.redelivered, Box::new(ack));
         tokio::select! {
             () = stop.cancelled() => {
                 queue.push_front(stored);
@@ -331,11 +289,7 @@ impl Acknowledge for MemoryAck {
     }
 
     async fn requeue(self: Box<Self>) -> Result<(), TransportError> {
-        self.queue.push_front(Stored {
-            body: self.body,
-            deadline: self.deadline,
-            redelivered: true,
-        });
+        self.queue.push_front(Stored { body: self.body, deadline: self.deadline, redelivered: true });
         Ok(())
     }
 
@@ -355,13 +309,7 @@ impl Transport for MemoryTransport {
         let (exchange, key) = if target.fanout {
             (target.fanout_exchange(), String::new())
         } else {
-            (
-                target
-                    .exchange
-                    .clone()
-                    .unwrap_or_else(|| self.control_exchange.clone()),
-                target.routing_key(),
-            )
+            (target.exchange.clone().unwrap_or_else(|| self.control_exchange.clone()), target.routing_key())
         };
         let routed = self.broker.publish(&exchange, &key, &message);
         if routed == 0 && message.mandatory {
@@ -375,10 +323,7 @@ impl Transport for MemoryTransport {
 
     async fn listen(&self, target: &ListenTarget) -> Result<Listener, TransportError> {
         self.check_open()?;
-        let exchange = target
-            .exchange
-            .clone()
-            .unwrap_or_else(|| self.control_exchange.clone());
+        let exchange = target.exchange.clone().unwrap_or_else(|| self.control_exchange.clone());
         let topic = target.topic.as_str();
         let server_key = format!("{topic}.{}", target.server);
         let fanout_exchange = format!("{topic}_fanout");
@@ -386,18 +331,8 @@ impl Transport for MemoryTransport {
         let mut queues = Vec::new();
         for (ex, kind, key, queue) in [
             (exchange.as_str(), Kind::Topic, topic, topic),
-            (
-                exchange.as_str(),
-                Kind::Topic,
-                server_key.as_str(),
-                server_key.as_str(),
-            ),
-            (
-                fanout_exchange.as_str(),
-                Kind::Fanout,
-                topic,
-                fanout_queue.as_str(),
-            ),
+            (exchange.as_str(), Kind::Topic, server_key.as_str(), server_key.as_str()),
+            (fanout_exchange.as_str(), Kind::Fanout, topic, fanout_queue.as_str()),
         ] {
             queues.push(self.broker.declare_queue(queue));
             self.broker.bind(ex, kind, key, queue);
@@ -414,20 +349,10 @@ impl Transport for MemoryTransport {
 
     async fn send_reply(&self, reply_q: &str, body: Bytes) -> Result<(), TransportError> {
         self.check_open()?;
-        let routed = self.broker.publish(
-            "",
-            reply_q,
-            &Outgoing {
-                body,
-                expiration: None,
-                mandatory: true,
-            },
-        );
+        let routed =
+            self.broker.publish("", reply_q, &Outgoing { body, expiration: None, mandatory: true, confirm: true });
         if routed == 0 {
-            return Err(TransportError::new(
-                ErrorKind::Unroutable,
-                format!("reply queue {reply_q} does not exist"),
-            ));
+            return Err(TransportError::new(ErrorKind::Unroutable, format!("reply queue {reply_q} does not exist")));
         }
         Ok(())
     }

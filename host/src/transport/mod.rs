@@ -13,6 +13,7 @@
 //! [`connect`] picks one from a [`TransportUrl`].
 
 mod memory;
+mod rabbit;
 
 use std::any::Any;
 use std::fmt;
@@ -23,6 +24,7 @@ use bytes::Bytes;
 use tokio::sync::{OnceCell, mpsc};
 
 pub use memory::MemoryTransport;
+pub use rabbit::{FailoverStrategy, RabbitOptions, RabbitTransport};
 
 use crate::protocol::{Driver, ListenTarget, Target, TransportUrl};
 
@@ -66,10 +68,7 @@ impl fmt::Display for ErrorKind {
 
 impl TransportError {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> TransportError {
-        TransportError {
-            kind,
-            message: message.into(),
-        }
+        TransportError { kind, message: message.into() }
     }
 
     /// Whether the message had nowhere to go.
@@ -88,17 +87,16 @@ pub struct Outgoing {
     pub expiration: Option<Duration>,
     /// Fail with [`ErrorKind::Unroutable`] instead of dropping silently when no queue takes it.
     pub mandatory: bool,
+    /// Wait for the broker to confirm it took the message (casts and notifications; a call
+    /// needs no confirm, its reply is the proof).
+    pub confirm: bool,
 }
 
 impl Outgoing {
-    /// A body with no expiration, not mandatory (a cast).
+    /// A body with no expiration, not mandatory, confirmed (a cast).
     #[must_use]
     pub fn new(body: impl Into<Bytes>) -> Outgoing {
-        Outgoing {
-            body: body.into(),
-            expiration: None,
-            mandatory: false,
-        }
+        Outgoing { body: body.into(), expiration: None, mandatory: false, confirm: true }
     }
 }
 
@@ -128,10 +126,7 @@ pub struct Incoming {
 
 impl fmt::Debug for Incoming {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Incoming")
-            .field("queue", &self.queue)
-            .field("len", &self.body.len())
-            .finish_non_exhaustive()
+        f.debug_struct("Incoming").field("queue", &self.queue).field("len", &self.body.len()).finish_non_exhaustive()
     }
 }
 
@@ -143,13 +138,7 @@ impl Incoming {
         redelivered: bool,
         acker: Box<dyn Acknowledge>,
     ) -> Incoming {
-        Incoming {
-            body,
-            queue,
-            deadline,
-            redelivered,
-            acker,
-        }
+        Incoming { body, queue, deadline, redelivered, acker }
     }
 
     /// Acknowledges, keeping the body.
@@ -273,29 +262,23 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 pub struct TransportOptions {
     /// oslo's `control_exchange` (default `openstack`).
     pub control_exchange: String,
+    /// `[oslo_messaging_rabbit]` options from the configuration file, by oslo's names; the URL
+    /// query overrides them.
+    pub rabbit: Vec<(String, String)>,
 }
 
 impl Default for TransportOptions {
     fn default() -> TransportOptions {
-        TransportOptions {
-            control_exchange: "openstack".into(),
-        }
+        TransportOptions { control_exchange: "openstack".into(), rabbit: Vec::new() }
     }
 }
 
 /// Connects the transport a URL names.
-pub async fn connect(
-    url: &TransportUrl,
-    options: TransportOptions,
-) -> Result<Arc<dyn Transport>, TransportError> {
+pub async fn connect(url: &TransportUrl, options: TransportOptions) -> Result<Arc<dyn Transport>, TransportError> {
     match url.driver {
-        Driver::Memory => Ok(Arc::new(MemoryTransport::new(
-            url,
-            &options.control_exchange,
-        ))),
-        Driver::Rabbit => Err(TransportError::new(
-            ErrorKind::Config,
-            "the rabbit:// transport is not built in yet",
-        )),
+        Driver::Memory => Ok(Arc::new(MemoryTransport::new(url, &options.control_exchange))),
+        Driver::Rabbit => {
+            Ok(Arc::new(RabbitTransport::connect(url, &options.control_exchange, &options.rabbit).await?))
+        }
     }
 }

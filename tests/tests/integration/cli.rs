@@ -5,11 +5,7 @@ use std::process::{Command, Output};
 use wasmrpc_tests::{ManifestDir, example_manifest};
 
 fn wasmrpc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wasmrpc-cli"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run wasmrpc")
+    Command::new(env!("CARGO_BIN_EXE_wasmrpc-cli")).args(args).env_remove("RUST_LOG").output().expect("run wasmrpc")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -19,12 +15,7 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn invoke_prints_the_result() {
     let calc = example_manifest("calculator");
-    let out = wasmrpc(&[
-        "invoke",
-        calc.to_str().unwrap(),
-        "add",
-        r#"{"a": 2, "b": 3}"#,
-    ]);
+    let out = wasmrpc(&["invoke", calc.to_str().unwrap(), "add", r#"{"a": 2, "b": 3}"#]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "5\n");
 }
@@ -32,12 +23,7 @@ fn invoke_prints_the_result() {
 #[test]
 fn invoke_prints_a_typed_error_on_one_line_and_fails() {
     let calc = example_manifest("calculator");
-    let out = wasmrpc(&[
-        "invoke",
-        calc.to_str().unwrap(),
-        "divide",
-        r#"{"a": 1, "b": 0}"#,
-    ]);
+    let out = wasmrpc(&["invoke", calc.to_str().unwrap(), "divide", r#"{"a": 1, "b": 0}"#]);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let err = text(&out.stderr);
@@ -56,10 +42,7 @@ fn invoke_passes_the_context() {
         r#"{"user": "u1", "request_id": "req-1"}"#,
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(
-        text(&out.stdout),
-        "{\"user\":\"u1\",\"request_id\":\"req-1\"}\n"
-    );
+    assert_eq!(text(&out.stdout), "{\"user\":\"u1\",\"request_id\":\"req-1\"}\n");
 }
 
 #[test]
@@ -68,29 +51,17 @@ fn invoke_refuses_unknown_and_private_methods() {
     for method in ["nosuch", "_secret"] {
         let out = wasmrpc(&["invoke", echo.to_str().unwrap(), method]);
         assert_eq!(out.status.code(), Some(2));
-        assert!(
-            text(&out.stderr).contains("has no method"),
-            "{}",
-            text(&out.stderr)
-        );
+        assert!(text(&out.stderr).contains("has no method"), "{}", text(&out.stderr));
     }
 }
 
 #[test]
 fn invoke_reports_a_trap_with_endpoint_method_and_kind() {
     let looper = example_manifest("panicker");
-    let out = wasmrpc(&[
-        "invoke",
-        looper.to_str().unwrap(),
-        "boom",
-        r#"{"message": "oh no"}"#,
-    ]);
+    let out = wasmrpc(&["invoke", looper.to_str().unwrap(), "boom", r#"{"message": "oh no"}"#]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(
-        err.contains("endpoint panicker method boom: panic: oh no"),
-        "{err}"
-    );
+    assert!(err.contains("endpoint panicker method boom: panic: oh no"), "{err}");
 }
 
 #[test]
@@ -98,19 +69,17 @@ fn check_accepts_the_examples_and_reports_every_broken_manifest() {
     let examples = wasmrpc_tests::root().join("manifests");
     let out = wasmrpc(&["check", examples.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("endpoint calculator"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert!(text(&out.stdout).contains("endpoint calculator"), "{}", text(&out.stdout));
 
     let dir = ManifestDir::new();
-    let typo = dir.write("typo", "name = \"a\"\nmodul = \"{plugin:calculator}\"\n[target]\ntopic = \"t\"\nversion = \"1.0\"\n");
-    let version = dir.write("version", "name = \"b\"\nmodule = \"{plugin:calculator}\"\n[target]\ntopic = \"t\"\nversion = \"one\"\n");
-    let missing = dir.write(
-        "missing",
-        "name = \"c\"\nmodule = \"gone.wasm\"\n[target]\ntopic = \"t\"\nversion = \"1.0\"\n",
+    let typo = dir
+        .write("typo", "name = \"a\"\nmodul = \"{plugin:calculator}\"\n[target]\ntopic = \"t\"\nversion = \"1.0\"\n");
+    let version = dir.write(
+        "version",
+        "name = \"b\"\nmodule = \"{plugin:calculator}\"\n[target]\ntopic = \"t\"\nversion = \"one\"\n",
     );
+    let missing =
+        dir.write("missing", "name = \"c\"\nmodule = \"gone.wasm\"\n[target]\ntopic = \"t\"\nversion = \"1.0\"\n");
     let out = wasmrpc(&["check", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);

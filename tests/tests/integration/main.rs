@@ -2,7 +2,9 @@
 
 mod abi;
 mod cli;
+mod interop;
 mod manifest;
+mod rabbit;
 mod rpc;
 mod sandbox;
 mod support;

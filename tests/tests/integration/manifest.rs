@@ -8,15 +8,7 @@ fn problems(dir: &ManifestDir, text: &str) -> Vec<String> {
     match manifest::load_file(&path) {
         Err(ManifestError::Invalid { problems, .. }) => problems
             .iter()
-            .map(|p| {
-                format!(
-                    "{}:{}: {} | {}",
-                    p.at.line,
-                    p.at.column,
-                    p.message,
-                    p.help.clone().unwrap_or_default()
-                )
-            })
+            .map(|p| format!("{}:{}: {} | {}", p.at.line, p.at.column, p.message, p.help.clone().unwrap_or_default()))
             .collect(),
         other => panic!("expected problems, got {other:?}"),
     }
@@ -30,28 +22,20 @@ fn a_typo_in_a_field_name_is_located_and_corrected() {
         "name = \"calc\"\nmodul = \"{plugin:calculator}\"\n[target]\ntopic = \"t\"\nversion = \"1.0\"\n",
     );
     assert_eq!(p.len(), 1, "{p:?}");
-    assert!(
-        p[0].starts_with("2:1: unknown field `modul`") && p[0].contains("did you mean `module`?"),
-        "{p:?}"
-    );
+    assert!(p[0].starts_with("2:1: unknown field `modul`") && p[0].contains("did you mean `module`?"), "{p:?}");
 
     let p = problems(
         &dir,
         "name = \"calc\"\nmodule = \"{plugin:calculator}\"\n[target]\ntopic = \"t\"\nverison = \"1.0\"\n",
     );
-    assert!(
-        p[0].starts_with("5:1:") && p[0].contains("did you mean `version`?"),
-        "{p:?}"
-    );
+    assert!(p[0].starts_with("5:1:") && p[0].contains("did you mean `version`?"), "{p:?}");
 }
 
 #[test]
 fn a_wrong_version_string_is_located_with_an_example() {
     let dir = ManifestDir::new();
-    let p = problems(
-        &dir,
-        "name = \"calc\"\nmodule = \"{plugin:calculator}\"\n[target]\ntopic = \"t\"\nversion = \"1\"\n",
-    );
+    let p =
+        problems(&dir, "name = \"calc\"\nmodule = \"{plugin:calculator}\"\n[target]\ntopic = \"t\"\nversion = \"1\"\n");
     assert_eq!(p.len(), 1, "{p:?}");
     assert!(
         p[0].starts_with("5:11: invalid version \"1\"") && p[0].contains("version = \\\"1.0\\\"")
@@ -63,16 +47,10 @@ fn a_wrong_version_string_is_located_with_an_example() {
 #[test]
 fn a_missing_module_names_the_resolved_path() {
     let dir = ManifestDir::new();
-    let p = problems(
-        &dir,
-        "name = \"calc\"\nmodule = \"nowhere/calc.wasm\"\n[target]\ntopic = \"t\"\nversion = \"1.0\"\n",
-    );
+    let p =
+        problems(&dir, "name = \"calc\"\nmodule = \"nowhere/calc.wasm\"\n[target]\ntopic = \"t\"\nversion = \"1.0\"\n");
     let expected = dir.path().join("nowhere/calc.wasm");
-    assert!(
-        p[0].starts_with("2:10: module file not found")
-            && p[0].contains(&expected.display().to_string()),
-        "{p:?}"
-    );
+    assert!(p[0].starts_with("2:10: module file not found") && p[0].contains(&expected.display().to_string()), "{p:?}");
     assert!(p[0].contains("relative to the manifest"), "{p:?}");
 }
 
@@ -89,25 +67,19 @@ fn every_problem_is_reported_at_once_in_file_order() {
 #[test]
 fn defaults_are_filled_and_paths_resolved() {
     let dir = ManifestDir::new();
-    let path = dir.write("calc", "name = \"calc\"\nmodule = \"{plugin:calculator}\"\n[target]\ntopic = \"calculator\"\nversion = \"1.0\"\n");
+    let path = dir.write(
+        "calc",
+        "name = \"calc\"\nmodule = \"{plugin:calculator}\"\n[target]\ntopic = \"calculator\"\nversion = \"1.0\"\n",
+    );
     let spec = manifest::load_file(&path).unwrap();
     assert_eq!(spec.instance, InstanceMode::Fresh);
     assert_eq!(spec.limits.memory, 64 << 20);
     assert_eq!(spec.limits.deadline, std::time::Duration::from_secs(30));
     assert_eq!(spec.limits.fuel, None);
     assert!(spec.module_path.is_absolute());
-    let Role::Rpc(target) = &spec.role else {
-        panic!()
-    };
-    assert_eq!(
-        (target.topic.as_str(), target.version.to_string().as_str()),
-        ("calculator", "1.0")
-    );
-    assert!(
-        spec.sandbox.env.is_empty()
-            && spec.sandbox.dirs.is_empty()
-            && spec.sandbox.inherit_env.is_empty()
-    );
+    let Role::Rpc(target) = &spec.role else { panic!() };
+    assert_eq!((target.topic.as_str(), target.version.to_string().as_str()), ("calculator", "1.0"));
+    assert!(spec.sandbox.env.is_empty() && spec.sandbox.dirs.is_empty() && spec.sandbox.inherit_env.is_empty());
 }
 
 #[test]

@@ -9,18 +9,13 @@ use wasmrpc::{Plugin, Runtime, RuntimeConfig, manifest};
 /// One runtime (one engine) for the whole test binary, as in a real host.
 pub fn runtime() -> Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| Runtime::new(RuntimeConfig::default()).expect("runtime"))
-        .clone()
+    RUNTIME.get_or_init(|| Runtime::new(RuntimeConfig::default()).expect("runtime")).clone()
 }
 
 /// Loads the endpoint described by a manifest file.
 pub async fn load(manifest_path: &Path) -> Plugin {
     let spec = manifest::load_file(manifest_path).unwrap_or_else(|e| panic!("{e}"));
-    runtime()
-        .load(&spec, None)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
+    runtime().load(&spec, None).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Calls a method with JSON arguments and an empty context.
@@ -30,9 +25,7 @@ pub async fn call(
     args: serde_json::Value,
 ) -> Result<serde_json::Value, wasmrpc::CallError> {
     let args = args.as_object().cloned().unwrap_or_default();
-    plugin
-        .call(method, &args, &serde_json::Map::new(), None)
-        .await
+    plugin.call(method, &args, &serde_json::Map::new(), None).await
 }
 
 /// Log lines captured while a test body runs on the current thread.
@@ -47,10 +40,7 @@ impl CapturedLogs {
 
 impl Write for CapturedLogs {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(buf);
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

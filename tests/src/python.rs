@@ -1,0 +1,117 @@
+//! The real oslo.messaging from PyPI, in a virtualenv at `.venv` (created on first use from
+//! `tests/python/requirements.txt`; `.ci/run` creates it up front). `WASMRPC_PYTHON` points
+//! the tests at another interpreter that has oslo.messaging installed.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::root;
+
+/// The interpreter with oslo.messaging, installing it on first use.
+pub fn python() -> PathBuf {
+    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    PYTHON.get_or_init(find_or_install).clone().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn find_or_install() -> Result<PathBuf, String> {
+    if let Ok(p) = std::env::var("WASMRPC_PYTHON") {
+        return Ok(PathBuf::from(p));
+    }
+    let venv = root().join(".venv");
+    let python = venv.join("bin").join("python");
+    let has_oslo = |p: &PathBuf| {
+        std::process::Command::new(p)
+            .args(["-c", "import oslo_messaging"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if python.is_file() && has_oslo(&python) {
+        return Ok(python);
+    }
+    let run = |cmd: &mut std::process::Command, what: &str| -> Result<(), String> {
+        let status = cmd.status().map_err(|e| format!("{what}: {e}"))?;
+        if status.success() { Ok(()) } else { Err(format!("{what} failed ({status})")) }
+    };
+    eprintln!("installing oslo.messaging into {} (once)", venv.display());
+    run(std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv .venv")?;
+    run(
+        std::process::Command::new(venv.join("bin").join("pip"))
+            .args(["install", "-q", "-r"])
+            .arg(root().join("tests/python/requirements.txt")),
+        "pip install -r tests/python/requirements.txt",
+    )?;
+    if has_oslo(&python) { Ok(python) } else { Err("oslo.messaging is still not importable from .venv".into()) }
+}
+
+fn script(name: &str) -> PathBuf {
+    root().join("tests/python").join(name)
+}
+
+/// Runs `oslo_client.py` with a spec; returns one JSON result per operation.
+pub async fn oslo_client(spec: &Value) -> Vec<Value> {
+    let out = Command::new(python())
+        .arg(script("oslo_client.py"))
+        .arg(spec.to_string())
+        .env("PYTHONWARNINGS", "ignore")
+        .output()
+        .await
+        .expect("run oslo_client.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "oslo_client.py failed:\n{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+/// A running `oslo_server.py`; stopped (gracefully) when dropped.
+#[derive(Debug)]
+pub struct OsloServer {
+    child: Child,
+}
+
+impl OsloServer {
+    /// Starts a Python RPC server for `topic` as `server`, with extra `[oslo_messaging_rabbit]`
+    /// options as `name=value`; returns once it is listening.
+    pub async fn start(url: &str, exchange: &str, topic: &str, server: &str, options: &[&str]) -> OsloServer {
+        let mut child = Command::new(python())
+            .arg(script("oslo_server.py"))
+            .args([url, exchange, topic, server])
+            .args(options)
+            .env("PYTHONWARNINGS", "ignore")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            // The server logs every exception it sends back; WASMRPC_TEST_VERBOSE=1 shows them.
+            .stderr(if std::env::var_os("WASMRPC_TEST_VERBOSE").is_some() { Stdio::inherit() } else { Stdio::null() })
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start oslo_server.py");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.trim() == "ready" {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert!(matches!(ready, Ok(true)), "oslo_server.py did not become ready");
+        OsloServer { child }
+    }
+
+    /// Stops it: closing stdin makes it stop, wait and clean up like a real service.
+    pub async fn stop(mut self) {
+        if let Some(mut stdin) = self.child.stdin.take() {
+            let _ = stdin.shutdown().await;
+        }
+        if tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.is_err() {
+            let _ = self.child.kill().await;
+        }
+    }
+}
