@@ -46,9 +46,9 @@ fn arith(
     float: fn(f64, f64) -> f64,
 ) -> Result<Number, RemoteError> {
     match (a, b) {
-        (Number::Int(x), Number::Int(y)) => int(x, y).map(Number::Int).ok_or_else(|| {
-            RemoteError::new("OverflowError", "integer result does not fit in 64 bits")
-        }),
+        (Number::Int(x), Number::Int(y)) => int(x, y)
+            .map(Number::Int)
+            .ok_or_else(|| RemoteError::new("OverflowError", "integer result does not fit in 64 bits")),
         _ => Ok(Number::Float(float(a.as_f64(), b.as_f64()))),
     }
 }
@@ -69,10 +69,6 @@ impl Calculator {
 
     pub fn divide(&self, _ctx: &Context, a: Number, b: Number) -> Result<f64, DivisionByZero> {
         let divisor = b.as_f64();
-        if divisor == 0.0 {
-            Err(DivisionByZero)
-        } else {
-            Ok(a.as_f64() / divisor)
-        }
+        if divisor == 0.0 { Err(DivisionByZero) } else { Ok(a.as_f64() / divisor) }
     }
 }

@@ -39,12 +39,7 @@ impl Echo {
         self.calls
     }
 
-    pub fn fail(
-        &self,
-        _ctx: &Context,
-        kind: String,
-        message: String,
-    ) -> Result<Value, RemoteError> {
+    pub fn fail(&self, _ctx: &Context, kind: String, message: String) -> Result<Value, RemoteError> {
         Err(RemoteError::new(kind, message).with_details(json!({"code": 42})))
     }
 

@@ -12,11 +12,7 @@ pub struct Hog {
 /// (not Rust's shadow stack in linear memory, which would end in an out-of-bounds access).
 #[inline(never)]
 fn deeper(n: u64) -> u64 {
-    if std::hint::black_box(n) == u64::MAX {
-        n
-    } else {
-        deeper(n + 1).wrapping_add(1)
-    }
+    if std::hint::black_box(n) == u64::MAX { n } else { deeper(n + 1).wrapping_add(1) }
 }
 
 #[endpoint(version = "1.0")]

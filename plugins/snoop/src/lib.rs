@@ -23,28 +23,18 @@ impl Snoop {
     }
 
     pub fn write_file(&self, _ctx: &Context, path: String, content: String) -> Value {
-        outcome(
-            std::fs::File::create(path)
-                .and_then(|mut f| f.write_all(content.as_bytes()))
-                .map(|()| true),
-        )
+        outcome(std::fs::File::create(path).and_then(|mut f| f.write_all(content.as_bytes())).map(|()| true))
     }
 
     pub fn list_dir(&self, _ctx: &Context, path: String) -> Value {
         outcome(std::fs::read_dir(path).map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
+            entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>()
         }))
     }
 
     /// Every environment variable the guest can see.
     pub fn env(&self, _ctx: &Context) -> Value {
-        std::env::vars()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect::<serde_json::Map<_, _>>()
-            .into()
+        std::env::vars().map(|(k, v)| (k, Value::String(v))).collect::<serde_json::Map<_, _>>().into()
     }
 
     pub fn args(&self, _ctx: &Context) -> Vec<String> {
