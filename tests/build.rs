@@ -50,6 +50,8 @@ fn watch(root: &Path, plugins: &Path) {
             if p.join("Cargo.toml").is_file() {
                 paths.push(p.join("Cargo.toml"));
                 paths.push(p.join("src"));
+            } else if p.is_dir() && p.file_name().is_some_and(|n| n != "target" && n != ".cargo") {
+                paths.push(p); // shared sources, e.g. plugins/versioned
             }
         }
     }

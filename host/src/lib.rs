@@ -15,8 +15,8 @@
 //!   RabbitMQ. Never parses them.
 //! - [`rpc`]: oslo's RPC model: dispatcher, server (start/stop/wait), client (call/cast).
 //! - [`host`]: wires it together: manifests → plugins → endpoints grouped by target → one
-//!   RPC server each, plus the control endpoint.
-//!
+//!   RPC server each, plus the control endpoint; hot reload.
+//! - [`watch`]: the only module that names notify: debounced file changes for hot reload.
 //! - [`cli`]: the `wasmrpc` command line (`src/main.rs` only calls [`cli::main`]).
 
 pub mod cli;
@@ -26,6 +26,7 @@ pub mod protocol;
 pub mod rpc;
 pub mod runtime;
 pub mod transport;
+pub mod watch;
 
 pub use host::{Host, HostConfig};
 pub use manifest::EndpointSpec;

@@ -82,6 +82,32 @@ fn expand(text: &str) -> String {
     out
 }
 
+/// The compiled-module cache the tests share (keys include the module digest and the engine
+/// settings, so sharing is safe).
+#[must_use]
+pub fn module_cache() -> PathBuf {
+    std::env::temp_dir().join("wasmrpc-test-module-cache")
+}
+
+/// Polls `check` until it returns `Some`, for at most `within`; a behaviour check, not a
+/// timing one, so `within` is generous.
+pub async fn eventually<T, F, Fut>(within: std::time::Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if started.elapsed() > within {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// A `memory://` URL no other test uses.
 #[must_use]
 pub fn memory_url() -> String {
@@ -97,6 +123,9 @@ pub fn host_config(url: &str, server: &str, manifests: &Path) -> wasmrpc::HostCo
     config.server = server.to_owned();
     config.manifests = manifests.to_owned();
     config.runtime.max_instances = 200;
+    config.runtime.cache_dir = Some(module_cache());
+    // Tests that exercise hot reload turn watching on themselves.
+    config.watch = false;
     config.drain_timeout = std::time::Duration::from_secs(10);
     config.reply_retry = std::time::Duration::from_secs(2);
     config

@@ -28,6 +28,9 @@ pub struct Args {
     /// Concurrent calls per topic (oslo's executor_thread_pool_size) [default: 64].
     #[arg(long, value_name = "N")]
     executor_size: Option<usize>,
+    /// Do not watch manifests and modules for changes (no hot reload).
+    #[arg(long)]
+    no_watch: bool,
 }
 
 pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
@@ -50,6 +53,9 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(v) = a.executor_size {
         config.executor_size = v;
+    }
+    if a.no_watch {
+        config.watch = false;
     }
     host::run(config, shutdown_signal()).await.context("cannot serve")?;
     Ok(ExitCode::SUCCESS)

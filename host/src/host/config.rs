@@ -8,6 +8,8 @@
 //! executor_thread_pool_size = 64
 //! control_topic = "wasmrpc"
 //! drain_timeout = "30s"
+//! watch = true                         # reload manifests and modules when they change
+//! reload_debounce = "25ms"
 //!
 //! [oslo_messaging_rabbit]             # oslo's option names; the URL query overrides them
 //! rabbit_quorum_queue = true
@@ -17,6 +19,7 @@
 //! pooling = true
 //! max_instances = 1000
 //! max_memory = "1GiB"
+//! cache_dir = "/var/cache/wasmrpc"     # default ~/.cache/wasmrpc/modules; "" disables
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -57,6 +60,10 @@ pub struct HostConfig {
     pub runtime: RuntimeConfig,
     /// `[oslo_messaging_rabbit]` options, by oslo's names (the URL query overrides them).
     pub rabbit_options: Vec<(String, String)>,
+    /// Watch the manifests and modules and reload what changes.
+    pub watch: bool,
+    /// How long file events must be quiet before a reload (editors and cargo write in bursts).
+    pub reload_debounce: Duration,
 }
 
 impl HostConfig {
@@ -72,8 +79,10 @@ impl HostConfig {
             control_topic: DEFAULT_CONTROL_TOPIC.into(),
             drain_timeout: Duration::from_secs(30),
             reply_retry: Duration::from_secs(60),
-            runtime: RuntimeConfig::default(),
+            runtime: RuntimeConfig { cache_dir: default_cache_dir(), ..RuntimeConfig::default() },
             rabbit_options: Vec::new(),
+            watch: true,
+            reload_debounce: Duration::from_millis(25),
         }
     }
 
@@ -108,6 +117,12 @@ impl HostConfig {
         if let Some(v) = raw.drain_timeout {
             c.drain_timeout = parse_duration(&v).map_err(fail)?;
         }
+        if let Some(v) = raw.watch {
+            c.watch = v;
+        }
+        if let Some(v) = raw.reload_debounce {
+            c.reload_debounce = parse_duration(&v).map_err(fail)?;
+        }
         if let Some(v) = raw.kombu_missing_consumer_retry_timeout {
             c.reply_retry = Duration::from_secs_f64(v);
         }
@@ -139,6 +154,11 @@ impl HostConfig {
             if let Some(v) = r.max_memory {
                 c.runtime.max_memory = parse_size(&v).map_err(fail)?;
             }
+            match r.cache_dir.as_deref() {
+                None => {}
+                Some("") => c.runtime.cache_dir = None,
+                Some(dir) => c.runtime.cache_dir = Some(path.parent().unwrap_or(Path::new(".")).join(dir)),
+            }
         }
         Ok(c)
     }
@@ -148,6 +168,14 @@ impl Default for HostConfig {
     fn default() -> HostConfig {
         HostConfig::new()
     }
+}
+
+/// `$XDG_CACHE_HOME/wasmrpc/modules`, else `$HOME/.cache/wasmrpc/modules`.
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("wasmrpc").join("modules"))
 }
 
 /// A configuration file that cannot be used.
@@ -166,6 +194,8 @@ struct RawConfig {
     control_topic: Option<String>,
     drain_timeout: Option<String>,
     kombu_missing_consumer_retry_timeout: Option<f64>,
+    watch: Option<bool>,
+    reload_debounce: Option<String>,
     runtime: Option<RawRuntime>,
     oslo_messaging_rabbit: Option<toml::Table>,
 }
@@ -176,4 +206,5 @@ struct RawRuntime {
     pooling: Option<bool>,
     max_instances: Option<u32>,
     max_memory: Option<String>,
+    cache_dir: Option<String>,
 }

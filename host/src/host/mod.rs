@@ -1,5 +1,6 @@
-//! The host: loads every manifest in its directory, serves each endpoint on its target, and
-//! serves the control endpoint. `wasmrpc serve` is [`run`].
+//! The host: loads every manifest in its directory, serves each endpoint on its target, serves
+//! the control endpoint, and reloads endpoints when their files change. `wasmrpc serve` is
+//! [`run`].
 //!
 //! Endpoints are grouped by where they listen (exchange, topic, server); each group is one
 //! [`RpcServer`] whose dispatcher tries the group's endpoints in manifest-file order, as an
@@ -7,17 +8,20 @@
 //! plugin never keeps the others from serving.
 //!
 //! - `config.rs`: [`HostConfig`] (`wasmrpc.toml` and flags).
+//! - `reload.rs`: hot reload: what changed (content digests), loading off the hot path,
+//!   keeping the last good version, swapping endpoint lists atomically.
 //! - `wasm_endpoint.rs`: a loaded plugin as an RPC endpoint; failures as oslo sees them.
 //! - `control.rs`: `ping`, `list_endpoints`, `stop`.
 
 mod config;
 mod control;
+mod reload;
 mod wasm_endpoint;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -25,13 +29,15 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{ConfigError, DEFAULT_CONTROL_TOPIC, DEFAULT_TRANSPORT_URL, HostConfig};
 pub use control::{CONTROL_NAMESPACE, CONTROL_VERSION};
+pub use reload::ReloadSummary;
 pub use wasm_endpoint::{ERRORS_MODULE, WasmEndpoint, failure};
 
-use crate::manifest::{self, EndpointSpec, InstanceMode, Role};
+use crate::manifest::{EndpointSpec, InstanceMode, Role};
 use crate::protocol::ListenTarget;
 use crate::rpc::{Dispatcher, DrainTimeout, Endpoint, NoOpSerializer, RpcServer, ServerOptions};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::transport::{self, Transport, TransportError, TransportOptions};
+use crate::watch::Watch;
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
@@ -50,13 +56,13 @@ pub enum HostError {
     /// The WebAssembly runtime could not start.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    /// The manifest directory cannot be read.
+    /// The manifest directory cannot be read or watched.
     #[error("manifest directory {}: {error}", path.display())]
     Manifests {
         /// The directory.
         path: PathBuf,
         /// Why.
-        error: std::io::Error,
+        error: String,
     },
 }
 
@@ -66,11 +72,19 @@ pub struct Host {
     inner: Arc<Inner>,
 }
 
-/// A loaded endpoint.
+/// A loaded endpoint and what identifies its files' content.
 #[derive(Debug, Clone)]
 struct Loaded {
     spec: Arc<EndpointSpec>,
     endpoint: Arc<WasmEndpoint>,
+    /// sha256 of the manifest text (the module's is the plugin's).
+    manifest_digest: String,
+}
+
+impl Loaded {
+    fn sha256(&self) -> &str {
+        self.endpoint.plugin().sha256()
+    }
 }
 
 #[derive(Debug)]
@@ -78,11 +92,18 @@ struct Inner {
     config: HostConfig,
     transport: Arc<dyn Transport>,
     runtime: Runtime,
-    /// Loaded endpoints in manifest-file order.
+    /// Loaded endpoints in manifest-file order. Replaced whole by each reload.
     endpoints: RwLock<Vec<Loaded>>,
+    /// Manifests whose current content failed to load, by path: the content's fingerprint, so
+    /// the same failure is logged once, and the module path, so its changes are noticed.
+    failed: Mutex<HashMap<PathBuf, (String, Option<PathBuf>)>>,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
     /// One RPC server per listen target.
     servers: tokio::sync::Mutex<BTreeMap<ListenTarget, RpcServer>>,
     control: tokio::sync::Mutex<Option<RpcServer>>,
+    /// The file watcher; dropping it stops watching.
+    watch: Mutex<Option<Watch>>,
     /// Cancelled when the host should stop (the control endpoint's `stop`).
     shutdown: CancellationToken,
 }
@@ -109,29 +130,36 @@ impl Host {
                 transport,
                 runtime,
                 endpoints: RwLock::default(),
+                failed: Mutex::default(),
+                reloading: tokio::sync::Mutex::new(()),
                 servers: tokio::sync::Mutex::default(),
                 control: tokio::sync::Mutex::default(),
+                watch: Mutex::default(),
                 shutdown: CancellationToken::new(),
             }),
         };
-        let paths = manifest::discover(&host.inner.config.manifests)
-            .map_err(|error| HostError::Manifests { path: host.inner.config.manifests.clone(), error })?;
-        let loaded = host.load_all(paths).await;
-        *write(&host.inner.endpoints) = loaded;
-        host.reconcile()
-            .await
-            .map_err(|error| HostError::Transport { url: host.inner.config.transport_url.to_string(), error })?;
-        host.start_control()
-            .await
-            .map_err(|error| HostError::Transport { url: host.inner.config.transport_url.to_string(), error })?;
+        let dir = host.inner.config.manifests.clone();
+        if !dir.is_dir() {
+            return Err(HostError::Manifests { path: dir, error: "not a directory".into() });
+        }
+        if host.inner.config.watch {
+            host.start_watching()?;
+        }
+        host.reload(None).await.map_err(|error| host.transport_error(error))?;
+        host.start_control().await.map_err(|error| host.transport_error(error))?;
         let count = read(&host.inner.endpoints).len();
         tracing::info!(
             server = %host.inner.config.server,
             transport = %host.inner.config.transport_url,
             endpoints = count,
+            watching = host.inner.config.watch,
             "wasmrpc host serving"
         );
         Ok(host)
+    }
+
+    fn transport_error(&self, error: TransportError) -> HostError {
+        HostError::Transport { url: self.inner.config.transport_url.to_string(), error }
     }
 
     /// The configuration.
@@ -162,9 +190,12 @@ impl Host {
         self.inner.shutdown.cancel();
     }
 
-    /// Stops every server, drains in-flight calls (up to the configured drain timeout), and
-    /// deletes the private fanout queues.
+    /// Stops watching and every server, drains in-flight calls (up to the configured drain
+    /// timeout), and deletes the private fanout queues.
     pub async fn stop(&self) -> Result<(), DrainTimeout> {
+        lock(&self.inner.watch).take();
+        self.inner.shutdown.cancel();
+        let _no_reload = self.inner.reloading.lock().await;
         let mut servers: Vec<RpcServer> = self.inner.servers.lock().await.values().cloned().collect();
         servers.extend(self.inner.control.lock().await.clone());
         for s in &servers {
@@ -182,44 +213,9 @@ impl Host {
         outcome
     }
 
-    /// Loads manifests concurrently; failures are logged and left out.
-    async fn load_all(&self, paths: Vec<PathBuf>) -> Vec<Loaded> {
-        let mut tasks = tokio::task::JoinSet::new();
-        for (index, path) in paths.into_iter().enumerate() {
-            let runtime = self.inner.runtime.clone();
-            tasks.spawn(async move { (index, load_one(&runtime, &path).await) });
-        }
-        let mut loaded: Vec<(usize, Loaded)> = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            if let Ok((index, Some(l))) = joined {
-                loaded.push((index, l));
-            }
-        }
-        loaded.sort_by_key(|(i, _)| *i);
-        let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
-        loaded
-            .into_iter()
-            .map(|(_, l)| l)
-            .filter(|l| match seen.get(&l.spec.name) {
-                Some(first) => {
-                    tracing::error!(
-                        "{}: endpoint name {:?} is already used by {}; this manifest is not served",
-                        l.spec.manifest_path.display(),
-                        l.spec.name,
-                        first.display()
-                    );
-                    false
-                }
-                None => {
-                    seen.insert(l.spec.name.clone(), l.spec.manifest_path.clone());
-                    true
-                }
-            })
-            .collect()
-    }
-
     /// Makes the running servers match the loaded endpoints: new targets get a server,
-    /// existing ones get their endpoint list swapped atomically.
+    /// existing ones get their endpoint list swapped atomically, and targets left without
+    /// endpoints stop taking calls and drain in the background.
     async fn reconcile(&self) -> Result<(), TransportError> {
         let mut groups: BTreeMap<ListenTarget, Vec<Arc<dyn Endpoint>>> = BTreeMap::new();
         for l in read(&self.inner.endpoints).iter() {
@@ -233,6 +229,19 @@ impl Host {
             }
         }
         let mut servers = self.inner.servers.lock().await;
+        let gone: Vec<ListenTarget> = servers.keys().filter(|t| !groups.contains_key(*t)).cloned().collect();
+        for target in gone {
+            if let Some(server) = servers.remove(&target) {
+                let drain = self.inner.config.drain_timeout;
+                tokio::spawn(async move {
+                    server.stop().await;
+                    if let Err(e) = server.wait(drain).await {
+                        tracing::warn!(target = %server.target(), "{e}");
+                    }
+                    tracing::info!(target = %server.target(), "no endpoint left on this target; stopped serving it");
+                });
+            }
+        }
         for (target, endpoints) in groups {
             match servers.get(&target) {
                 Some(server) => server.dispatcher().replace(endpoints),
@@ -267,33 +276,6 @@ impl Host {
     }
 }
 
-/// Parses and loads one manifest; logs why not, once, with the file.
-async fn load_one(runtime: &Runtime, path: &std::path::Path) -> Option<Loaded> {
-    let spec = match manifest::load_file(path) {
-        Ok(spec) => Arc::new(spec),
-        Err(e) => {
-            tracing::error!("manifest not loaded: {e}");
-            return None;
-        }
-    };
-    let Role::Rpc(target) = &spec.role else {
-        tracing::warn!(endpoint = %spec.name, "{}: notification listeners are not served yet", path.display());
-        return None;
-    };
-    match runtime.load(&spec, None).await {
-        Ok(plugin) => {
-            let (_, took) = plugin.loaded();
-            tracing::info!(endpoint = %spec.name, sha256 = %plugin.sha256(), topic = %target.topic, took_ms = took.as_millis() as u64, "endpoint loaded");
-            let endpoint = Arc::new(WasmEndpoint::new(spec.clone(), target, plugin));
-            Some(Loaded { spec, endpoint })
-        }
-        Err(e) => {
-            tracing::error!("endpoint not loaded: {e}");
-            None
-        }
-    }
-}
-
 impl Inner {
     fn endpoint_listing(&self) -> Vec<Value> {
         read(&self.endpoints)
@@ -303,7 +285,8 @@ impl Inner {
                 let plugin = l.endpoint.plugin();
                 let (loaded_at, took) = plugin.loaded();
                 let target = spec.rpc_target();
-                let methods: Vec<&str> = plugin.description().methods.iter().map(|m| m.name.as_str()).filter(|m| !m.starts_with('_')).collect();
+                let methods: Vec<&str> =
+                    plugin.description().methods.iter().map(|m| m.name.as_str()).filter(|m| !m.starts_with('_')).collect();
                 let (mode, max_invocations) = match spec.instance {
                     InstanceMode::Fresh => ("fresh", None),
                     InstanceMode::Warm { max_invocations } => ("warm", Some(max_invocations)),
@@ -360,4 +343,8 @@ fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -12,8 +12,10 @@
 //! - `plugin.rs`: [`Plugin`], the loaded module, fresh or warm instances.
 //! - `host_api.rs`: `wasmrpc.log`, `wasmrpc.panic`, `wasmrpc.notify`.
 //! - `guest_log.rs`: guest stdout/stderr into the host's log.
+//! - `cache.rs`: compiled modules on disk, keyed by module digest and engine settings.
 //! - `error.rs`: [`LoadError`], [`CallError`], [`TrapKind`].
 
+mod cache;
 mod error;
 mod guest_log;
 mod host_api;
@@ -32,6 +34,7 @@ use wasmtime::{
     Config, Engine, ExternType, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig, ValType,
 };
 
+pub use cache::Compiled;
 pub use error::{CallError, LoadError, TrapKind};
 pub use plugin::Plugin;
 
@@ -61,6 +64,8 @@ pub struct RuntimeConfig {
     pub epoch_tick: Duration,
     /// Idle warm instances kept per endpoint when its manifest sets no `max_concurrency`.
     pub default_max_idle: usize,
+    /// Where compiled modules are cached; `None` compiles every load.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -71,6 +76,7 @@ impl Default for RuntimeConfig {
             max_memory: 1 << 30,
             epoch_tick: Duration::from_millis(10),
             default_max_idle: 8,
+            cache_dir: None,
         }
     }
 }
@@ -86,6 +92,7 @@ struct Inner {
     linker: Linker<StoreState>,
     config: RuntimeConfig,
     pooling: bool,
+    cache: Option<cache::ModuleCache>,
 }
 
 impl fmt::Debug for Runtime {
@@ -138,7 +145,8 @@ impl Runtime {
             .map_err(|e| RuntimeError(format!("{e:#}")))?;
         host_api::add_to_linker(&mut linker).map_err(|e| RuntimeError(format!("{e:#}")))?;
         spawn_epoch_ticker(&engine, config.epoch_tick);
-        Ok(Runtime { inner: Arc::new(Inner { engine, linker, config, pooling }) })
+        let cache = config.cache_dir.clone().map(|dir| cache::ModuleCache::new(dir, &engine));
+        Ok(Runtime { inner: Arc::new(Inner { engine, linker, config, pooling, cache }) })
     }
 
     /// Whether the pooling allocator is in use (false after a fallback).
@@ -160,17 +168,29 @@ impl Runtime {
         spec: &EndpointSpec,
         notifications: Option<Arc<dyn Notifications>>,
     ) -> Result<Plugin, LoadError> {
+        let bytes = tokio::fs::read(&spec.module_path).await.map_err(|source| LoadError::Read {
+            endpoint: spec.name.clone(),
+            path: spec.module_path.clone(),
+            source,
+        })?;
+        self.load_bytes(spec, bytes, notifications).await
+    }
+
+    /// [`Runtime::load`] with the module's bytes already read.
+    pub async fn load_bytes(
+        &self,
+        spec: &EndpointSpec,
+        bytes: Vec<u8>,
+        notifications: Option<Arc<dyn Notifications>>,
+    ) -> Result<Plugin, LoadError> {
         let started = Instant::now();
         let path = &spec.module_path;
         let problem = |problem: String| LoadError::Module { endpoint: spec.name.clone(), path: path.clone(), problem };
-        let bytes = tokio::fs::read(path).await.map_err(|source| LoadError::Read {
-            endpoint: spec.name.clone(),
-            path: path.clone(),
-            source,
-        })?;
-        let sha256 = hex(&Sha256::digest(&bytes));
-        let module =
-            self.compile(bytes).await.map_err(|e| problem(format!("is not a valid WebAssembly module: {e}")))?;
+        let sha256 = digest(&bytes);
+        let (module, compiled) = self
+            .compile(bytes, sha256.clone())
+            .await
+            .map_err(|e| problem(format!("is not a valid WebAssembly module: {e}")))?;
         let exports = check_exports(&module).map_err(problem)?;
         let pre = self
             .inner
@@ -212,17 +232,28 @@ impl Runtime {
             limits: spec.limits,
             max_idle,
             load_time: started.elapsed(),
+            compiled,
         }))
     }
 
-    /// Compiles on a blocking thread: Cranelift takes ~100 ms for a typical guest, far too long
-    /// for an async worker.
-    async fn compile(&self, bytes: Vec<u8>) -> Result<Module, String> {
-        let engine = self.inner.engine.clone();
-        tokio::task::spawn_blocking(move || Module::new(&engine, &bytes))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("{e:#}"))
+    /// Compiles (or loads from the cache) on a blocking thread: Cranelift takes ~100 ms for a
+    /// typical guest, far too long for an async worker.
+    async fn compile(&self, bytes: Vec<u8>, sha256: String) -> Result<(Module, Compiled), String> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some(cache) = &inner.cache
+                && let Some(module) = cache.get(&inner.engine, &sha256)
+            {
+                return Ok((module, Compiled::Cached));
+            }
+            let module = Module::new(&inner.engine, &bytes).map_err(|e| format!("{e:#}"))?;
+            if let Some(cache) = &inner.cache {
+                cache.put(&module, &sha256);
+            }
+            Ok((module, Compiled::Fresh))
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 }
 
@@ -398,6 +429,12 @@ fn check_description(spec: &EndpointSpec, d: &Description) -> Result<(), LoadErr
         }
     }
     Ok(())
+}
+
+/// The hex sha256 of `bytes` (how modules are identified in logs, listings and the cache).
+#[must_use]
+pub fn digest(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 fn hex(bytes: &[u8]) -> String {

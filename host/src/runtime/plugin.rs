@@ -34,6 +34,7 @@ struct Inner {
     max_idle: usize,
     loaded_at: SystemTime,
     load_time: Duration,
+    compiled: super::Compiled,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -60,6 +61,7 @@ pub(crate) struct Parts {
     pub limits: Limits,
     pub max_idle: usize,
     pub load_time: Duration,
+    pub compiled: super::Compiled,
 }
 
 impl Plugin {
@@ -78,6 +80,7 @@ impl Plugin {
                 max_idle: p.max_idle,
                 loaded_at: SystemTime::now(),
                 load_time: p.load_time,
+                compiled: p.compiled,
             }),
         }
     }
@@ -128,6 +131,12 @@ impl Plugin {
     #[must_use]
     pub fn loaded(&self) -> (SystemTime, Duration) {
         (self.inner.loaded_at, self.inner.load_time)
+    }
+
+    /// Whether loading compiled the module or found it in the cache.
+    #[must_use]
+    pub fn compiled(&self) -> super::Compiled {
+        self.inner.compiled
     }
 
     /// Calls `method`. The call stops at the manifest's deadline or at `caller_deadline`,

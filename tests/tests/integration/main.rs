@@ -5,6 +5,7 @@ mod cli;
 mod interop;
 mod manifest;
 mod rabbit;
+mod reload;
 mod rpc;
 mod sandbox;
 mod support;

@@ -9,7 +9,12 @@ use wasmrpc::{Plugin, Runtime, RuntimeConfig, manifest};
 /// One runtime (one engine) for the whole test binary, as in a real host.
 pub fn runtime() -> Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| Runtime::new(RuntimeConfig::default()).expect("runtime")).clone()
+    RUNTIME
+        .get_or_init(|| {
+            Runtime::new(RuntimeConfig { cache_dir: Some(wasmrpc_tests::module_cache()), ..RuntimeConfig::default() })
+                .expect("runtime")
+        })
+        .clone()
 }
 
 /// Loads the endpoint described by a manifest file.

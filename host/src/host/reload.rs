@@ -1,0 +1,257 @@
+//! Hot reload: drop a manifest and its module into the directory and it is served; change
+//! either and the new version replaces the old without dropping a call.
+//!
+//! A reload compares content, not timestamps: a manifest whose text and module bytes have the
+//! same digests as what is loaded is left alone. Changed ones are compiled off the async
+//! workers (or taken from the compiled-module cache) and checked like at start-up; only then is
+//! the endpoint list of their server swapped, atomically. Calls already running keep the
+//! version they started with, and the old module is freed when the last of them ends. A
+//! manifest or module that fails leaves the last good version serving; the failure is logged
+//! once per content. A removed manifest's endpoint stops taking calls and its in-flight calls
+//! finish.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Host, HostError, Inner, Loaded, WasmEndpoint, lock, read, write};
+use crate::manifest::{self, Role};
+use crate::runtime::{Compiled, digest};
+use crate::transport::TransportError;
+use crate::watch::{Changes, Watch};
+
+/// What one reload did, by endpoint name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Endpoints served for the first time.
+    pub loaded: Vec<String>,
+    /// Endpoints now served by a new version.
+    pub reloaded: Vec<String>,
+    /// Endpoints no longer served.
+    pub unloaded: Vec<String>,
+    /// Manifests that failed (their last good version, if any, still serves).
+    pub failed: Vec<PathBuf>,
+}
+
+/// What a manifest file comes to after a reload looked at it.
+enum Verdict {
+    /// Serve this (unchanged, new, or the last good version after a failure).
+    Serve(Loaded),
+    /// Serve nothing for this file (it failed and nothing was loaded before, or it is gone).
+    Nothing,
+}
+
+impl Host {
+    /// Re-reads the manifest directory and applies what changed. With `changes`, only the
+    /// manifests (and modules) named in it are looked at; `None` looks at everything.
+    pub async fn reload(&self, changes: Option<&Changes>) -> Result<ReloadSummary, TransportError> {
+        let _one_at_a_time = self.inner.reloading.lock().await;
+        let mut summary = ReloadSummary::default();
+        let dir = &self.inner.config.manifests;
+        let paths: Vec<PathBuf> = match manifest::discover(dir) {
+            Ok(p) => p.into_iter().map(|p| std::path::absolute(&p).unwrap_or(p)).collect(),
+            Err(e) => {
+                tracing::error!(dir = %dir.display(), "cannot list the manifest directory: {e}");
+                return Ok(summary);
+            }
+        };
+        let current: HashMap<PathBuf, Loaded> =
+            read(&self.inner.endpoints).iter().map(|l| (l.spec.manifest_path.clone(), l.clone())).collect();
+
+        // Look at the relevant manifests concurrently: compilation runs on blocking threads.
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, path) in paths.iter().enumerate() {
+            let loaded = current.get(path).cloned();
+            if !self.inner.is_relevant(changes, path, loaded.as_ref()) {
+                continue;
+            }
+            let host = self.clone();
+            let path = path.clone();
+            tasks.spawn(async move { (index, host.inner.evaluate(&path, loaded.as_ref()).await) });
+        }
+        let mut verdicts: HashMap<usize, Verdict> = HashMap::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((index, verdict)) => {
+                    verdicts.insert(index, verdict);
+                }
+                Err(e) => tracing::error!("a reload task failed: {e}"),
+            }
+        }
+
+        let mut next: Vec<Loaded> = Vec::new();
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        for (index, path) in paths.iter().enumerate() {
+            let serve = match verdicts.remove(&index) {
+                Some(Verdict::Serve(l)) => Some(l),
+                Some(Verdict::Nothing) => None,
+                None => current.get(path).cloned(),
+            };
+            let Some(l) = serve else {
+                if lock(&self.inner.failed).contains_key(path) {
+                    summary.failed.push(path.clone());
+                }
+                continue;
+            };
+            if !names.insert(l.spec.name.clone()) {
+                tracing::error!(
+                    "{}: endpoint name {:?} is already used by an earlier manifest; this one is not served",
+                    path.display(),
+                    l.spec.name
+                );
+                summary.failed.push(path.clone());
+                continue;
+            }
+            match current.get(path) {
+                None => summary.loaded.push(l.spec.name.clone()),
+                Some(old) if !Arc::ptr_eq(&old.endpoint, &l.endpoint) => summary.reloaded.push(l.spec.name.clone()),
+                Some(_) => {}
+            }
+            if lock(&self.inner.failed).contains_key(path) {
+                summary.failed.push(path.clone());
+            }
+            next.push(l);
+        }
+        for (path, old) in &current {
+            if !next.iter().any(|l| Arc::ptr_eq(&l.endpoint, &old.endpoint) || l.spec.manifest_path == *path) {
+                tracing::info!(endpoint = %old.spec.name, sha256 = %old.sha256(), manifest = %path.display(), "endpoint unloaded");
+                summary.unloaded.push(old.spec.name.clone());
+            }
+        }
+        lock(&self.inner.failed).retain(|p, _| paths.contains(p));
+
+        *write(&self.inner.endpoints) = next;
+        self.reconcile().await?;
+        self.watch_modules();
+        Ok(summary)
+    }
+
+    /// Starts the watcher and the task that reloads on its changes.
+    pub(super) fn start_watching(&self) -> Result<(), HostError> {
+        let dir = &self.inner.config.manifests;
+        let (watch, mut changes) = Watch::start(dir, self.inner.config.reload_debounce)
+            .map_err(|e| HostError::Manifests { path: dir.clone(), error: e.to_string() })?;
+        *lock(&self.inner.watch) = Some(watch);
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            while let Some(batch) = changes.recv().await {
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.shutdown.is_cancelled() {
+                    return;
+                }
+                if let Err(e) = (Host { inner }).reload(Some(&batch)).await {
+                    tracing::error!("reload could not update the servers: {e}");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Watches the directories of every module a manifest points to.
+    fn watch_modules(&self) {
+        let guard = lock(&self.inner.watch);
+        let Some(watch) = guard.as_ref() else { return };
+        let mut modules: Vec<PathBuf> =
+            read(&self.inner.endpoints).iter().map(|l| l.spec.module_path.clone()).collect();
+        modules.extend(lock(&self.inner.failed).values().filter_map(|(_, m)| m.clone()));
+        watch.watch_files(modules.iter().map(PathBuf::as_path));
+    }
+}
+
+impl Inner {
+    /// Whether a reload for `changes` must look at this manifest.
+    fn is_relevant(&self, changes: Option<&Changes>, path: &Path, loaded: Option<&Loaded>) -> bool {
+        let Some(c) = changes else { return true };
+        if c.rescan || c.paths.contains(path) {
+            return true;
+        }
+        let module = loaded
+            .map(|l| l.spec.module_path.clone())
+            .or_else(|| lock(&self.failed).get(path).and_then(|(_, m)| m.clone()));
+        module.is_some_and(|m| c.paths.contains(&m))
+    }
+
+    /// Decides what to serve for one manifest file.
+    async fn evaluate(&self, path: &Path, current: Option<&Loaded>) -> Verdict {
+        let keep = || current.cloned().map_or(Verdict::Nothing, Verdict::Serve);
+        let text = match tokio::fs::read_to_string(path).await {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Verdict::Nothing,
+            Err(e) => {
+                tracing::error!(manifest = %path.display(), "cannot read the manifest: {e}");
+                return keep();
+            }
+        };
+        let manifest_digest = digest(text.as_bytes());
+        let spec = manifest::from_str(path, &text);
+        let module = match &spec {
+            Ok(s) => tokio::fs::read(&s.module_path).await.ok(),
+            Err(_) => None,
+        };
+        let module_digest = module.as_deref().map_or_else(|| "-".to_owned(), digest);
+        if let Some(c) = current
+            && c.manifest_digest == manifest_digest
+            && c.sha256() == module_digest
+        {
+            return keep(); // touched, not changed
+        }
+        let fingerprint = format!("{manifest_digest}:{module_digest}");
+        let module_path = spec.as_ref().ok().map(|s| s.module_path.clone());
+        if lock(&self.failed).get(path).is_some_and(|(f, _)| *f == fingerprint) {
+            return keep(); // the same broken content: already reported
+        }
+        match self.load(spec, module).await {
+            Ok((spec, endpoint)) => {
+                lock(&self.failed).remove(path);
+                let plugin = endpoint.plugin();
+                let (_, took) = plugin.loaded();
+                let cached = plugin.compiled() == Compiled::Cached;
+                let took_ms = took.as_secs_f64() * 1000.0;
+                match current {
+                    Some(old) => tracing::info!(
+                        endpoint = %spec.name,
+                        old_sha256 = %old.sha256(),
+                        new_sha256 = %plugin.sha256(),
+                        took_ms,
+                        cached,
+                        "endpoint reloaded"
+                    ),
+                    None => {
+                        tracing::info!(endpoint = %spec.name, sha256 = %plugin.sha256(), took_ms, cached, "endpoint loaded");
+                    }
+                }
+                Verdict::Serve(Loaded { spec, endpoint, manifest_digest })
+            }
+            Err(error) => {
+                lock(&self.failed).insert(path.to_owned(), (fingerprint, module_path));
+                match current {
+                    Some(old) => tracing::error!(
+                        manifest = %path.display(),
+                        endpoint = %old.spec.name,
+                        serving_sha256 = %old.sha256(),
+                        "reload failed; the last good version keeps serving: {error}"
+                    ),
+                    None => tracing::error!(manifest = %path.display(), "endpoint not loaded: {error}"),
+                }
+                keep()
+            }
+        }
+    }
+
+    /// Loads a parsed manifest with its module bytes.
+    async fn load(
+        &self,
+        spec: Result<crate::manifest::EndpointSpec, manifest::ManifestError>,
+        module: Option<Vec<u8>>,
+    ) -> Result<(Arc<crate::manifest::EndpointSpec>, Arc<WasmEndpoint>), String> {
+        let spec = Arc::new(spec.map_err(|e| e.to_string())?);
+        let Role::Rpc(target) = &spec.role else {
+            return Err(format!("{}: notification listeners are not served yet", spec.manifest_path.display()));
+        };
+        let bytes = module
+            .ok_or_else(|| format!("endpoint {}: cannot read module {}", spec.name, spec.module_path.display()))?;
+        let plugin = self.runtime.load_bytes(&spec, bytes, None).await.map_err(|e| e.to_string())?;
+        let endpoint = Arc::new(WasmEndpoint::new(spec.clone(), target, plugin));
+        Ok((spec, endpoint))
+    }
+}

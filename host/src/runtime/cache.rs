@@ -1,0 +1,102 @@
+//! The compiled-module cache: Cranelift output on disk, so a restart or the reload of a module
+//! seen before skips compilation (~100 ms per module in release, seconds in debug builds).
+//!
+//! An entry is `<module sha256>-<engine compatibility>.cwasm` plus a `.sha256` file holding the
+//! artifact's own digest. The key changes when the module or anything that affects code
+//! generation changes (wasmtime version, engine settings), so stale entries are never looked
+//! up; the digest is checked before an artifact is loaded, so a truncated, corrupted or foreign
+//! file is detected and recompiled, never trusted blindly. wasmtime checks the artifact header
+//! again when deserializing. Keep the directory private to the host's user: a replaced artifact
+//! with a matching digest is native code the host would run.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::{Engine, Module};
+
+use super::hex;
+
+/// Where a module came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compiled {
+    /// Compiled now (and stored, if a cache is configured).
+    Fresh,
+    /// Loaded from the cache.
+    Cached,
+}
+
+/// A cache directory tied to one engine's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct ModuleCache {
+    dir: PathBuf,
+    compatibility: String,
+}
+
+impl ModuleCache {
+    pub(crate) fn new(dir: PathBuf, engine: &Engine) -> ModuleCache {
+        // DefaultHasher::new() uses fixed keys, so the value is stable across processes.
+        let mut hasher = std::hash::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        ModuleCache { dir, compatibility: format!("{:016x}", hasher.finish()) }
+    }
+
+    fn entry(&self, module_sha256: &str) -> (PathBuf, PathBuf) {
+        let stem = format!("{module_sha256}-{}", self.compatibility);
+        (self.dir.join(format!("{stem}.cwasm")), self.dir.join(format!("{stem}.sha256")))
+    }
+
+    /// The cached module, if there is a sound entry for it.
+    pub(crate) fn get(&self, engine: &Engine, module_sha256: &str) -> Option<Module> {
+        let (artifact, digest) = self.entry(module_sha256);
+        let bytes = std::fs::read(&artifact).ok()?;
+        let expected = std::fs::read_to_string(&digest).unwrap_or_default();
+        if hex(&Sha256::digest(&bytes)) != expected.trim() {
+            tracing::warn!(entry = %artifact.display(), "compiled-module cache entry does not match its digest; recompiling");
+            remove(&artifact, &digest);
+            return None;
+        }
+        match deserialize(engine, &bytes) {
+            Ok(module) => Some(module),
+            Err(e) => {
+                tracing::warn!(entry = %artifact.display(), "compiled-module cache entry is not usable by this engine ({e}); recompiling");
+                remove(&artifact, &digest);
+                None
+            }
+        }
+    }
+
+    /// Stores a compiled module; failures only cost the next start a compilation.
+    pub(crate) fn put(&self, module: &Module, module_sha256: &str) {
+        let result = (|| -> Result<(), String> {
+            std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
+            let bytes = module.serialize().map_err(|e| format!("{e:#}"))?;
+            let (artifact, digest) = self.entry(module_sha256);
+            write_atomically(&artifact, &bytes)?;
+            write_atomically(&digest, hex(&Sha256::digest(&bytes)).as_bytes())
+        })();
+        if let Err(e) = result {
+            tracing::warn!(dir = %self.dir.display(), "cannot store a compiled module: {e}");
+        }
+    }
+}
+
+/// Loads an artifact this cache verified.
+#[allow(unsafe_code)]
+fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
+    // SAFETY: `bytes` is an artifact this cache wrote with `Module::serialize` (its digest
+    // matched the one written next to it), for an engine with the same compatibility hash;
+    // wasmtime validates the header (version, settings) itself as well.
+    unsafe { Module::deserialize(engine, bytes) }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn remove(artifact: &Path, digest: &Path) {
+    let _ = std::fs::remove_file(artifact);
+    let _ = std::fs::remove_file(digest);
+}
