@@ -54,6 +54,7 @@ pub mod __private;
 pub use context::Context;
 pub use error::{IntoRemoteError, RemoteError};
 pub use host::{Level, log};
+pub use notifier::{NotificationResult, Notifier};
 pub use wasmrpc_macros::endpoint;
 
 /// Logs a line at `trace` level in the host's log.

@@ -1,4 +1,8 @@
-//! Emit oslo.messaging notifications while handling a call.
+//! Emit oslo.messaging notifications while handling a call, and answer them as a listener.
+//!
+//! A listener module has a method per priority it handles, named like oslo's (`info`, `error`,
+//! …), taking the context and `publisher_id`, `event_type`, `payload`, `metadata`, and returning
+//! a [`NotificationResult`].
 //!
 //! The host publishes them with the endpoint's publisher id, to the topics its notifier is
 //! configured with, but only for event types the endpoint's manifest lists under
@@ -17,6 +21,16 @@ use serde::Serialize;
 use wasmrpc_abi::{NOTIFY_DENIED, NOTIFY_SENT, NotifyRequest};
 
 use crate::{Context, host};
+
+/// What a notification listener's method returns (oslo's `NotificationResult`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotificationResult {
+    /// Done: the host acknowledges the message.
+    Handled,
+    /// Put it back for redelivery (if the manifest sets `allow_requeue`).
+    Requeue,
+}
 
 /// Why a notification was not sent.
 #[derive(Debug, Clone, PartialEq, Eq)]

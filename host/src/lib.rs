@@ -13,6 +13,7 @@
 //!   transport URLs, versions). Pure data.
 //! - [`transport`]: moves bodies through a broker: `memory://` in process, `rabbit://` over
 //!   RabbitMQ. Never parses them.
+//! - [`notification`]: oslo's notifier and notification listeners (Wasm endpoints too).
 //! - [`rpc`]: oslo's RPC model: dispatcher, server (start/stop/wait), client (call/cast).
 //! - [`host`]: wires it together: manifests → plugins → endpoints grouped by target → one
 //!   RPC server each, plus the control endpoint; hot reload.
@@ -22,6 +23,7 @@
 pub mod cli;
 pub mod host;
 pub mod manifest;
+pub mod notification;
 pub mod protocol;
 pub mod rpc;
 pub mod runtime;

@@ -68,6 +68,62 @@ pub async fn oslo_client(spec: &Value) -> Vec<Value> {
     stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
 }
 
+/// Sends notifications with oslo's Notifier (`oslo_notify.py`).
+pub async fn oslo_notify(spec: &Value) {
+    let out = Command::new(python())
+        .arg(script("oslo_notify.py"))
+        .arg(spec.to_string())
+        .env("PYTHONWARNINGS", "ignore")
+        .output()
+        .await
+        .expect("run oslo_notify.py");
+    assert!(out.status.success(), "oslo_notify.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A running `oslo_listener.py`: what it received, as JSON values.
+#[derive(Debug)]
+pub struct OsloListener {
+    child: Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl OsloListener {
+    /// Starts a Python notification listener on `topic` (optionally in `pool`).
+    pub async fn start(url: &str, exchange: &str, topic: &str, pool: Option<&str>) -> OsloListener {
+        let mut child = Command::new(python())
+            .arg(script("oslo_listener.py"))
+            .args([url, exchange, topic])
+            .args(pool)
+            .env("PYTHONWARNINGS", "ignore")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var_os("WASMRPC_TEST_VERBOSE").is_some() { Stdio::inherit() } else { Stdio::null() })
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start oslo_listener.py");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await;
+        assert!(matches!(ready, Ok(Ok(Some(ref l))) if l.trim() == "ready"), "oslo_listener.py did not become ready");
+        OsloListener { child, lines }
+    }
+
+    /// The next notification it printed, waiting at most `within`.
+    pub async fn next(&mut self, within: Duration) -> Option<Value> {
+        let line = tokio::time::timeout(within, self.lines.next_line()).await.ok()?.ok()??;
+        Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}")))
+    }
+
+    /// Stops it.
+    pub async fn stop(mut self) {
+        if let Some(mut stdin) = self.child.stdin.take() {
+            let _ = stdin.shutdown().await;
+        }
+        if tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.is_err() {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
 /// A running `oslo_server.py`; stopped (gracefully) when dropped.
 #[derive(Debug)]
 pub struct OsloServer {

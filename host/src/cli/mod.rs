@@ -4,6 +4,8 @@
 mod call;
 mod check;
 mod invoke;
+mod listen;
+mod notify;
 mod serve;
 
 use std::process::ExitCode;
@@ -34,6 +36,10 @@ pub enum Command {
     Call(call::Args),
     /// Cast a method (no reply).
     Cast(call::Args),
+    /// Publish a notification, as oslo's Notifier does.
+    Notify(notify::Args),
+    /// Print notifications as they arrive.
+    Listen(listen::Args),
     /// Load one manifest, call a method in-process and print the JSON result.
     Invoke(invoke::Args),
     /// Validate manifests and their modules; report every problem found.
@@ -66,7 +72,9 @@ fn init_logging(cli: &Cli) {
     let default = match cli.command {
         // The result or the one-line error says it all; still show what the guest logs.
         Command::Invoke(_) => "error,wasmrpc::guest=info",
-        Command::Check(_) | Command::Call(_) | Command::Cast(_) => "warn,wasmrpc::guest=info",
+        Command::Check(_) | Command::Call(_) | Command::Cast(_) | Command::Notify(_) | Command::Listen(_) => {
+            "warn,wasmrpc::guest=info"
+        }
         Command::Serve(_) => "info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
@@ -78,6 +86,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args).await,
         Command::Call(args) => call::run(args, false).await,
         Command::Cast(args) => call::run(args, true).await,
+        Command::Notify(args) => notify::run(args).await,
+        Command::Listen(args) => listen::run(args).await,
         Command::Invoke(args) => invoke::run(args).await,
         Command::Check(args) => check::run(args).await,
     }

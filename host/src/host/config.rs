@@ -15,6 +15,10 @@
 //! rabbit_quorum_queue = true
 //! rabbit_qos_prefetch_count = 64
 //!
+//! [notifications]                    # oslo's [oslo_messaging_notifications]
+//! driver = ["messagingv2"]             # default none: nothing is sent
+//! topics = ["notifications"]
+//!
 //! [runtime]
 //! pooling = true
 //! max_instances = 1000
@@ -64,6 +68,19 @@ pub struct HostConfig {
     pub watch: bool,
     /// How long file events must be quiet before a reload (editors and cargo write in bursts).
     pub reload_debounce: Duration,
+    /// `[notifications]`: how the host and its guests publish notifications.
+    pub notifications: NotificationsConfig,
+}
+
+/// oslo's `[oslo_messaging_notifications]`, under `[notifications]` in `wasmrpc.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct NotificationsConfig {
+    /// Drivers; empty (the default, as in oslo) sends nothing.
+    pub drivers: Vec<crate::notification::Driver>,
+    /// Topics; empty means `["notifications"]`.
+    pub topics: Vec<String>,
+    /// The host's publisher id (default `wasmrpc.<server>`); endpoints publish as `<name>.<server>`.
+    pub publisher_id: Option<String>,
 }
 
 impl HostConfig {
@@ -83,6 +100,7 @@ impl HostConfig {
             rabbit_options: Vec::new(),
             watch: true,
             reload_debounce: Duration::from_millis(25),
+            notifications: NotificationsConfig::default(),
         }
     }
 
@@ -144,6 +162,16 @@ impl HostConfig {
                 .apply(c.rabbit_options.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .map_err(|e| fail(format!("[oslo_messaging_rabbit]: {e}")))?;
         }
+        if let Some(n) = raw.notifications {
+            c.notifications.drivers = n
+                .driver
+                .iter()
+                .map(|d| d.parse())
+                .collect::<Result<_, String>>()
+                .map_err(|e| fail(format!("[notifications]: {e}")))?;
+            c.notifications.topics = n.topics;
+            c.notifications.publisher_id = n.publisher_id;
+        }
         if let Some(r) = raw.runtime {
             if let Some(v) = r.pooling {
                 c.runtime.pooling = v;
@@ -198,6 +226,17 @@ struct RawConfig {
     reload_debounce: Option<String>,
     runtime: Option<RawRuntime>,
     oslo_messaging_rabbit: Option<toml::Table>,
+    notifications: Option<RawNotifications>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotifications {
+    #[serde(default)]
+    driver: Vec<String>,
+    #[serde(default)]
+    topics: Vec<String>,
+    publisher_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,12 +11,14 @@
 //! - `reload.rs`: hot reload: what changed (content digests), loading off the hot path,
 //!   keeping the last good version, swapping endpoint lists atomically.
 //! - `wasm_endpoint.rs`: a loaded plugin as an RPC endpoint; failures as oslo sees them.
+//! - `wasm_listener.rs`: a loaded plugin as a notification listener.
 //! - `control.rs`: `ping`, `list_endpoints`, `stop`.
 
 mod config;
 mod control;
 mod reload;
 mod wasm_endpoint;
+mod wasm_listener;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -27,12 +29,14 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-pub use config::{ConfigError, DEFAULT_CONTROL_TOPIC, DEFAULT_TRANSPORT_URL, HostConfig};
+pub use config::{ConfigError, DEFAULT_CONTROL_TOPIC, DEFAULT_TRANSPORT_URL, HostConfig, NotificationsConfig};
 pub use control::{CONTROL_NAMESPACE, CONTROL_VERSION};
 pub use reload::ReloadSummary;
 pub use wasm_endpoint::{ERRORS_MODULE, WasmEndpoint, failure};
+pub use wasm_listener::WasmListener;
 
 use crate::manifest::{EndpointSpec, InstanceMode, Role};
+use crate::notification::{HostNotifications, ListenerOptions, NotificationListener, Notifier};
 use crate::protocol::ListenTarget;
 use crate::rpc::{Dispatcher, DrainTimeout, Endpoint, NoOpSerializer, RpcServer, ServerOptions};
 use crate::runtime::{Runtime, RuntimeError};
@@ -76,14 +80,37 @@ pub struct Host {
 #[derive(Debug, Clone)]
 struct Loaded {
     spec: Arc<EndpointSpec>,
-    endpoint: Arc<WasmEndpoint>,
+    served: Served,
     /// sha256 of the manifest text (the module's is the plugin's).
     manifest_digest: String,
 }
 
+/// What a manifest's module does.
+#[derive(Debug, Clone)]
+enum Served {
+    Rpc(Arc<WasmEndpoint>),
+    Listener(Arc<WasmListener>),
+}
+
 impl Loaded {
+    fn plugin(&self) -> &crate::runtime::Plugin {
+        match &self.served {
+            Served::Rpc(e) => e.plugin(),
+            Served::Listener(l) => l.plugin(),
+        }
+    }
+
     fn sha256(&self) -> &str {
-        self.endpoint.plugin().sha256()
+        self.plugin().sha256()
+    }
+
+    /// Whether both hold the very same loaded module (not a reload of it).
+    fn same(&self, other: &Loaded) -> bool {
+        match (&self.served, &other.served) {
+            (Served::Rpc(a), Served::Rpc(b)) => Arc::ptr_eq(a, b),
+            (Served::Listener(a), Served::Listener(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
     }
 }
 
@@ -101,6 +128,10 @@ struct Inner {
     reloading: tokio::sync::Mutex<()>,
     /// One RPC server per listen target.
     servers: tokio::sync::Mutex<BTreeMap<ListenTarget, RpcServer>>,
+    /// One notification listener per listener endpoint, by endpoint name.
+    listeners: tokio::sync::Mutex<BTreeMap<String, (NotificationListener, ListenerOptions)>>,
+    /// The host's notifier (guests emit through it), when a driver is configured.
+    notifications: Option<HostNotifications>,
     control: tokio::sync::Mutex<Option<RpcServer>>,
     /// The file watcher; dropping it stops watching.
     watch: Mutex<Option<Watch>>,
@@ -124,6 +155,13 @@ impl Host {
     /// Starts serving over an existing transport (tests share one `memory://` broker this way).
     pub async fn with_transport(config: HostConfig, transport: Arc<dyn Transport>) -> Result<Host, HostError> {
         let runtime = Runtime::new(config.runtime.clone())?;
+        let notifier = Notifier::new(
+            transport.clone(),
+            &config.notifications.publisher_id.clone().unwrap_or_else(|| format!("wasmrpc.{}", config.server)),
+            config.notifications.drivers.clone(),
+            config.notifications.topics.clone(),
+        );
+        let notifications = notifier.is_enabled().then(|| HostNotifications::start(notifier, &config.server));
         let host = Host {
             inner: Arc::new(Inner {
                 config,
@@ -133,6 +171,8 @@ impl Host {
                 failed: Mutex::default(),
                 reloading: tokio::sync::Mutex::new(()),
                 servers: tokio::sync::Mutex::default(),
+                listeners: tokio::sync::Mutex::default(),
+                notifications,
                 control: tokio::sync::Mutex::default(),
                 watch: Mutex::default(),
                 shutdown: CancellationToken::new(),
@@ -202,6 +242,11 @@ impl Host {
             s.stop().await;
         }
         let deadline = Instant::now() + self.inner.config.drain_timeout;
+        let listeners: Vec<NotificationListener> =
+            std::mem::take(&mut *self.inner.listeners.lock().await).into_values().map(|(l, _)| l).collect();
+        for l in listeners {
+            l.stop(deadline.saturating_duration_since(Instant::now())).await;
+        }
         let mut outcome = Ok(());
         for s in &servers {
             if let Err(e) = s.wait(deadline.saturating_duration_since(Instant::now())).await {
@@ -218,16 +263,25 @@ impl Host {
     /// endpoints stop taking calls and drain in the background.
     async fn reconcile(&self) -> Result<(), TransportError> {
         let mut groups: BTreeMap<ListenTarget, Vec<Arc<dyn Endpoint>>> = BTreeMap::new();
+        let mut wanted_listeners: BTreeMap<String, (Arc<WasmListener>, ListenerOptions)> = BTreeMap::new();
         for l in read(&self.inner.endpoints).iter() {
-            if let Role::Rpc(t) = &l.spec.role {
-                let key = ListenTarget {
-                    exchange: t.exchange.clone(),
-                    topic: t.topic.clone(),
-                    server: t.server.clone().unwrap_or_else(|| self.inner.config.server.clone()),
-                };
-                groups.entry(key).or_default().push(l.endpoint.clone());
+            match (&l.spec.role, &l.served) {
+                (Role::Rpc(t), Served::Rpc(endpoint)) => {
+                    let key = ListenTarget {
+                        exchange: t.exchange.clone(),
+                        topic: t.topic.clone(),
+                        server: t.server.clone().unwrap_or_else(|| self.inner.config.server.clone()),
+                    };
+                    groups.entry(key).or_default().push(endpoint.clone());
+                }
+                (Role::Listener(spec), Served::Listener(listener)) => {
+                    let options = listener.options(spec, self.inner.config.executor_size);
+                    wanted_listeners.insert(l.spec.name.clone(), (listener.clone(), options));
+                }
+                _ => unreachable!("a manifest's role decides what is served"),
             }
         }
+        self.reconcile_listeners(wanted_listeners).await?;
         let mut servers = self.inner.servers.lock().await;
         let gone: Vec<ListenTarget> = servers.keys().filter(|t| !groups.contains_key(*t)).cloned().collect();
         for target in gone {
@@ -251,6 +305,37 @@ impl Host {
                         RpcServer::new(self.inner.transport.clone(), target.clone(), dispatcher, self.server_options());
                     server.start().await?;
                     servers.insert(target, server);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Listeners: same options → the endpoint is swapped in place; new or changed options → a
+    /// new listener (the old one stops and drains in the background); gone → stopped.
+    async fn reconcile_listeners(
+        &self,
+        wanted: BTreeMap<String, (Arc<WasmListener>, ListenerOptions)>,
+    ) -> Result<(), TransportError> {
+        let mut running = self.inner.listeners.lock().await;
+        let drain = self.inner.config.drain_timeout;
+        let stale: Vec<String> = running
+            .iter()
+            .filter(|(name, (_, opts))| wanted.get(*name).is_none_or(|(_, o)| o != opts))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in stale {
+            if let Some((listener, _)) = running.remove(&name) {
+                tokio::spawn(async move { listener.stop(drain).await });
+            }
+        }
+        for (name, (endpoint, options)) in wanted {
+            match running.get(&name) {
+                Some((listener, _)) => listener.replace(endpoint),
+                None => {
+                    let listener =
+                        NotificationListener::start(&self.inner.transport, options.clone(), endpoint).await?;
+                    running.insert(name, (listener, options));
                 }
             }
         }
@@ -282,7 +367,7 @@ impl Inner {
             .iter()
             .map(|l| {
                 let spec = &l.spec;
-                let plugin = l.endpoint.plugin();
+                let plugin = l.plugin();
                 let (loaded_at, took) = plugin.loaded();
                 let target = spec.rpc_target();
                 let methods: Vec<&str> =
@@ -291,8 +376,18 @@ impl Inner {
                     InstanceMode::Fresh => ("fresh", None),
                     InstanceMode::Warm { max_invocations } => ("warm", Some(max_invocations)),
                 };
+                let listener = match &spec.role {
+                    Role::Listener(ls) => json!({
+                        "targets": ls.targets.iter().map(|(e, t)| json!({"exchange": e, "topic": t})).collect::<Vec<_>>(),
+                        "pool": ls.pool,
+                        "allow_requeue": ls.allow_requeue,
+                    }),
+                    Role::Rpc(_) => Value::Null,
+                };
                 json!({
                     "name": spec.name,
+                    "role": if listener.is_null() { "rpc" } else { "listener" },
+                    "listener": listener,
                     "manifest": spec.manifest_path.display().to_string(),
                     "module": spec.module_path.display().to_string(),
                     "sha256": plugin.sha256(),

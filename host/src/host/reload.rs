@@ -14,8 +14,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Host, HostError, Inner, Loaded, WasmEndpoint, lock, read, write};
+use serde_json::json;
+
+use super::{Host, HostError, Inner, Loaded, Served, WasmEndpoint, WasmListener, lock, read, write};
 use crate::manifest::{self, Role};
+use crate::notification::{HostNotifications, as_sink};
 use crate::runtime::{Compiled, digest};
 use crate::transport::TransportError;
 use crate::watch::{Changes, Watch};
@@ -104,7 +107,7 @@ impl Host {
             }
             match current.get(path) {
                 None => summary.loaded.push(l.spec.name.clone()),
-                Some(old) if !Arc::ptr_eq(&old.endpoint, &l.endpoint) => summary.reloaded.push(l.spec.name.clone()),
+                Some(old) if !old.same(&l) => summary.reloaded.push(l.spec.name.clone()),
                 Some(_) => {}
             }
             if lock(&self.inner.failed).contains_key(path) {
@@ -113,8 +116,9 @@ impl Host {
             next.push(l);
         }
         for (path, old) in &current {
-            if !next.iter().any(|l| Arc::ptr_eq(&l.endpoint, &old.endpoint) || l.spec.manifest_path == *path) {
+            if !next.iter().any(|l| l.same(old) || l.spec.manifest_path == *path) {
                 tracing::info!(endpoint = %old.spec.name, sha256 = %old.sha256(), manifest = %path.display(), "endpoint unloaded");
+                self.inner.host_event("unloaded", "info", old, None);
                 summary.unloaded.push(old.spec.name.clone());
             }
         }
@@ -201,29 +205,39 @@ impl Inner {
             return keep(); // the same broken content: already reported
         }
         match self.load(spec, module).await {
-            Ok((spec, endpoint)) => {
+            Ok((spec, served)) => {
                 lock(&self.failed).remove(path);
-                let plugin = endpoint.plugin();
+                let loaded = Loaded { spec: spec.clone(), served, manifest_digest };
+                let plugin = loaded.plugin();
                 let (_, took) = plugin.loaded();
                 let cached = plugin.compiled() == Compiled::Cached;
                 let took_ms = took.as_secs_f64() * 1000.0;
                 match current {
-                    Some(old) => tracing::info!(
-                        endpoint = %spec.name,
-                        old_sha256 = %old.sha256(),
-                        new_sha256 = %plugin.sha256(),
-                        took_ms,
-                        cached,
-                        "endpoint reloaded"
-                    ),
+                    Some(old) => {
+                        tracing::info!(
+                            endpoint = %spec.name,
+                            old_sha256 = %old.sha256(),
+                            new_sha256 = %plugin.sha256(),
+                            took_ms,
+                            cached,
+                            "endpoint reloaded"
+                        );
+                        self.host_event("reloaded", "info", &loaded, Some(json!({"old_sha256": old.sha256()})));
+                    }
                     None => {
                         tracing::info!(endpoint = %spec.name, sha256 = %plugin.sha256(), took_ms, cached, "endpoint loaded");
+                        self.host_event("loaded", "info", &loaded, None);
                     }
                 }
-                Verdict::Serve(Loaded { spec, endpoint, manifest_digest })
+                Verdict::Serve(loaded)
             }
             Err(error) => {
                 lock(&self.failed).insert(path.to_owned(), (fingerprint, module_path));
+                if let Some(n) = &self.notifications {
+                    let name = current.map_or_else(|| path.display().to_string(), |c| c.spec.name.clone());
+                    let payload = json!({"endpoint": name, "manifest": path.display().to_string(), "error": error, "serving_sha256": current.map(Loaded::sha256)});
+                    n.host_event("load_failed", "error", payload);
+                }
                 match current {
                     Some(old) => tracing::error!(
                         manifest = %path.display(),
@@ -243,15 +257,30 @@ impl Inner {
         &self,
         spec: Result<crate::manifest::EndpointSpec, manifest::ManifestError>,
         module: Option<Vec<u8>>,
-    ) -> Result<(Arc<crate::manifest::EndpointSpec>, Arc<WasmEndpoint>), String> {
+    ) -> Result<(Arc<crate::manifest::EndpointSpec>, Served), String> {
         let spec = Arc::new(spec.map_err(|e| e.to_string())?);
-        let Role::Rpc(target) = &spec.role else {
-            return Err(format!("{}: notification listeners are not served yet", spec.manifest_path.display()));
-        };
         let bytes = module
             .ok_or_else(|| format!("endpoint {}: cannot read module {}", spec.name, spec.module_path.display()))?;
-        let plugin = self.runtime.load_bytes(&spec, bytes, None).await.map_err(|e| e.to_string())?;
-        let endpoint = Arc::new(WasmEndpoint::new(spec.clone(), target, plugin));
-        Ok((spec, endpoint))
+        let sink = self.notifications.as_ref().map(as_sink);
+        let plugin = self.runtime.load_bytes(&spec, bytes, sink).await.map_err(|e| e.to_string())?;
+        let served = match &spec.role {
+            Role::Rpc(target) => Served::Rpc(Arc::new(WasmEndpoint::new(spec.clone(), target, plugin))),
+            Role::Listener(listener) => Served::Listener(Arc::new(WasmListener::new(spec.clone(), listener, plugin)?)),
+        };
+        Ok((spec, served))
+    }
+
+    /// The host's own notification about an endpoint, when a notification driver is configured.
+    fn host_event(&self, event: &str, priority: &str, loaded: &Loaded, extra: Option<serde_json::Value>) {
+        if let Some(n) = &self.notifications {
+            let topic = loaded.spec.rpc_target().map(|t| t.topic.as_str());
+            let payload = HostNotifications::endpoint_payload(
+                &loaded.spec.name,
+                topic,
+                Some(loaded.sha256()),
+                extra.unwrap_or_default(),
+            );
+            n.host_event(event, priority, payload);
+        }
     }
 }

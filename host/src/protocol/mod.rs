@@ -3,6 +3,7 @@
 //! - [`json`]: JSON exactly as Python's `json.dumps` writes it, and a reader for what it may write.
 //! - [`envelope`]: the 2.0 envelope (double-encoded inner message).
 //! - [`Request`], [`Reply`], [`RemoteFailure`]: RPC messages.
+//! - [`Notification`]: notifications, with oslo's timestamp format.
 //! - [`Target`], [`ListenTarget`]: where messages go.
 //! - [`TransportUrl`]: `rabbit://…` and `memory://` URLs, passwords redacted when printed.
 //! - [`Version`]: `"X.Y"` API versions and oslo's compatibility rule.
@@ -10,6 +11,7 @@
 pub mod envelope;
 mod failure;
 pub mod json;
+mod notification;
 mod reply;
 mod request;
 mod target;
@@ -18,6 +20,7 @@ mod version;
 
 pub use envelope::DecodeError;
 pub use failure::RemoteFailure;
+pub use notification::{Notification, PRIORITY_NAMES, priority, timestamp};
 pub use reply::{Reply, new_id};
 pub use request::{ReplyTo, Request};
 pub use target::{ListenTarget, Target};

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wasmrpc_guest::{Context, RemoteError, endpoint, info};
+use wasmrpc_guest::{Context, Notifier, RemoteError, endpoint, info};
 
 #[derive(Default)]
 pub struct Echo {
@@ -47,6 +47,28 @@ impl Echo {
         println!("{line}");
         eprintln!("{line} (stderr)");
         true
+    }
+
+    /// Emits a notification at `priority` while handling the call; a denied event type is an
+    /// error (`NotifyError`) the caller sees.
+    pub fn notify(
+        &self,
+        ctx: &Context,
+        event_type: String,
+        payload: Value,
+        priority: Option<String>,
+    ) -> Result<bool, RemoteError> {
+        let n = Notifier;
+        let sent = match priority.as_deref().unwrap_or("info") {
+            "audit" => n.audit(ctx, &event_type, payload),
+            "warn" => n.warn(ctx, &event_type, payload),
+            "error" => n.error(ctx, &event_type, payload),
+            "critical" => n.critical(ctx, &event_type, payload),
+            "debug" => n.debug(ctx, &event_type, payload),
+            "sample" => n.sample(ctx, &event_type, payload),
+            _ => n.info(ctx, &event_type, payload),
+        };
+        sent.map(|()| true).map_err(|e| RemoteError::new("NotifyError", e.to_string()))
     }
 
     /// Traps (for tests of what happens to an instance after a trap).

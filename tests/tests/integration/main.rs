@@ -4,6 +4,7 @@ mod abi;
 mod cli;
 mod interop;
 mod manifest;
+mod notifications;
 mod rabbit;
 mod reload;
 mod rpc;

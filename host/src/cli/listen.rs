@@ -1,0 +1,125 @@
+//! `wasmrpc listen`: print notifications as they arrive, one per line (or JSON with `--json`).
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::{Map, Value, json};
+use tokio::sync::Notify;
+
+use crate::notification::{Handled, ListenerOptions, NotificationEndpoint, NotificationFilter, NotificationListener};
+use crate::protocol::{PRIORITIES, TransportUrl};
+use crate::transport::{self, TransportOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Topic to listen to (repeatable) [default: notifications].
+    #[arg(long = "topic", value_name = "TOPIC")]
+    topics: Vec<String>,
+    /// Priority to listen to (repeatable) [default: all of them].
+    #[arg(long = "priority", value_name = "PRIORITY")]
+    priorities: Vec<String>,
+    /// Listen in this pool (one queue per pool; listeners in a pool share messages).
+    #[arg(long)]
+    pool: Option<String>,
+    /// The exchange [default: the control exchange].
+    #[arg(long)]
+    exchange: Option<String>,
+    /// One JSON object per notification instead of a readable line.
+    #[arg(long)]
+    json: bool,
+    /// Exit after this many notifications.
+    #[arg(long, value_name = "N")]
+    count: Option<usize>,
+    /// Broker URL [default: rabbit://guest:guest@127.0.0.1:5672/].
+    #[arg(long = "transport", env = "WASMRPC_TRANSPORT_URL", value_name = "URL", hide_env_values = true)]
+    transport: Option<String>,
+    /// oslo's control_exchange.
+    #[arg(long, value_name = "NAME", default_value = "openstack")]
+    control_exchange: String,
+}
+
+#[derive(Debug)]
+struct Printer {
+    json: bool,
+    seen: AtomicUsize,
+    limit: Option<usize>,
+    done: Notify,
+}
+
+#[async_trait::async_trait]
+impl NotificationEndpoint for Printer {
+    fn name(&self) -> &str {
+        "wasmrpc listen"
+    }
+
+    fn handles(&self, _priority: &str) -> bool {
+        true
+    }
+
+    fn filter(&self) -> Option<&NotificationFilter> {
+        None
+    }
+
+    async fn handle(
+        &self,
+        priority: &str,
+        ctx: &Map<String, Value>,
+        publisher_id: &str,
+        event_type: &str,
+        payload: Value,
+        metadata: Map<String, Value>,
+    ) -> Result<Handled, String> {
+        let line = if self.json {
+            json!({"priority": priority, "publisher_id": publisher_id, "event_type": event_type, "payload": payload, "ctxt": ctx, "metadata": metadata}).to_string()
+        } else {
+            let ts = metadata.get("timestamp").and_then(Value::as_str).unwrap_or("-");
+            format!("{ts} {} {publisher_id} {event_type} {payload}", priority.to_uppercase())
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+        let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.limit.is_some_and(|limit| n >= limit) {
+            self.done.notify_one();
+        }
+        Ok(Handled::Handled)
+    }
+}
+
+pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let url = TransportUrl::parse(a.transport.as_deref().unwrap_or(crate::host::DEFAULT_TRANSPORT_URL))?;
+    let transport = transport::connect(
+        &url,
+        TransportOptions { control_exchange: a.control_exchange, ..TransportOptions::default() },
+    )
+    .await?;
+    let topics = if a.topics.is_empty() { vec!["notifications".to_owned()] } else { a.topics };
+    let priorities: Vec<String> = if a.priorities.is_empty() {
+        PRIORITIES.iter().map(|p| (*p).to_owned()).collect()
+    } else {
+        a.priorities.iter().map(|p| p.to_lowercase()).collect()
+    };
+    if let Some(bad) = priorities.iter().find(|p| !PRIORITIES.contains(&p.as_str())) {
+        anyhow::bail!("unknown priority {bad:?}: use audit, debug, info, warn, error, critical or sample");
+    }
+    let options = ListenerOptions {
+        targets: topics.into_iter().map(|t| (a.exchange.clone(), t)).collect(),
+        priorities,
+        pool: a.pool,
+        allow_requeue: false,
+        // One at a time, so lines come out in arrival order.
+        executor_size: 1,
+    };
+    let printer = Arc::new(Printer { json: a.json, seen: AtomicUsize::new(0), limit: a.count, done: Notify::new() });
+    let listener = NotificationListener::start(&transport, options, printer.clone()).await?;
+    eprintln!("listening; Ctrl-C to stop");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = printer.done.notified() => {}
+    }
+    listener.stop(std::time::Duration::from_secs(2)).await;
+    transport.close().await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,222 @@
+//! oslo's notification listener: consumes `<topic>.<priority>` queues (or one queue per
+//! pool), hands each notification to its endpoint's method for that priority, and acknowledges
+//! *after* handling; a `requeue` answer (or a failure) puts the message back when requeue is
+//! allowed, as oslo does.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::filter::NotificationFilter;
+use crate::protocol::Notification;
+use crate::transport::{Incoming, Listener, Transport, TransportError};
+
+/// What an endpoint says about a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Done: acknowledge it.
+    Handled,
+    /// Put it back (only if the listener allows requeue; otherwise it is acknowledged).
+    Requeue,
+}
+
+/// Something that handles notifications (a Wasm listener, or a closure in a test).
+#[async_trait::async_trait]
+pub trait NotificationEndpoint: Send + Sync + fmt::Debug {
+    /// A name for logs.
+    fn name(&self) -> &str;
+    /// Whether it has a method for this (lowercase) priority.
+    fn handles(&self, priority: &str) -> bool;
+    /// The filter selecting what reaches it.
+    fn filter(&self) -> Option<&NotificationFilter>;
+    /// Handles one notification; an error counts as `Requeue`, as an exception does in oslo.
+    async fn handle(
+        &self,
+        priority: &str,
+        ctx: &Map<String, Value>,
+        publisher_id: &str,
+        event_type: &str,
+        payload: Value,
+        metadata: Map<String, Value>,
+    ) -> Result<Handled, String>;
+}
+
+/// Where and how a listener listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerOptions {
+    /// `(exchange, topic)`; `None` is the control exchange.
+    pub targets: Vec<(Option<String>, String)>,
+    /// Lowercase priorities to consume.
+    pub priorities: Vec<String>,
+    /// One shared queue named after the pool.
+    pub pool: Option<String>,
+    /// Whether `Requeue` puts messages back.
+    pub allow_requeue: bool,
+    /// Notifications handled at once.
+    pub executor_size: usize,
+}
+
+/// A running notification listener.
+#[derive(Debug, Clone)]
+pub struct NotificationListener {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    options: ListenerOptions,
+    endpoint: ArcSwap<Arc<dyn NotificationEndpoint>>,
+    executor: Arc<Semaphore>,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+    recent: Mutex<VecDeque<String>>,
+    listener: tokio::sync::Mutex<Option<tokio::task::JoinHandle<Listener>>>,
+}
+
+impl NotificationListener {
+    /// Declares the queues and starts consuming.
+    pub async fn start(
+        transport: &Arc<dyn Transport>,
+        options: ListenerOptions,
+        endpoint: Arc<dyn NotificationEndpoint>,
+    ) -> Result<NotificationListener, TransportError> {
+        let listener =
+            transport.listen_notifications(&options.targets, &options.priorities, options.pool.as_deref()).await?;
+        let inner = Arc::new(Inner {
+            executor: Arc::new(Semaphore::new(options.executor_size.max(1))),
+            options,
+            endpoint: ArcSwap::from_pointee(endpoint),
+            tracker: TaskTracker::new(),
+            stop: CancellationToken::new(),
+            recent: Mutex::default(),
+            listener: tokio::sync::Mutex::new(None),
+        });
+        let consumer = tokio::spawn(consume(inner.clone(), listener));
+        *inner.listener.lock().await = Some(consumer);
+        tracing::info!(endpoint = inner.endpoint.load().name(), targets = ?inner.options.targets, pool = ?inner.options.pool, "notification listener consuming");
+        Ok(NotificationListener { inner })
+    }
+
+    /// The options it was started with.
+    #[must_use]
+    pub fn options(&self) -> &ListenerOptions {
+        &self.inner.options
+    }
+
+    /// Swaps the endpoint (hot reload); notifications already being handled finish on the old one.
+    pub fn replace(&self, endpoint: Arc<dyn NotificationEndpoint>) {
+        self.inner.endpoint.store(Arc::new(endpoint));
+    }
+
+    /// Stops consuming and waits (at most `bound`) for notifications being handled.
+    pub async fn stop(&self, bound: Duration) {
+        self.inner.stop.cancel();
+        let consumer = self.inner.listener.lock().await.take();
+        self.inner.tracker.close();
+        let _ = tokio::time::timeout(bound, self.inner.tracker.wait()).await;
+        if let Some(consumer) = consumer
+            && let Ok(listener) = consumer.await
+        {
+            listener.close().await;
+        }
+    }
+}
+
+async fn consume(inner: Arc<Inner>, mut listener: Listener) -> Listener {
+    loop {
+        let permit = tokio::select! {
+            () = inner.stop.cancelled() => break,
+            p = inner.executor.clone().acquire_owned() => p.expect("never closed"),
+        };
+        let incoming = tokio::select! {
+            () = inner.stop.cancelled() => break,
+            next = listener.next() => match next { Some(i) => i, None => break },
+        };
+        let inner = inner.clone();
+        inner.tracker.clone().spawn(async move {
+            handle(&inner, incoming).await;
+            drop(permit);
+        });
+    }
+    listener
+}
+
+async fn handle(inner: &Inner, incoming: Incoming) {
+    let queue = incoming.queue.clone();
+    let notification = match Notification::decode(&incoming.body) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(%queue, "rejecting an undecodable notification: {e}");
+            let _ = incoming.reject().await;
+            return;
+        }
+    };
+    if seen(inner, notification.unique_id.as_deref()) {
+        tracing::info!(%queue, event_type = %notification.event_type, "duplicate notification dropped (same _unique_id)");
+        let _ = incoming.ack().await;
+        return;
+    }
+    let endpoint = inner.endpoint.load_full();
+    let priority = notification.priority.to_lowercase();
+    let mut ctx = notification.context.clone();
+    // oslo's listeners unpack the context as RPC servers do: client_timeout comes along.
+    ctx.entry("client_timeout").or_insert(Value::Null);
+    let mut metadata = Map::new();
+    metadata.insert("message_id".into(), Value::String(notification.message_id.clone()));
+    metadata.insert("timestamp".into(), Value::String(notification.timestamp.clone()));
+    let wanted = endpoint.handles(&priority)
+        && endpoint.filter().is_none_or(|f| {
+            f.matches(&ctx, &notification.publisher_id, &notification.event_type, &metadata, &notification.payload)
+        });
+    let outcome = if wanted {
+        endpoint
+            .handle(&priority, &ctx, &notification.publisher_id, &notification.event_type, notification.payload, metadata)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(endpoint = endpoint.name(), event_type = %notification.event_type, "notification handling failed: {e}");
+                Handled::Requeue
+            })
+    } else {
+        Handled::Handled
+    };
+    let unique_id = notification.unique_id.clone();
+    let settled = match outcome {
+        Handled::Requeue if inner.options.allow_requeue => incoming.requeue().await,
+        Handled::Requeue => {
+            tracing::debug!(endpoint = endpoint.name(), "requeue asked but not allowed; acknowledged");
+            remember(inner, unique_id);
+            incoming.ack().await.1
+        }
+        Handled::Handled => {
+            remember(inner, unique_id);
+            incoming.ack().await.1
+        }
+    };
+    if let Err(e) = settled {
+        tracing::warn!(%queue, "could not settle a notification: {e}");
+    }
+}
+
+/// Whether this `_unique_id` is among the last 16 acknowledged, as oslo's listener keeps them.
+/// Requeued messages are not remembered: their redelivery must be handled.
+fn seen(inner: &Inner, unique_id: Option<&str>) -> bool {
+    unique_id.is_some_and(|id| {
+        inner.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().any(|s| s == id)
+    })
+}
+
+fn remember(inner: &Inner, unique_id: Option<String>) {
+    let Some(id) = unique_id else { return };
+    let mut recent = inner.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if recent.len() == 16 {
+        recent.pop_front();
+    }
+    recent.push_back(id);
+}
