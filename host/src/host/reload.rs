@@ -19,7 +19,7 @@ use serde_json::json;
 use super::{Host, HostError, Inner, Loaded, Served, WasmEndpoint, WasmListener, lock, read, write};
 use crate::manifest::{self, Role};
 use crate::notification::{HostNotifications, as_sink};
-use crate::runtime::{Compiled, digest};
+use crate::runtime::digest;
 use crate::transport::TransportError;
 use crate::watch::{Changes, Watch};
 
@@ -61,7 +61,11 @@ impl Host {
         let current: HashMap<PathBuf, Loaded> =
             read(&self.inner.endpoints).iter().map(|l| (l.spec.manifest_path.clone(), l.clone())).collect();
 
-        // Look at the relevant manifests concurrently: compilation runs on blocking threads.
+        // Look at the relevant manifests concurrently (compilation runs on blocking threads), a
+        // few at a time: each load briefly instantiates its module, and hundreds at once would
+        // spread over as many instance slots, each keeping pages resident.
+        let parallel = std::thread::available_parallelism().map_or(2, std::num::NonZero::get) * 4;
+        let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
         let mut tasks = tokio::task::JoinSet::new();
         for (index, path) in paths.iter().enumerate() {
             let loaded = current.get(path).cloned();
@@ -70,7 +74,11 @@ impl Host {
             }
             let host = self.clone();
             let path = path.clone();
-            tasks.spawn(async move { (index, host.inner.evaluate(&path, loaded.as_ref()).await) });
+            let permits = permits.clone();
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                (index, host.inner.evaluate(&path, loaded.as_ref()).await)
+            });
         }
         let mut verdicts: HashMap<usize, Verdict> = HashMap::new();
         while let Some(joined) = tasks.join_next().await {
@@ -210,7 +218,7 @@ impl Inner {
                 let loaded = Loaded { spec: spec.clone(), served, manifest_digest };
                 let plugin = loaded.plugin();
                 let (_, took) = plugin.loaded();
-                let cached = plugin.compiled() == Compiled::Cached;
+                let compiled = plugin.compiled();
                 let took_ms = took.as_secs_f64() * 1000.0;
                 match current {
                     Some(old) => {
@@ -219,13 +227,13 @@ impl Inner {
                             old_sha256 = %old.sha256(),
                             new_sha256 = %plugin.sha256(),
                             took_ms,
-                            cached,
+                            ?compiled,
                             "endpoint reloaded"
                         );
                         self.host_event("reloaded", "info", &loaded, Some(json!({"old_sha256": old.sha256()})));
                     }
                     None => {
-                        tracing::info!(endpoint = %spec.name, sha256 = %plugin.sha256(), took_ms, cached, "endpoint loaded");
+                        tracing::info!(endpoint = %spec.name, sha256 = %plugin.sha256(), took_ms, ?compiled, "endpoint loaded");
                         self.host_event("loaded", "info", &loaded, None);
                     }
                 }

@@ -4,7 +4,10 @@
 //! Messages without both keys are envelope-less "1.0" messages and are used as they are (the
 //! `messaging` notification driver sends those).
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::json::{from_python_str, to_python_string};
@@ -50,6 +53,31 @@ pub fn wrap(inner: &str) -> Vec<u8> {
 /// Encodes `message` as Python would and wraps it.
 pub fn wrap_message<T: Serialize + ?Sized>(message: &T) -> Vec<u8> {
     wrap(&to_python_string(message))
+}
+
+/// The envelope, read without building a map; the inner text is borrowed when it can be.
+#[derive(Deserialize)]
+struct EnvelopeIn<'a> {
+    #[serde(rename = "oslo.version", borrow, default)]
+    version: Option<Cow<'a, str>>,
+    #[serde(rename = "oslo.message", borrow, default)]
+    message: Option<Cow<'a, str>>,
+}
+
+/// Decodes a message body straight into `T` (the fast path for RPC requests and replies):
+/// the envelope and the inner message are read by serde without intermediate JSON values.
+/// Bodies the fast path cannot read (no envelope, `NaN` from Python, odd shapes) go through
+/// [`unwrap`] and get the same answer, or the same error.
+pub fn unwrap_into<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+    if let Ok(EnvelopeIn { version: Some(version), message: Some(message) }) =
+        serde_json::from_slice::<EnvelopeIn<'_>>(body)
+        && version == ENVELOPE_VERSION
+        && let Ok(value) = serde_json::from_str::<T>(&message)
+    {
+        return Ok(value);
+    }
+    let map = unwrap(body)?;
+    T::deserialize(Value::Object(map)).map_err(|e| DecodeError::BadField(e.to_string()))
 }
 
 /// Decodes a message body: an enveloped 2.0 message, or an envelope-less 1.0 one.

@@ -4,9 +4,11 @@
 //! Python callers index it. Call-monitor heartbeats are replies with `ending: false` and nulls.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+#[cfg(test)]
+use serde_json::Map;
+use serde_json::Value;
 
-use super::envelope::{DecodeError, unwrap, wrap_message};
+use super::envelope::{DecodeError, unwrap_into, wrap_message};
 use super::failure::RemoteFailure;
 
 /// One reply message.
@@ -67,9 +69,25 @@ impl Reply {
     /// a failure object instead of a string, a missing `ending` (legacy replies without it are
     /// final).
     pub fn decode(body: &[u8]) -> Result<Reply, DecodeError> {
-        Reply::from_message(unwrap(body)?)
+        let wire: WireReply = unwrap_into(body)?;
+        let msg_id = match wire.msg_id {
+            Some(Value::String(s)) => s,
+            _ => return Err(DecodeError::BadField("the reply has no `_msg_id`".into())),
+        };
+        let failure = match wire.failure {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.is_empty() => None,
+            Some(Value::String(s)) => Some(s),
+            Some(other) => Some(other.to_string()),
+        };
+        let unique_id = match wire.unique_id {
+            Some(Value::String(s)) => s,
+            _ => String::new(),
+        };
+        Ok(Reply { result: wire.result, failure, ending: wire.ending.unwrap_or(true), msg_id, unique_id })
     }
 
+    #[cfg(test)]
     fn from_message(mut m: Map<String, Value>) -> Result<Reply, DecodeError> {
         let msg_id = match m.remove("_msg_id") {
             Some(Value::String(s)) => s,
@@ -88,6 +106,21 @@ impl Reply {
         };
         Ok(Reply { result: m.remove("result").unwrap_or(Value::Null), failure, ending, msg_id, unique_id })
     }
+}
+
+/// A reply as it may arrive: every key optional, checked after reading.
+#[derive(serde::Deserialize)]
+struct WireReply {
+    #[serde(default)]
+    result: Value,
+    #[serde(default)]
+    failure: Option<Value>,
+    #[serde(default)]
+    ending: Option<bool>,
+    #[serde(rename = "_msg_id", default)]
+    msg_id: Option<Value>,
+    #[serde(rename = "_unique_id", default)]
+    unique_id: Option<Value>,
 }
 
 /// A new `uuid4().hex`: 32 lowercase hex digits, as oslo's ids.

@@ -4,10 +4,13 @@
 //! [`_msg_id`, `_reply_q`, `_timeout`] (calls only), `_unique_id`, then one `_context_<k>` key
 //! per context entry.
 
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
-use super::envelope::{DecodeError, unwrap, wrap_message};
+use super::envelope::{DecodeError, unwrap_into, wrap_message};
 
 /// Prefix of the flattened context keys.
 const CONTEXT_PREFIX: &str = "_context_";
@@ -45,7 +48,7 @@ pub struct ReplyTo {
 impl Request {
     /// Decodes a message body.
     pub fn decode(body: &[u8]) -> Result<Request, DecodeError> {
-        Request::from_message(unwrap(body)?)
+        unwrap_into(body)
     }
 
     /// Builds a request from an unwrapped message, as oslo's `unpack_context` does.
@@ -103,9 +106,20 @@ impl Request {
     #[must_use]
     pub fn endpoint_context(&self) -> Map<String, Value> {
         let mut ctx = self.context.clone();
-        let timeout = self.reply.as_ref().map_or(Value::Null, |r| r.call_monitor_timeout.clone());
+        ctx.insert("client_timeout".into(), self.client_timeout());
+        ctx
+    }
+
+    /// [`Request::endpoint_context`], taking the context out of the request instead of copying it.
+    pub fn take_endpoint_context(&mut self) -> Map<String, Value> {
+        let timeout = self.client_timeout();
+        let mut ctx = std::mem::take(&mut self.context);
         ctx.insert("client_timeout".into(), timeout);
         ctx
+    }
+
+    fn client_timeout(&self) -> Value {
+        self.reply.as_ref().map_or(Value::Null, |r| r.call_monitor_timeout.clone())
     }
 
     /// Encodes the request inside a 2.0 envelope, byte-compatible with oslo.messaging.
@@ -115,27 +129,142 @@ impl Request {
     }
 }
 
+/// Reads a request in one pass over its keys: no intermediate map, context keys unflattened
+/// on the way (the same result as [`Request::from_message`]).
+impl<'de> Deserialize<'de> for Request {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Request, D::Error> {
+        struct RequestVisitor;
+
+        impl<'de> Visitor<'de> for RequestVisitor {
+            type Value = Request;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RPC request object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Request, A::Error> {
+                let (mut method, mut args, mut namespace, mut version) = (None, Map::new(), None, None);
+                let (mut msg_id, mut reply_q, mut timeout, mut unique_id) = (None, None, Value::Null, None);
+                let mut context = Map::new();
+                while let Some(key) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "method" => match m.next_value::<Value>()? {
+                            Value::String(s) => method = Some(s),
+                            other => return Err(de::Error::custom(format!("`method` is not a string: {other}"))),
+                        },
+                        "args" => match m.next_value::<Value>()? {
+                            Value::Object(a) => args = a,
+                            Value::Null => {}
+                            other => return Err(de::Error::custom(format!("`args` is not an object: {other}"))),
+                        },
+                        "namespace" => {
+                            namespace = match m.next_value::<Value>()? {
+                                Value::Null => None,
+                                Value::String(s) => Some(s),
+                                other => Some(other.to_string()),
+                            }
+                        }
+                        "version" => version = Some(m.next_value::<Value>()?),
+                        "_msg_id" => msg_id = text(m.next_value::<Value>()?),
+                        "_reply_q" => reply_q = text(m.next_value::<Value>()?),
+                        "_timeout" => timeout = m.next_value::<Value>()?,
+                        "_unique_id" => unique_id = text(m.next_value::<Value>()?),
+                        k if k.starts_with(CONTEXT_PREFIX) => {
+                            let name = k[CONTEXT_PREFIX.len()..].to_owned();
+                            context.insert(name, m.next_value::<Value>()?);
+                        }
+                        _ => {
+                            m.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                let method = method.ok_or_else(|| de::Error::custom("no `method` key"))?;
+                let reply = match (msg_id, reply_q) {
+                    (Some(msg_id), Some(reply_q)) => Some(ReplyTo { msg_id, reply_q, call_monitor_timeout: timeout }),
+                    _ => None,
+                };
+                Ok(Request { method, args, namespace, version, reply, unique_id, context })
+            }
+        }
+
+        d.deserialize_map(RequestVisitor)
+    }
+}
+
+fn text(v: Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
 impl Serialize for Request {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RequestRef {
+            method: &self.method,
+            args: &self.args,
+            namespace: self.namespace.as_deref(),
+            version: self.version.as_ref(),
+            reply: self.reply.as_ref(),
+            unique_id: self.unique_id.as_deref(),
+            context: &self.context,
+        }
+        .serialize(s)
+    }
+}
+
+/// A request to encode, borrowing its parts (clients encode without copying their context).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestRef<'a> {
+    /// The method name.
+    pub method: &'a str,
+    /// Keyword arguments.
+    pub args: &'a Map<String, Value>,
+    /// `namespace`, when sent.
+    pub namespace: Option<&'a str>,
+    /// `version`, when sent.
+    pub version: Option<&'a Value>,
+    /// Call fields; `None` for a cast.
+    pub reply: Option<&'a ReplyTo>,
+    /// `_unique_id`.
+    pub unique_id: Option<&'a str>,
+    /// The context, flattened into `_context_*` keys.
+    pub context: &'a Map<String, Value>,
+}
+
+impl RequestRef<'_> {
+    /// Encodes inside a 2.0 envelope, byte-compatible with oslo.messaging.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        wrap_message(self)
+    }
+}
+
+impl Serialize for RequestRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
-        map.serialize_entry("method", &self.method)?;
-        map.serialize_entry("args", &self.args)?;
-        if let Some(ns) = &self.namespace {
+        map.serialize_entry("method", self.method)?;
+        map.serialize_entry("args", self.args)?;
+        if let Some(ns) = self.namespace {
             map.serialize_entry("namespace", ns)?;
         }
-        if let Some(v) = &self.version {
+        if let Some(v) = self.version {
             map.serialize_entry("version", v)?;
         }
-        if let Some(r) = &self.reply {
+        if let Some(r) = self.reply {
             map.serialize_entry("_msg_id", &r.msg_id)?;
             map.serialize_entry("_reply_q", &r.reply_q)?;
             map.serialize_entry("_timeout", &r.call_monitor_timeout)?;
         }
-        if let Some(u) = &self.unique_id {
+        if let Some(u) = self.unique_id {
             map.serialize_entry("_unique_id", u)?;
         }
-        for (k, v) in &self.context {
-            map.serialize_entry(&format!("{CONTEXT_PREFIX}{k}"), v)?;
+        let mut key = String::with_capacity(32);
+        for (k, v) in self.context {
+            key.clear();
+            key.push_str(CONTEXT_PREFIX);
+            key.push_str(k);
+            map.serialize_entry(&key, v)?;
         }
         map.end()
     }

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::error::{RemoteError, RpcError};
 use super::replies::Replies;
 use super::serializer::{NoOpSerializer, Serializer};
-use crate::protocol::{RemoteFailure, ReplyTo, Request, Target, Version, new_id};
+use crate::protocol::{RemoteFailure, ReplyTo, RequestRef, Target, Version, new_id};
 use crate::transport::{Outgoing, Transport};
 
 /// oslo's `rpc_response_timeout` default.
@@ -131,29 +131,39 @@ impl RpcClient {
         Err(RpcError::VersionCap { version: self.target.version.unwrap_or(Version::new(1, 0)), cap })
     }
 
-    fn request(
+    /// Encodes a request, with the serializer's hooks (skipped, copies and all, when it is the
+    /// no-op serializer).
+    fn encode(
         &self,
         ctx: &Map<String, Value>,
         method: &str,
         args: Map<String, Value>,
-        reply: Option<ReplyTo>,
-    ) -> Request {
-        let args = args.into_iter().map(|(k, v)| (k, self.serializer.serialize_entity(ctx, v))).collect();
-        Request {
-            method: method.to_owned(),
-            args,
-            namespace: self.target.namespace.clone(),
-            version: self.target.version.map(|v| Value::String(v.to_string())),
+        reply: Option<&ReplyTo>,
+    ) -> Vec<u8> {
+        let version = self.target.version.map(|v| Value::String(v.to_string()));
+        let unique_id = new_id();
+        let (args, context) = if self.serializer.is_noop() {
+            (args, std::borrow::Cow::Borrowed(ctx))
+        } else {
+            let args = args.into_iter().map(|(k, v)| (k, self.serializer.serialize_entity(ctx, v))).collect();
+            (args, std::borrow::Cow::Owned(self.serializer.serialize_context(ctx.clone())))
+        };
+        RequestRef {
+            method,
+            args: &args,
+            namespace: self.target.namespace.as_deref(),
+            version: version.as_ref(),
             reply,
-            unique_id: Some(new_id()),
-            context: self.serializer.serialize_context(ctx.clone()),
+            unique_id: Some(&unique_id),
+            context: &context,
         }
+        .encode()
     }
 
     /// Fire and forget: returns once the transport accepted the message.
     pub async fn cast(&self, ctx: &Map<String, Value>, method: &str, args: Map<String, Value>) -> Result<(), RpcError> {
         self.check_version_cap()?;
-        let body = self.request(ctx, method, args, None).encode();
+        let body = self.encode(ctx, method, args, None);
         self.transport.send(&self.target, Outgoing::new(body)).await?;
         Ok(())
     }
@@ -176,7 +186,7 @@ impl RpcClient {
         let monitor = self.call_monitor_timeout.map_or(Value::Null, seconds_value);
         let reply_to =
             ReplyTo { msg_id: msg_id.clone(), reply_q: replies.queue().to_owned(), call_monitor_timeout: monitor };
-        let body = self.request(ctx, method, args, Some(reply_to)).encode();
+        let body = self.encode(ctx, method, args, Some(&reply_to));
         let mut waiter = replies.register(&msg_id);
         let message = Outgoing { body: body.into(), expiration: Some(self.timeout), mandatory: false, confirm: false };
         self.transport.send(&self.target, message).await?;
@@ -193,7 +203,7 @@ impl RpcClient {
                 Ok(None) => {
                     return Err(RpcError::Transport(crate::transport::TransportError::new(
                         crate::transport::ErrorKind::Closed,
-                        "the reply queue consumer stopped",
+                        "the reply router went away",
                     )));
                 }
                 Err(_) => return Err(timed_out()),
@@ -210,7 +220,11 @@ impl RpcClient {
                 monitor = self.call_monitor_timeout.map(|d| Instant::now() + d);
             }
             if reply.ending {
-                return Ok(self.serializer.deserialize_entity(ctx, result));
+                return Ok(if self.serializer.is_noop() {
+                    result
+                } else {
+                    self.serializer.deserialize_entity(ctx, result)
+                });
             }
         }
     }

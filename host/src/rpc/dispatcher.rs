@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::endpoint::Endpoint;
 use super::serializer::Serializer;
@@ -76,15 +76,17 @@ impl Dispatcher {
     pub async fn invoke(
         &self,
         endpoint: &dyn Endpoint,
-        request: &Request,
+        request: &mut Request,
         deadline: Option<Instant>,
     ) -> Result<Value, RemoteFailure> {
-        let ctx = self.serializer.deserialize_context(request.endpoint_context());
-        let args: Map<String, Value> = request
-            .args
-            .iter()
-            .map(|(k, v)| (k.clone(), self.serializer.deserialize_entity(&ctx, v.clone())))
-            .collect();
+        // The request is spent once dispatched: its context and arguments move to the endpoint.
+        let ctx = request.take_endpoint_context();
+        let args = std::mem::take(&mut request.args);
+        if self.serializer.is_noop() {
+            return endpoint.invoke(&request.method, args, &ctx, deadline).await;
+        }
+        let ctx = self.serializer.deserialize_context(ctx);
+        let args = args.into_iter().map(|(k, v)| (k, self.serializer.deserialize_entity(&ctx, v))).collect();
         let result = endpoint.invoke(&request.method, args, &ctx, deadline).await?;
         Ok(self.serializer.serialize_entity(&ctx, result))
     }

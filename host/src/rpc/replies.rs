@@ -1,19 +1,26 @@
 //! The client side of replies: one reply queue per transport (so per process, as oslo), and a
-//! router from `_msg_id` to the call waiting for it.
+//! router from `_msg_id` to the call waiting for it. The transport hands reply bodies to the
+//! router as they arrive, so a reply reaches its call without passing through another task.
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::protocol::Reply;
-use crate::transport::{Listener, Transport, TransportError};
+use crate::transport::{Transport, TransportError};
 
 /// Routes replies arriving on the reply queue to waiting calls.
 #[derive(Debug)]
 pub(crate) struct Replies {
     queue: String,
+    router: Arc<Router>,
+}
+
+#[derive(Debug, Default)]
+struct Router {
     waiters: Mutex<HashMap<String, mpsc::UnboundedSender<Reply>>>,
 }
 
@@ -21,12 +28,12 @@ pub(crate) struct Replies {
 pub(crate) struct Waiter {
     pub rx: mpsc::UnboundedReceiver<Reply>,
     msg_id: String,
-    replies: Arc<Replies>,
+    router: Arc<Router>,
 }
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        lock(&self.replies.waiters).remove(&self.msg_id);
+        lock(&self.router.waiters).remove(&self.msg_id);
     }
 }
 
@@ -37,10 +44,10 @@ impl Replies {
             .reply_slot()
             .0
             .get_or_try_init(|| async {
-                let (queue, listener) = transport.listen_replies().await?;
-                let replies = Arc::new(Replies { queue, waiters: Mutex::default() });
-                tokio::spawn(route(Arc::downgrade(&replies), listener));
-                Ok::<Arc<dyn Any + Send + Sync>, TransportError>(replies)
+                let router = Arc::new(Router::default());
+                let handler_router = router.clone();
+                let queue = transport.listen_replies(Arc::new(move |body| handler_router.route(&body))).await?;
+                Ok::<Arc<dyn Any + Send + Sync>, TransportError>(Arc::new(Replies { queue, router }))
             })
             .await?;
         Ok(any.clone().downcast::<Replies>().expect("the reply slot only ever holds `Replies`"))
@@ -52,40 +59,29 @@ impl Replies {
     }
 
     /// Registers a call before its request is sent, so no reply can be missed.
-    pub fn register(self: &Arc<Self>, msg_id: &str) -> Waiter {
+    pub fn register(&self, msg_id: &str) -> Waiter {
         let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.waiters).insert(msg_id.to_owned(), tx);
-        Waiter { rx, msg_id: msg_id.to_owned(), replies: self.clone() }
+        lock(&self.router.waiters).insert(msg_id.to_owned(), tx);
+        Waiter { rx, msg_id: msg_id.to_owned(), router: self.router.clone() }
     }
 }
 
-/// Acks every reply and hands it to its waiter; replies nobody waits for are dropped, as
-/// Python does (servers may send stray heartbeats after a call ended).
-async fn route(replies: Weak<Replies>, mut listener: Listener) {
-    while let Some(incoming) = listener.next().await {
-        let queue = incoming.queue.clone();
-        let (body, _) = incoming.ack().await;
-        let Some(replies) = replies.upgrade() else {
-            break;
-        };
-        match Reply::decode(&body) {
+impl Router {
+    /// Hands a reply to its waiter. Replies nobody waits for are dropped, as Python does
+    /// (servers may send stray heartbeats after a call ended).
+    fn route(&self, body: &Bytes) {
+        match Reply::decode(body) {
             Ok(reply) => {
-                let waiter = lock(&replies.waiters).get(&reply.msg_id).cloned();
+                let waiter = lock(&self.waiters).get(&reply.msg_id).cloned();
                 match waiter {
                     Some(tx) => {
                         let _ = tx.send(reply);
                     }
-                    None => {
-                        tracing::debug!(msg_id = %reply.msg_id, "no call waiting for this reply; dropped")
-                    }
+                    None => tracing::debug!(msg_id = %reply.msg_id, "no call waiting for this reply; dropped"),
                 }
             }
-            Err(e) => tracing::warn!(%queue, "dropping an undecodable reply: {e}"),
+            Err(e) => tracing::warn!("dropping an undecodable reply: {e}"),
         }
-    }
-    // The reply queue is gone (transport closed): waiting calls see their channel close.
-    if let Some(replies) = replies.upgrade() {
-        lock(&replies.waiters).clear();
     }
 }
 

@@ -32,10 +32,20 @@ pub trait Serializer: Send + Sync + fmt::Debug {
     fn deserialize_context(&self, ctx: Map<String, Value>) -> Map<String, Value> {
         ctx
     }
+
+    /// True when every hook leaves its input as it is, so callers may skip them (and the copies
+    /// they need). Only [`NoOpSerializer`] should say so.
+    fn is_noop(&self) -> bool {
+        false
+    }
 }
 
 /// Leaves everything as it is.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoOpSerializer;
 
-impl Serializer for NoOpSerializer {}
+impl Serializer for NoOpSerializer {
+    fn is_noop(&self) -> bool {
+        true
+    }
+}

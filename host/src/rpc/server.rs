@@ -246,7 +246,7 @@ fn is_duplicate(inner: &Inner, unique_id: Option<&str>) -> bool {
     false
 }
 
-async fn handle(inner: Arc<Inner>, request: Request, deadline: Option<Instant>, _slot: OwnedSemaphorePermit) {
+async fn handle(inner: Arc<Inner>, mut request: Request, deadline: Option<Instant>, _slot: OwnedSemaphorePermit) {
     let expired = |what: &str| {
         let late = deadline.is_some_and(|d| Instant::now() >= d);
         if late {
@@ -269,17 +269,17 @@ async fn handle(inner: Arc<Inner>, request: Request, deadline: Option<Instant>, 
     };
     // The endpoint's own bound first, then an executor slot: calls waiting for a busy
     // endpoint do not occupy slots other endpoints could use.
-    let _endpoint_slot = match endpoint.concurrency() {
+    let endpoint_slot = match endpoint.concurrency() {
         Some(sem) => Some(sem.acquire_owned().await.expect("endpoint semaphores are never closed")),
         None => None,
     };
-    let _running = inner.executor.clone().acquire_owned().await.expect("the executor semaphore is never closed");
+    let running = inner.executor.clone().acquire_owned().await.expect("the executor semaphore is never closed");
     if expired("while it waited for an executor slot") {
         return;
     }
     let heartbeat = request.reply.as_ref().and_then(|to| start_heartbeat(&inner, to, &request.method));
     let outcome = tokio::select! {
-        outcome = inner.dispatcher.invoke(endpoint.as_ref(), &request, deadline) => outcome,
+        outcome = inner.dispatcher.invoke(endpoint.as_ref(), &mut request, deadline) => outcome,
         () = inner.abort.cancelled() => {
             tracing::warn!(method = %request.method, endpoint = endpoint.name(), "call cancelled: the server stopped waiting for it");
             return;
@@ -288,6 +288,8 @@ async fn handle(inner: Arc<Inner>, request: Request, deadline: Option<Instant>, 
     if let Some(hb) = heartbeat {
         hb.abort();
     }
+    // The call is done: its slots go to the next call while the reply is published.
+    drop((running, endpoint_slot));
     let Some(to) = &request.reply else {
         if let Err(f) = outcome {
             tracing::info!(method = %request.method, endpoint = endpoint.name(), "cast failed: {}: {}", f.class, f.message);

@@ -24,6 +24,8 @@ pub enum Compiled {
     Fresh,
     /// Loaded from the cache.
     Cached,
+    /// Already loaded for another plugin with the same bytes; shared.
+    Shared,
 }
 
 /// A cache directory tied to one engine's settings.
@@ -91,7 +93,8 @@ fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per writer: two hosts (or two loads) may store the same entry at once.
+    let tmp = path.with_extension(format!("tmp-{}-{}", std::process::id(), crate::protocol::new_id()));
     std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -29,6 +29,8 @@ pub(crate) struct Template {
     pub pre: InstancePre<StoreState>,
     pub exports: Exports,
     pub guest: Arc<GuestInfo>,
+    /// Keeps the shared module registered while this plugin lives.
+    pub _module: Arc<super::SharedModule>,
 }
 
 /// An instantiated module with its store.

@@ -7,17 +7,22 @@
 //! every bound queue, the default exchange to the queue of that name. Queues are shared by
 //! their consumers (competing consumers), keep order, drop messages whose expiration passed
 //! while queued, and take requeued messages back at the front.
+//!
+//! Consumers take messages from their queues themselves, and replies are handed to the reply
+//! handler by the publisher: a call crosses from client to server and back with two task
+//! wake-ups, nothing in between.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Acknowledge, ErrorKind, Incoming, Listener, ListenerControl, Outgoing, ReplySlot, Transport, TransportError,
+    Acknowledge, ErrorKind, Incoming, Listener, ListenerControl, Outgoing, ReplyHandler, ReplySlot, Transport,
+    TransportError,
 };
 use crate::protocol::{ListenTarget, Target, TransportUrl, new_id};
 
@@ -26,6 +31,9 @@ static BROKERS: LazyLock<Mutex<HashMap<String, Weak<Broker>>>> = LazyLock::new(M
 
 /// A message waiting in a queue.
 struct Stored {
+    /// Publish order across the whole broker: a consumer of several queues takes the oldest
+    /// head first, so a fanout cast published before a directed call is handled before it.
+    seq: u64,
     body: Bytes,
     deadline: Option<Instant>,
     redelivered: bool,
@@ -35,47 +43,53 @@ struct Stored {
 struct Queue {
     name: Arc<str>,
     items: Mutex<VecDeque<Stored>>,
-    /// Wakes a consumer waiting for a message (one permit per push).
-    ready: Notify,
+    /// The wake-up signals of the consumers reading this queue.
+    consumers: Mutex<Vec<Weak<Notify>>>,
 }
 
 impl Queue {
     fn new(name: &str) -> Arc<Queue> {
-        Arc::new(Queue { name: Arc::from(name), items: Mutex::default(), ready: Notify::new() })
+        Arc::new(Queue { name: Arc::from(name), items: Mutex::default(), consumers: Mutex::default() })
     }
 
-    fn push(&self, stored: Stored) {
-        lock(&self.items).push_back(stored);
-        self.ready.notify_one();
-    }
-
-    fn push_front(&self, stored: Stored) {
-        lock(&self.items).push_front(stored);
-        self.ready.notify_one();
-    }
-
-    /// The next unexpired message, waiting for one if needed.
-    async fn pop(&self) -> Stored {
-        loop {
-            let notified = self.ready.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let mut items = lock(&self.items);
-                let now = Instant::now();
-                while let Some(stored) = items.pop_front() {
-                    // RabbitMQ discards a message whose TTL ran out before delivery.
-                    if stored.deadline.is_none_or(|d| d > now) {
-                        if !items.is_empty() {
-                            // Leave a permit for the next consumer: more is waiting.
-                            self.ready.notify_one();
-                        }
-                        return stored;
-                    }
-                }
-            }
-            notified.await;
+    fn push(&self, stored: Stored, front: bool) {
+        {
+            let mut items = lock(&self.items);
+            if front { items.push_front(stored) } else { items.push_back(stored) }
         }
+        // Every consumer gets a wake-up permit; whoever pops first takes the message, the others
+        // find the queue empty and wait again. Few consumers share a queue, so this is cheap.
+        let mut consumers = lock(&self.consumers);
+        consumers.retain(|c| match c.upgrade() {
+            Some(signal) => {
+                signal.notify_one();
+                true
+            }
+            None => false,
+        });
+    }
+
+    /// The publish sequence number of the next unexpired message, if any.
+    fn head(&self, now: Instant) -> Option<u64> {
+        let mut items = lock(&self.items);
+        // RabbitMQ discards a message whose TTL ran out before delivery.
+        while let Some(stored) = items.front() {
+            if stored.deadline.is_none_or(|d| d > now) {
+                return Some(stored.seq);
+            }
+            items.pop_front();
+        }
+        None
+    }
+
+    /// The next message if it is still the one numbered `seq` (another consumer may have taken it).
+    fn pop_if(&self, seq: u64) -> Option<Stored> {
+        let mut items = lock(&self.items);
+        if items.front().is_some_and(|s| s.seq == seq) { items.pop_front() } else { None }
+    }
+
+    fn shared(&self) -> bool {
+        lock(&self.consumers).len() > 1
     }
 
     fn len(&self) -> usize {
@@ -99,12 +113,21 @@ struct Exchange {
 struct State {
     exchanges: HashMap<String, Exchange>,
     queues: HashMap<String, Arc<Queue>>,
+    /// Reply queues: bodies go straight to the client's handler.
+    reply_handlers: HashMap<String, ReplyHandler>,
 }
 
 /// The shared broker.
 #[derive(Default)]
 struct Broker {
     state: Mutex<State>,
+    published: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Broker")
+    }
 }
 
 impl Broker {
@@ -112,14 +135,9 @@ impl Broker {
         lock(&self.state).queues.entry(name.to_owned()).or_insert_with(|| Queue::new(name)).clone()
     }
 
-    fn declare_exchange(state: &mut State, name: &str, kind: Kind) {
-        state.exchanges.entry(name.to_owned()).or_insert_with(|| Exchange { kind, bindings: Vec::new() });
-    }
-
     fn bind(&self, exchange: &str, kind: Kind, key: &str, queue: &str) {
         let mut state = lock(&self.state);
-        Broker::declare_exchange(&mut state, exchange, kind);
-        let ex = state.exchanges.get_mut(exchange).expect("declared above");
+        let ex = state.exchanges.entry(exchange.to_owned()).or_insert_with(|| Exchange { kind, bindings: Vec::new() });
         if !ex.bindings.iter().any(|(k, q)| k == key && q == queue) {
             ex.bindings.push((key.to_owned(), queue.to_owned()));
         }
@@ -138,6 +156,11 @@ impl Broker {
         let targets: Vec<Arc<Queue>> = {
             let state = lock(&self.state);
             if exchange.is_empty() {
+                if let Some(handler) = state.reply_handlers.get(key).cloned() {
+                    drop(state);
+                    handler(message.body.clone());
+                    return 1;
+                }
                 state.queues.get(key).cloned().into_iter().collect()
             } else {
                 match state.exchanges.get(exchange) {
@@ -152,8 +175,9 @@ impl Broker {
             }
         };
         let deadline = message.expiration.map(|ttl| Instant::now() + ttl);
+        let seq = self.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         for q in &targets {
-            q.push(Stored { body: message.body.clone(), deadline, redelivered: false });
+            q.push(Stored { seq, body: message.body.clone(), deadline, redelivered: false }, false);
         }
         targets.len()
     }
@@ -166,13 +190,9 @@ pub struct MemoryTransport {
     name: String,
     control_exchange: String,
     replies: ReplySlot,
+    /// Reply queues this transport declared (removed on close).
+    reply_queues: Mutex<Vec<String>>,
     closed: CancellationToken,
-}
-
-impl std::fmt::Debug for Broker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Broker")
-    }
 }
 
 impl MemoryTransport {
@@ -198,6 +218,7 @@ impl MemoryTransport {
             name,
             control_exchange: control_exchange.to_owned(),
             replies: ReplySlot::default(),
+            reply_queues: Mutex::default(),
             closed: CancellationToken::new(),
         }
     }
@@ -215,42 +236,70 @@ impl MemoryTransport {
         Ok(())
     }
 
-    /// Consumes `queues` into one listener; `private` queues are deleted on close.
+    /// A listener reading `queues`; `private` queues are deleted on close.
     fn consume(&self, queues: Vec<Arc<Queue>>, private: Vec<String>) -> Listener {
-        // Capacity 1: a consumer holds at most one message beyond what the server took, so
-        // competing servers share a backlog instead of one of them hoarding it.
-        let (tx, rx) = mpsc::channel(1);
-        let stop = self.closed.child_token();
-        for queue in queues {
-            tokio::spawn(pump(queue, tx.clone(), stop.clone()));
+        let signal = Arc::new(Notify::new());
+        for q in &queues {
+            lock(&q.consumers).push(Arc::downgrade(&signal));
         }
-        Listener::new(rx, Arc::new(MemoryListener { broker: self.broker.clone(), stop, private }))
+        let stop = self.closed.child_token();
+        let consumer = Consumer { queues, signal, stop: stop.clone(), took_one: false };
+        Listener::memory(consumer, Arc::new(MemoryListener { broker: self.broker.clone(), stop, private }))
     }
 }
 
-/// Moves messages from a queue to a listener until stopped.
-async fn pump(queue: Arc<Queue>, tx: mpsc::Sender<Incoming>, stop: CancellationToken) {
-    loop {
-        let stored = tokio::select! {
-            () = stop.cancelled() => return,
-            stored = queue.pop() => stored,
-        };
-        let ack = MemoryAck { queue: queue.clone(), body: stored.body.clone(), deadline: stored.deadline };
-        let incoming =
-            Incoming::new(stored.body.clone(), queue.name.clone(), stored.deadline, stored.redelivered, Box::new(ack));
-        tokio::select! {
-            () = stop.cancelled() => {
-                queue.push_front(stored);
-                return;
+/// Takes messages from its queues, oldest first, waiting when they are all empty.
+pub(super) struct Consumer {
+    queues: Vec<Arc<Queue>>,
+    signal: Arc<Notify>,
+    stop: CancellationToken,
+    /// The previous `next` returned a message.
+    took_one: bool,
+}
+
+impl Consumer {
+    pub(super) async fn next(&mut self) -> Option<Incoming> {
+        // Competing consumers: after taking a message, let the others in before taking another,
+        // so a shared queue is spread over its consumers as RabbitMQ's round-robin spreads it
+        // (on one thread the first consumer would otherwise drain it alone).
+        if std::mem::take(&mut self.took_one) && self.queues.iter().any(|q| q.shared()) {
+            tokio::task::yield_now().await;
+        }
+        loop {
+            if self.stop.is_cancelled() {
+                return None;
             }
-            sent = tx.send(incoming) => {
-                if let Err(mpsc::error::SendError(_)) = sent {
-                    // The listener went away without closing: the message goes back.
-                    queue.push_front(stored);
-                    return;
+            let notified = self.signal.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            while let Some((i, seq)) = self.oldest() {
+                let queue = &self.queues[i];
+                if let Some(stored) = queue.pop_if(seq) {
+                    self.took_one = true;
+                    let ack =
+                        MemoryAck { queue: queue.clone(), body: stored.body.clone(), deadline: stored.deadline, seq };
+                    return Some(Incoming::new(
+                        stored.body,
+                        queue.name.clone(),
+                        stored.deadline,
+                        stored.redelivered,
+                        Box::new(ack),
+                    ));
                 }
             }
+            tokio::select! {
+                () = &mut notified => {}
+                () = self.stop.cancelled() => return None,
+            }
         }
+    }
+}
+
+impl Consumer {
+    /// The index of the queue whose next message was published first, and that message's number.
+    fn oldest(&self) -> Option<(usize, u64)> {
+        let now = Instant::now();
+        self.queues.iter().enumerate().filter_map(|(i, q)| q.head(now).map(|seq| (i, seq))).min_by_key(|(_, seq)| *seq)
     }
 }
 
@@ -280,6 +329,7 @@ struct MemoryAck {
     queue: Arc<Queue>,
     body: Bytes,
     deadline: Option<Instant>,
+    seq: u64,
 }
 
 #[async_trait::async_trait]
@@ -289,7 +339,7 @@ impl Acknowledge for MemoryAck {
     }
 
     async fn requeue(self: Box<Self>) -> Result<(), TransportError> {
-        self.queue.push_front(Stored { body: self.body, deadline: self.deadline, redelivered: true });
+        self.queue.push(Stored { seq: self.seq, body: self.body, deadline: self.deadline, redelivered: true }, true);
         Ok(())
     }
 
@@ -340,18 +390,18 @@ impl Transport for MemoryTransport {
         Ok(self.consume(queues, vec![fanout_queue]))
     }
 
-    async fn listen_replies(&self) -> Result<(String, Listener), TransportError> {
+    async fn listen_replies(&self, handler: ReplyHandler) -> Result<String, TransportError> {
         self.check_open()?;
         let name = format!("reply_{}", new_id());
-        let queue = self.broker.declare_queue(&name);
-        Ok((name.clone(), self.consume(vec![queue], vec![name])))
+        lock(&self.broker.state).reply_handlers.insert(name.clone(), handler);
+        lock(&self.reply_queues).push(name.clone());
+        Ok(name)
     }
 
     async fn send_reply(&self, reply_q: &str, body: Bytes) -> Result<(), TransportError> {
         self.check_open()?;
-        let routed =
-            self.broker.publish("", reply_q, &Outgoing { body, expiration: None, mandatory: true, confirm: true });
-        if routed == 0 {
+        let message = Outgoing { body, expiration: None, mandatory: true, confirm: true };
+        if self.broker.publish("", reply_q, &message) == 0 {
             return Err(TransportError::new(ErrorKind::Unroutable, format!("reply queue {reply_q} does not exist")));
         }
         Ok(())
@@ -403,6 +453,11 @@ impl Transport for MemoryTransport {
 
     async fn close(&self) {
         self.closed.cancel();
+        // This transport's reply queues go away with it.
+        let mut state = lock(&self.broker.state);
+        for name in lock(&self.reply_queues).drain(..) {
+            state.reply_handlers.remove(&name);
+        }
     }
 }
 

@@ -100,6 +100,9 @@ impl Outgoing {
     }
 }
 
+/// Receives reply bodies (see [`Transport::listen_replies`]).
+pub type ReplyHandler = Arc<dyn Fn(Bytes) + Send + Sync>;
+
 /// Settles a received message with the broker.
 #[async_trait::async_trait]
 pub trait Acknowledge: Send + Sync {
@@ -168,8 +171,16 @@ pub trait ListenerControl: Send + Sync {
 /// A stream of received messages. Dropping it stops consumption; [`Listener::close`] also
 /// deletes the private queues it declared, as oslo does when a server's `wait()` ends.
 pub struct Listener {
-    rx: mpsc::Receiver<Incoming>,
+    source: Source,
     control: Arc<dyn ListenerControl>,
+}
+
+/// Where a listener's messages come from.
+enum Source {
+    /// A task of the transport forwards them (RabbitMQ consumers).
+    Channel(mpsc::Receiver<Incoming>),
+    /// The listener takes them from in-process queues itself: no hand-off between tasks.
+    Memory(memory::Consumer),
 }
 
 impl fmt::Debug for Listener {
@@ -180,12 +191,19 @@ impl fmt::Debug for Listener {
 
 impl Listener {
     pub(crate) fn new(rx: mpsc::Receiver<Incoming>, control: Arc<dyn ListenerControl>) -> Listener {
-        Listener { rx, control }
+        Listener { source: Source::Channel(rx), control }
+    }
+
+    fn memory(consumer: memory::Consumer, control: Arc<dyn ListenerControl>) -> Listener {
+        Listener { source: Source::Memory(consumer), control }
     }
 
     /// The next message; `None` once the listener is closed.
     pub async fn next(&mut self) -> Option<Incoming> {
-        self.rx.recv().await
+        match &mut self.source {
+            Source::Channel(rx) => rx.recv().await,
+            Source::Memory(consumer) => consumer.next().await,
+        }
     }
 
     /// A handle that can stop this listener from elsewhere.
@@ -225,8 +243,11 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// `topic.server` queue and a private fanout queue.
     async fn listen(&self, target: &ListenTarget) -> Result<Listener, TransportError>;
 
-    /// Declares this process's reply queue (`reply_<hex>`) and consumes it.
-    async fn listen_replies(&self) -> Result<(String, Listener), TransportError>;
+    /// Declares this process's reply queue (`reply_<hex>`) and hands every reply body to
+    /// `handler` as it arrives (acknowledged first, as oslo's reply consumer does). Returns the
+    /// queue's name. A handler rather than a stream: a reply goes straight to the call waiting
+    /// for it, without a hop through another task.
+    async fn listen_replies(&self, handler: ReplyHandler) -> Result<String, TransportError>;
 
     /// Publishes a reply to `reply_q` on the default exchange, `mandatory`.
     async fn send_reply(&self, reply_q: &str, body: Bytes) -> Result<(), TransportError>;

@@ -290,6 +290,9 @@ async fn the_module_cache_skips_compilation_and_refuses_damaged_entries() {
     let spec = wasmrpc::manifest::load_file(&wasmrpc_tests::example_manifest("calculator")).unwrap();
     let first = runtime.load(&spec, None).await.unwrap();
     assert_eq!(first.compiled(), wasmrpc::runtime::Compiled::Fresh);
+    // While `first` lives, another load of the same bytes shares its compiled module.
+    assert_eq!(runtime.load(&spec, None).await.unwrap().compiled(), wasmrpc::runtime::Compiled::Shared);
+    drop(first);
     let second = runtime.load(&spec, None).await.unwrap();
     assert_eq!(second.compiled(), wasmrpc::runtime::Compiled::Cached);
     let args = obj(json!({"a": 20, "b": 22}));
@@ -305,6 +308,7 @@ async fn the_module_cache_skips_compilation_and_refuses_damaged_entries() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     std::fs::write(&artifact, &bytes).unwrap();
+    drop(second);
     let third = runtime.load(&spec, None).await.unwrap();
     assert_eq!(third.compiled(), wasmrpc::runtime::Compiled::Fresh);
     let rewritten = std::fs::read(&artifact).unwrap();
@@ -318,5 +322,6 @@ async fn the_module_cache_skips_compilation_and_refuses_damaged_entries() {
         wasmrpc::runtime::digest(&std::fs::read(&spec.module_path).unwrap())
     ));
     std::fs::write(&foreign, b"foreign").unwrap();
+    drop(third);
     assert_eq!(runtime.load(&spec, None).await.unwrap().compiled(), wasmrpc::runtime::Compiled::Cached);
 }

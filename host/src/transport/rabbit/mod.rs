@@ -36,7 +36,8 @@ pub use options::{FailoverStrategy, RabbitOptions};
 use self::link::{Connector, Link, describe_error};
 use self::topology::{ArgValue, Binding, ExchangeSpec, ExchangeType, Topology};
 use super::{
-    Acknowledge, ErrorKind, Incoming, Listener, ListenerControl, Outgoing, ReplySlot, Transport, TransportError,
+    Acknowledge, ErrorKind, Incoming, Listener, ListenerControl, Outgoing, ReplyHandler, ReplySlot, Transport,
+    TransportError,
 };
 use crate::protocol::{ListenTarget, Target, TransportUrl, new_id};
 
@@ -324,11 +325,22 @@ impl Shared {
         bindings: Vec<Binding>,
         private: Vec<String>,
     ) -> Result<Listener, TransportError> {
-        let session = self.open_session(&bindings, false).await?;
         let (tx, rx) = mpsc::channel(64);
-        let stop = self.closed.child_token();
-        self.listeners.spawn(run_listener(self.clone(), bindings, session, tx, stop.clone()));
+        let stop = self.start_consuming(bindings, Sink::Channel(tx)).await?;
         Ok(Listener::new(rx, Arc::new(RabbitListener { shared: self.clone(), stop, private })))
+    }
+
+    /// Declares and consumes `bindings` into `sink` until the returned token is cancelled
+    /// (or the transport closes).
+    async fn start_consuming(
+        self: &Arc<Self>,
+        bindings: Vec<Binding>,
+        sink: Sink,
+    ) -> Result<CancellationToken, TransportError> {
+        let session = self.open_session(&bindings, false).await?;
+        let stop = self.closed.child_token();
+        self.listeners.spawn(run_listener(self.clone(), bindings, session, sink, stop.clone()));
+        Ok(stop)
     }
 
     /// A channel with the queues declared and consumed.
@@ -399,13 +411,43 @@ struct Session {
     consumers: Vec<(Arc<str>, lapin::Consumer)>,
 }
 
+/// Where deliveries go.
+#[derive(Clone)]
+enum Sink {
+    /// To a listener, which settles them.
+    Channel(mpsc::Sender<Incoming>),
+    /// Straight to a reply handler, acknowledged first (the reply queue).
+    Handler(ReplyHandler),
+}
+
+impl Sink {
+    fn is_closed(&self) -> bool {
+        match self {
+            Sink::Channel(tx) => tx.is_closed(),
+            Sink::Handler(_) => false,
+        }
+    }
+
+    /// Delivers; false when the listener is gone.
+    async fn deliver(&self, incoming: Incoming) -> bool {
+        match self {
+            Sink::Channel(tx) => tx.send(incoming).await.is_ok(),
+            Sink::Handler(handler) => {
+                let (body, _) = incoming.ack().await;
+                handler(body);
+                true
+            }
+        }
+    }
+}
+
 /// Forwards deliveries until the listener stops; after a lost connection, reconnects (with
 /// backoff) and declares and consumes everything again, as oslo does.
 async fn run_listener(
     shared: Arc<Shared>,
     bindings: Vec<Binding>,
     first: Session,
-    tx: mpsc::Sender<Incoming>,
+    sink: Sink,
     stop: CancellationToken,
 ) {
     let mut session = Some(first);
@@ -432,8 +474,8 @@ async fn run_listener(
             }
         };
         let channel = current.channel.clone();
-        let reason = forward(current.consumers, &tx, &stop).await;
-        if stop.is_cancelled() || tx.is_closed() {
+        let reason = forward(current.consumers, &sink, &stop).await;
+        if stop.is_cancelled() || sink.is_closed() {
             let _ = channel.close(200, "listener stopped".into()).await;
             return;
         }
@@ -442,20 +484,16 @@ async fn run_listener(
 }
 
 /// Forwards from every consumer of a session; returns why it ended.
-async fn forward(
-    consumers: Vec<(Arc<str>, lapin::Consumer)>,
-    tx: &mpsc::Sender<Incoming>,
-    stop: &CancellationToken,
-) -> String {
+async fn forward(consumers: Vec<(Arc<str>, lapin::Consumer)>, sink: &Sink, stop: &CancellationToken) -> String {
     let mut tasks = tokio::task::JoinSet::new();
     for (queue, mut consumer) in consumers {
-        let tx = tx.clone();
+        let sink = sink.clone();
         tasks.spawn(async move {
             while let Some(delivery) = consumer.next().await {
                 match delivery {
                     Ok(d) => {
                         if let Some(incoming) = incoming(&queue, d).await
-                            && tx.send(incoming).await.is_err()
+                            && !sink.deliver(incoming).await
                         {
                             return "the listener was dropped".to_owned();
                         }
@@ -578,10 +616,11 @@ impl Transport for RabbitTransport {
         s.consume(bindings, vec![fanout_queue]).await
     }
 
-    async fn listen_replies(&self) -> Result<(String, Listener), TransportError> {
+    async fn listen_replies(&self, handler: ReplyHandler) -> Result<String, TransportError> {
         let name = format!("reply_{}", new_id());
-        let listener = self.shared.consume(vec![self.shared.topology.reply_queue(&name)], Vec::new()).await?;
-        Ok((name, listener))
+        // Stops with the transport; oslo never deletes the reply queue either (x-expires does).
+        self.shared.start_consuming(vec![self.shared.topology.reply_queue(&name)], Sink::Handler(handler)).await?;
+        Ok(name)
     }
 
     async fn send_reply(&self, reply_q: &str, body: Bytes) -> Result<(), TransportError> {

@@ -1,0 +1,256 @@
+//! In-process costs: bare wasmtime (the floor), wasmrpc's runtime, and a whole RPC over
+//! `memory://` (client → transport → server → dispatcher → Wasm → reply), for the calculator.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+use wasmrpc::protocol::Target;
+use wasmrpc::rpc::RpcClient;
+use wasmrpc::{Host, HostConfig, Runtime, RuntimeConfig, manifest};
+use wasmtime::{
+    Config, Engine, Extern, InstanceAllocationStrategy, InstancePre, Linker, Memory, Module, PoolingAllocationConfig,
+    Store,
+};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+use crate::stats::{Samples, median};
+
+/// The request wasmrpc's runtime writes into the guest for `add(a=1, b=2)`.
+const REQUEST: &[u8] = br#"{"method":"add","args":{"a":1,"b":2},"context":{}}"#;
+
+/// One row of the in-process table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub name: &'static str,
+    pub per_call_us: f64,
+    pub p99_us: f64,
+}
+
+/// Bare wasmtime with the same engine settings as wasmrpc's runtime (pooling, epochs, fuel).
+struct Bare {
+    engine: Engine,
+    pre: InstancePre<WasiP1Ctx>,
+}
+
+fn bare(module_path: &Path, runtime: &RuntimeConfig) -> anyhow::Result<Bare> {
+    let mut cfg = Config::new();
+    cfg.epoch_interruption(true);
+    cfg.consume_fuel(true);
+    let n = runtime.max_instances;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_core_instances(n)
+        .total_memories(n)
+        .total_tables(n)
+        .total_stacks(n)
+        .max_memory_size(runtime.max_memory as usize);
+    wasmrpc::runtime::tune_pool(&mut pool);
+    cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let engine = Engine::new(&cfg)?;
+    let module = Module::from_file(&engine, module_path)?;
+    let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
+    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |cx| cx)?;
+    // The guest imports wasmrpc.log/panic; the baseline provides them as no-ops.
+    linker.func_wrap("wasmrpc", "log", |_: i32, _: i32, _: i32| {})?;
+    linker.func_wrap("wasmrpc", "panic", |_: i32, _: i32| {})?;
+    linker.func_wrap("wasmrpc", "notify", |_: i32, _: i32| 0i32)?;
+    let pre = linker.instantiate_pre(&module)?;
+    Ok(Bare { engine, pre })
+}
+
+struct BareInstance {
+    store: Store<WasiP1Ctx>,
+    memory: Memory,
+    alloc: wasmtime::TypedFunc<i32, i32>,
+    call: wasmtime::TypedFunc<(i32, i32), i64>,
+    dealloc: wasmtime::TypedFunc<(i32, i32), ()>,
+}
+
+impl Bare {
+    async fn instance(&self) -> anyhow::Result<BareInstance> {
+        let mut store = Store::new(&self.engine, WasiCtxBuilder::new().build_p1());
+        store.set_epoch_deadline(1_000_000);
+        store.set_fuel(u64::MAX)?;
+        let instance = self.pre.instantiate_async(&mut store).await?;
+        let Some(Extern::Memory(memory)) = instance.get_export(&mut store, "memory") else {
+            anyhow::bail!("no memory")
+        };
+        Ok(BareInstance {
+            alloc: instance.get_typed_func(&mut store, "wasmrpc_alloc")?,
+            call: instance.get_typed_func(&mut store, "wasmrpc_call")?,
+            dealloc: instance.get_typed_func(&mut store, "wasmrpc_dealloc")?,
+            memory,
+            store,
+        })
+    }
+}
+
+impl BareInstance {
+    async fn call(&mut self, release: bool) -> anyhow::Result<Vec<u8>> {
+        self.store.set_epoch_deadline(1_000_000);
+        self.store.set_fuel(u64::MAX)?;
+        let ptr = self.alloc.call_async(&mut self.store, REQUEST.len() as i32).await?;
+        self.memory.write(&mut self.store, ptr as usize, REQUEST)?;
+        let packed = self.call.call_async(&mut self.store, (ptr, REQUEST.len() as i32)).await? as u64;
+        let (p, l) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
+        let out = self.memory.data(&self.store)[p..p + l].to_vec();
+        if release {
+            self.dealloc.call_async(&mut self.store, (p as i32, l as i32)).await?;
+        }
+        Ok(out)
+    }
+}
+
+/// Runs `op` `n` times, `reps` times over; returns (median per-call µs of the reps, p99 µs of
+/// the median rep).
+async fn measure<F, Fut>(n: usize, reps: usize, mut op: F) -> anyhow::Result<(f64, f64)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    // WASMRPC_BENCH_REPEAT=k runs k times as many calls (for profiling one row).
+    let n = n * std::env::var("WASMRPC_BENCH_REPEAT").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    for _ in 0..n / 10 {
+        op().await?; // warm-up
+    }
+    let mut per_call = Vec::new();
+    let mut p99 = Vec::new();
+    for _ in 0..reps {
+        let mut samples = Samples::with_capacity(n);
+        let started = Instant::now();
+        for _ in 0..n {
+            let t = Instant::now();
+            op().await?;
+            samples.push(t.elapsed());
+        }
+        per_call.push(started.elapsed().as_secs_f64() * 1e6 / n as f64);
+        p99.push(samples.quantile_us(0.99));
+    }
+    Ok((median(&mut per_call), median(&mut p99)))
+}
+
+/// The in-process table. `plugins` holds the built `.wasm` files; `quick` shortens the runs.
+/// Runs the table: every row on a single-threaded runtime (the cost of the work itself), then
+/// the RPC rows again on a two-worker runtime, where client and server tasks wake each other
+/// across threads.
+pub fn run_on_own_runtimes(plugins: &Path, quick: bool) -> anyhow::Result<Vec<Row>> {
+    let single = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut rows = single.block_on(run(plugins, quick, false))?;
+    drop(single);
+    let multi = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rows.extend(multi.block_on(run(plugins, quick, true))?);
+    Ok(rows)
+}
+
+fn wanted(name: &str) -> bool {
+    std::env::var("WASMRPC_BENCH_ONLY").map_or(true, |only| name.contains(&only))
+}
+
+async fn run(plugins: &Path, quick: bool, rpc_only: bool) -> anyhow::Result<Vec<Row>> {
+    let (n_fresh, n_warm, reps) = if quick { (2_000, 20_000, 3) } else { (20_000, 200_000, 5) };
+    let calculator = plugins.join("calculator.wasm");
+    let runtime_config = RuntimeConfig { max_instances: 200, ..RuntimeConfig::default() };
+    let mut rows = Vec::new();
+
+    let b = bare(&calculator, &runtime_config)?;
+    if wanted("bare wasmtime: fresh") && !rpc_only {
+        let (us, p99) = measure(n_fresh, reps, || async { b.instance().await?.call(false).await.map(drop) }).await?;
+        rows.push(Row { name: "bare wasmtime: fresh instance + call", per_call_us: us, p99_us: p99 });
+    }
+    if wanted("bare wasmtime: warm") && !rpc_only {
+        let mut warm = b.instance().await?;
+        let warm_cell = std::cell::RefCell::new(&mut warm);
+        // `measure` awaits each call before it starts the next, so borrows never overlap; a
+        // RefCell keeps locking costs out of the baseline.
+        #[allow(clippy::await_holding_refcell_ref)]
+        let (us, p99) = measure(n_warm, reps, || async {
+            let mut w = warm_cell.borrow_mut();
+            w.call(true).await.map(drop)
+        })
+        .await?;
+        rows.push(Row { name: "bare wasmtime: warm instance call", per_call_us: us, p99_us: p99 });
+    }
+
+    // wasmrpc's runtime, called directly (no RPC).
+    let dir = tempfile::tempdir()?;
+    let fresh_manifest = write_manifest(dir.path(), "calc-fresh", &calculator, "calc_fresh", "")?;
+    let warm_manifest = write_manifest(
+        dir.path(),
+        "calc-warm",
+        &calculator,
+        "calc_warm",
+        "[instance]\nmode = \"warm\"\nmax_invocations = 1000000\nmax_concurrency = 64\n",
+    )?;
+    let runtime = Runtime::new(runtime_config.clone())?;
+    let args: Map<String, Value> = json!({"a": 1, "b": 2}).as_object().cloned().unwrap_or_default();
+    let ctx = Map::new();
+    for (name, path) in [
+        ("wasmrpc runtime: fresh instance + call", &fresh_manifest),
+        ("wasmrpc runtime: warm instance call", &warm_manifest),
+    ] {
+        if !wanted(name) || rpc_only {
+            continue;
+        }
+        let plugin = runtime.load(&manifest::load_file(path)?, None).await?;
+        let n = if name.contains("fresh") { n_fresh } else { n_warm };
+        let (us, p99) =
+            measure(n, reps, || async { plugin.call("add", &args, &ctx, None).await.map(drop).map_err(Into::into) })
+                .await?;
+        rows.push(Row { name, per_call_us: us, p99_us: p99 });
+    }
+
+    // A whole RPC over memory://.
+    let url = format!("memory://bench-{}/", wasmrpc::protocol::new_id());
+    let mut config = HostConfig::new();
+    config.transport_url = wasmrpc::TransportUrl::parse(&url)?;
+    config.manifests = dir.path().to_owned();
+    config.runtime = runtime_config;
+    config.watch = false;
+    let host = Host::start(config).await?;
+    let transport = wasmrpc::transport::connect(&config_url(&url)?, Default::default()).await?;
+    let rpc_rows = if rpc_only {
+        [
+            ("RPC over memory://, 2 worker threads: fresh instance", "calc_fresh"),
+            ("RPC over memory://, 2 worker threads: warm instance", "calc_warm"),
+        ]
+    } else {
+        [("RPC over memory://: fresh instance", "calc_fresh"), ("RPC over memory://: warm instance", "calc_warm")]
+    };
+    for (name, topic) in rpc_rows {
+        if !wanted(name) {
+            continue;
+        }
+        let client = RpcClient::new(transport.clone(), Target::topic(topic));
+        let n = if name.contains("fresh") { n_fresh } else { n_warm / 4 };
+        let (us, p99) =
+            measure(n, reps, || async { client.call(&ctx, "add", args.clone()).await.map(drop).map_err(Into::into) })
+                .await?;
+        rows.push(Row { name, per_call_us: us, p99_us: p99 });
+    }
+    host.stop().await.ok();
+    Ok(rows)
+}
+
+fn config_url(url: &str) -> anyhow::Result<wasmrpc::TransportUrl> {
+    Ok(wasmrpc::TransportUrl::parse(url)?)
+}
+
+/// Writes a calculator manifest serving `module` on `topic`.
+pub fn write_manifest(
+    dir: &Path,
+    name: &str,
+    module: &Path,
+    topic: &str,
+    extra: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"{name}\"\nmodule = \"{}\"\n\n[target]\ntopic = \"{topic}\"\nversion = \"1.0\"\n{extra}",
+            module.display()
+        ),
+    )?;
+    Ok(path)
+}

@@ -1,0 +1,137 @@
+//! `wasmrpc-bench`: wasmrpc measured against its baselines. `bench/run` builds everything in
+//! release mode and runs `wasmrpc-bench all`, which fills `bench/BENCHMARKS.template.md` into
+//! `BENCHMARKS.md`. Each part can also run alone.
+//!
+//! A plain harness rather than criterion: every figure here is a ratio between rows measured
+//! in the same run, the end-to-end rows need servers in other processes, and the report needs
+//! the numbers, not criterion's HTML.
+
+mod echo;
+mod inproc;
+mod reload;
+mod report;
+mod rpc;
+mod scale;
+mod stats;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+// The same allocator as the `wasmrpc` binary, so in-process rows measure what a host runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Debug, Parser)]
+#[command(name = "wasmrpc-bench", about = "wasmrpc's benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Directory of the built plugins (wasm32-wasip1 release).
+    #[arg(long, global = true, default_value = "plugins/target/wasm32-wasip1/release")]
+    plugins: PathBuf,
+    /// Shorter runs, for a quick look.
+    #[arg(long, global = true)]
+    quick: bool,
+    /// The release `wasmrpc` binary.
+    #[arg(long, global = true, default_value = "target/release/wasmrpc")]
+    wasmrpc: PathBuf,
+    /// A Python with oslo.messaging.
+    #[arg(long, global = true, default_value = ".venv/bin/python")]
+    python: PathBuf,
+    /// The oslo.messaging baseline script.
+    #[arg(long, global = true, default_value = "../shared/bench/oslo_baseline.py")]
+    oslo_baseline: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Everything, written into BENCHMARKS.md.
+    All {
+        /// Where to write the report.
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
+        /// The report template.
+        #[arg(long, default_value = "bench/BENCHMARKS.template.md")]
+        template: PathBuf,
+    },
+    /// In-process: bare wasmtime, wasmrpc's runtime, RPC over memory://.
+    Inproc,
+    /// RPC over RabbitMQ against the echo ceiling and the Python server.
+    Rpc,
+    /// Hot-reload latency.
+    Reload,
+    /// Start-up time and memory with many endpoints.
+    Scale,
+    /// The broker-ceiling echo server (used by `rpc`).
+    EchoServer {
+        #[arg(long)]
+        topic: String,
+    },
+    /// Calls `add` on a topic over RabbitMQ for a while (load for profiling a host).
+    Load {
+        #[arg(long)]
+        topic: String,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut cli = Cli::parse();
+    for path in [&mut cli.plugins, &mut cli.wasmrpc, &mut cli.python, &mut cli.oslo_baseline] {
+        *path = std::path::absolute(&*path)?;
+    }
+    if let Command::EchoServer { topic } = &cli.command {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        return rt.block_on(echo::serve("amqp://guest:guest@127.0.0.1:5672/%2f", topic));
+    }
+    // The client side runs like the host does: a multi-threaded runtime.
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let bench_exe = std::env::current_exe()?;
+    rt.block_on(async {
+        match &cli.command {
+            Command::All { out, template } => {
+                let started = std::time::Instant::now();
+                eprintln!("in-process…");
+                let (plugins, quick) = (cli.plugins.clone(), cli.quick);
+                let inproc =
+                    tokio::task::spawn_blocking(move || inproc::run_on_own_runtimes(&plugins, quick)).await??;
+                eprintln!("hot reload…");
+                let reload = reload::run(&cli.plugins, cli.quick).await?;
+                eprintln!("scale…");
+                let scale = scale::run(&cli.wasmrpc, &cli.plugins, cli.quick).await?;
+                eprintln!("RPC over RabbitMQ…");
+                let rpc = rpc::run(&bench_exe, &cli.wasmrpc, &cli.python, &cli.oslo_baseline, &cli.plugins, cli.quick)
+                    .await?;
+                let tables = report::Tables { inproc, rpc, reload, scale, took: started.elapsed() };
+                report::write(template, out, &tables, cli.quick)?;
+                eprintln!("wrote {}", out.display());
+            }
+            Command::Inproc => {
+                // In-process costs are measured on one thread (see inproc.rs).
+                let plugins = cli.plugins.clone();
+                let quick = cli.quick;
+                let rows = tokio::task::spawn_blocking(move || inproc::run_on_own_runtimes(&plugins, quick)).await??;
+                print!("{}", report::inproc_table(&rows));
+            }
+            Command::Rpc => {
+                let rows = rpc::run(&bench_exe, &cli.wasmrpc, &cli.python, &cli.oslo_baseline, &cli.plugins, cli.quick)
+                    .await?;
+                print!("{}", report::rpc_table(&rows));
+            }
+            Command::Reload => print!("{}", report::reload_table(&reload::run(&cli.plugins, cli.quick).await?)),
+            Command::Scale => {
+                print!("{}", report::scale_table(&scale::run(&cli.wasmrpc, &cli.plugins, cli.quick).await?))
+            }
+            Command::Load { topic, seconds, concurrency } => {
+                let n = rpc::load(topic, std::time::Duration::from_secs(*seconds), *concurrency).await?;
+                println!("{n} calls in {seconds} s: {:.0}/s", n as f64 / *seconds as f64);
+            }
+            Command::EchoServer { .. } => unreachable!("handled above"),
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,140 @@
+//! Markdown tables, and BENCHMARKS.md from its template.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::{inproc, reload, rpc, scale};
+
+/// Every table of one run.
+pub struct Tables {
+    pub inproc: Vec<inproc::Row>,
+    pub rpc: Vec<rpc::Row>,
+    pub reload: Vec<reload::Row>,
+    pub scale: Vec<scale::Row>,
+    pub took: Duration,
+}
+
+fn ratio(x: f64, base: f64) -> String {
+    if x.is_finite() && base.is_finite() && base > 0.0 { format!("{:.2}×", x / base) } else { "–".into() }
+}
+
+fn num(x: f64, decimals: usize) -> String {
+    if x.is_finite() { format!("{x:.decimals$}") } else { "–".into() }
+}
+
+pub fn inproc_table(rows: &[inproc::Row]) -> String {
+    let find = |prefix: &str| rows.iter().find(|r| r.name.starts_with(prefix)).map_or(f64::NAN, |r| r.per_call_us);
+    let (bare_fresh, bare_warm) = (find("bare wasmtime: fresh"), find("bare wasmtime: warm"));
+    let mut out =
+        String::from("| what | µs per call | calls/s | p99 µs | vs bare wasmtime |\n|---|---:|---:|---:|---|\n");
+    for r in rows {
+        let base = if r.name.contains("fresh") { bare_fresh } else { bare_warm };
+        let vs = if r.name.starts_with("bare") {
+            "baseline".to_owned()
+        } else {
+            format!("{} (+{} µs)", ratio(r.per_call_us, base), num(r.per_call_us - base, 2))
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {vs} |",
+            r.name,
+            num(r.per_call_us, 2),
+            num(1e6 / r.per_call_us, 0),
+            num(r.p99_us, 1)
+        );
+    }
+    out
+}
+
+pub fn rpc_table(rows: &[rpc::Row]) -> String {
+    let ceiling = rows.first().map_or(f64::NAN, |r| r.conc_rate);
+    let python =
+        rows.iter().find(|r| r.name.starts_with("Python oslo.messaging server")).map_or(f64::NAN, |r| r.conc_rate);
+    let mut out = String::from(
+        "| server (same wasmrpc client) | sequential calls/s | seq p50 / p99 µs | 64 in flight calls/s | 64 p50 / p99 µs | vs echo ceiling (64) | vs Python server (64) |\n|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} / {} | {} | {} / {} | {} | {} |",
+            r.name,
+            num(r.seq_rate, 0),
+            num(r.seq_p50_us, 0),
+            num(r.seq_p99_us, 0),
+            num(r.conc_rate, 0),
+            num(r.conc_p50_us, 0),
+            num(r.conc_p99_us, 0),
+            ratio(r.conc_rate, ceiling),
+            ratio(r.conc_rate, python),
+        );
+    }
+    out
+}
+
+pub fn reload_table(rows: &[reload::Row]) -> String {
+    let mut out = String::from("| reload | median ms | p95 ms | reloads |\n|---|---:|---:|---:|\n");
+    for r in rows {
+        let _ = writeln!(out, "| {} | {} | {} | {} |", r.name, num(r.median_ms, 1), num(r.p95_ms, 1), r.reloads);
+    }
+    out
+}
+
+pub fn scale_table(rows: &[scale::Row]) -> String {
+    let base =
+        |cached: bool| rows.iter().find(|r| r.endpoints == 1 && r.cached == cached).map_or(f64::NAN, |r| r.rss_mib);
+    let mut out = String::from(
+        "| endpoints | modules | module cache | ready after (ms) | resident memory (MiB) | per endpoint beyond the first (MiB) |\n|---:|---|---|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let per = if r.endpoints > 1 {
+            num((r.rss_mib - base(r.cached)) / (r.endpoints - 1) as f64, 3)
+        } else {
+            "–".into()
+        };
+        let modules = if r.distinct { "all distinct" } else { "copies (shared)" };
+        let cache = if r.cached { "filled" } else { "empty (cold)" };
+        let _ = writeln!(
+            out,
+            "| {} | {modules} | {cache} | {} | {} | {per} |",
+            r.endpoints,
+            num(r.ready_ms, 0),
+            num(r.rss_mib, 1)
+        );
+    }
+    out
+}
+
+fn command(out: &str) -> String {
+    let output = std::process::Command::new("sh").arg("-c").arg(out).output();
+    output.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpu = command("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2");
+    let cores = command("nproc");
+    let mem = command("awk '/MemTotal/ {printf \"%.0f GiB\", $2/1048576}' /proc/meminfo");
+    let rustc = command("rustc --version");
+    let rabbit = command("rabbitmqctl version 2>/dev/null");
+    let oslo = command(
+        ".venv/bin/python -c 'import importlib.metadata as m; print(m.version(\"oslo.messaging\"))' 2>/dev/null",
+    );
+    let date = command("date -u '+%Y-%m-%d %H:%M UTC'");
+    format!(
+        "| | |\n|---|---|\n| machine | {cores} cores ({cpu}), {mem} |\n| toolchain | {rustc}, release profile |\n| wasmtime / lapin | 48.0.8 / 4.12.3 |\n| RabbitMQ | {rabbit} (loopback, same machine) |\n| oslo.messaging | {oslo} (Python 3.11) |\n| run | {date} |\n"
+    )
+}
+
+/// Fills the template's `{{…}}` markers.
+pub fn write(template: &Path, out: &Path, t: &Tables, quick: bool) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(template)?;
+    let filled = text
+        .replace("{{machine}}", &machine())
+        .replace("{{took}}", &format!("{:.0} s{}", t.took.as_secs_f64(), if quick { " (--quick)" } else { "" }))
+        .replace("{{inproc}}", &inproc_table(&t.inproc))
+        .replace("{{rpc}}", &rpc_table(&t.rpc))
+        .replace("{{reload}}", &reload_table(&t.reload))
+        .replace("{{scale}}", &scale_table(&t.scale));
+    std::fs::write(out, filled)?;
+    Ok(())
+}
