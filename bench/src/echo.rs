@@ -1,12 +1,14 @@
 //! The broker's ceiling: a minimal lapin server that answers oslo RPC calls with a fixed result.
 //! No Wasm, no dispatcher, no serializer: read `_msg_id` and `_reply_q`, publish the reply.
 //! Tuned the way ../shared/wasmtime-notes.md §4 found fastest: manual acks, prefetch 100, a
-//! task per delivery, replies published without waiting for confirms.
+//! task per delivery, replies published without waiting for confirms. With `confirm`, replies
+//! are published the way oslo publishes them (mandatory, awaiting the publisher confirm), to
+//! show what that costs the broker.
 
 use futures_lite::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
@@ -27,7 +29,7 @@ struct Call {
 }
 
 /// Serves `topic` on exchange `openstack` until killed; prints `ready` once consuming.
-pub async fn serve(url: &str, topic: &str) -> anyhow::Result<()> {
+pub async fn serve(url: &str, topic: &str, confirm: bool) -> anyhow::Result<()> {
     let conn = Connection::connect(url, ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
     ch.exchange_declare(
@@ -42,6 +44,9 @@ pub async fn serve(url: &str, topic: &str) -> anyhow::Result<()> {
         .await?;
     ch.basic_qos(100, BasicQosOptions::default()).await?;
     let publisher = conn.create_channel().await?;
+    if confirm {
+        publisher.confirm_select(ConfirmSelectOptions::default()).await?;
+    }
     let mut consumer =
         ch.basic_consume(topic.into(), "echo".into(), BasicConsumeOptions::default(), FieldTable::default()).await?;
     println!("ready");
@@ -61,9 +66,11 @@ pub async fn serve(url: &str, topic: &str) -> anyhow::Result<()> {
             let props = BasicProperties::default()
                 .with_content_type("application/json".into())
                 .with_content_encoding("utf-8".into());
-            let _ = publisher
-                .basic_publish("".into(), call.reply_q.as_str().into(), BasicPublishOptions::default(), &body, props)
-                .await;
+            let options = BasicPublishOptions { mandatory: confirm, immediate: false };
+            let published = publisher.basic_publish("".into(), call.reply_q.as_str().into(), options, &body, props).await;
+            if confirm && let Ok(pending) = published {
+                let _ = pending.await;
+            }
         });
     }
     Ok(())

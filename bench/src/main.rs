@@ -67,6 +67,9 @@ enum Command {
     EchoServer {
         #[arg(long)]
         topic: String,
+        /// Publish replies as oslo does: mandatory, awaiting the publisher confirm.
+        #[arg(long)]
+        confirm: bool,
     },
     /// Calls `add` on a topic over RabbitMQ for a while (load for profiling a host).
     Load {
@@ -84,9 +87,9 @@ fn main() -> anyhow::Result<()> {
     for path in [&mut cli.plugins, &mut cli.wasmrpc, &mut cli.python, &mut cli.oslo_baseline] {
         *path = std::path::absolute(&*path)?;
     }
-    if let Command::EchoServer { topic } = &cli.command {
+    if let Command::EchoServer { topic, confirm } = &cli.command {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        return rt.block_on(echo::serve("amqp://guest:guest@127.0.0.1:5672/%2f", topic));
+        return rt.block_on(echo::serve("amqp://guest:guest@127.0.0.1:5672/%2f", topic, *confirm));
     }
     // The client side runs like the host does: a multi-threaded runtime.
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -51,13 +51,14 @@ pub fn rpc_table(rows: &[rpc::Row]) -> String {
     let ceiling = rows.first().map_or(f64::NAN, |r| r.conc_rate);
     let python =
         rows.iter().find(|r| r.name.starts_with("Python oslo.messaging server")).map_or(f64::NAN, |r| r.conc_rate);
+    let confirmed = rows.iter().find(|r| r.name.contains("replies confirmed")).map_or(f64::NAN, |r| r.conc_rate);
     let mut out = String::from(
-        "| server (same wasmrpc client) | sequential calls/s | seq p50 / p99 µs | 64 in flight calls/s | 64 p50 / p99 µs | vs echo ceiling (64) | vs Python server (64) |\n|---|---:|---:|---:|---:|---:|---:|\n",
+        "| server (same wasmrpc client) | sequential calls/s | seq p50 / p99 µs | 64 in flight calls/s | 64 p50 / p99 µs | vs echo ceiling (64) | vs echo, confirmed replies (64) | vs Python server (64) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "| {} | {} | {} / {} | {} | {} / {} | {} | {} |",
+            "| {} | {} | {} / {} | {} | {} / {} | {} | {} | {} |",
             r.name,
             num(r.seq_rate, 0),
             num(r.seq_p50_us, 0),
@@ -66,6 +67,7 @@ pub fn rpc_table(rows: &[rpc::Row]) -> String {
             num(r.conc_p50_us, 0),
             num(r.conc_p99_us, 0),
             ratio(r.conc_rate, ceiling),
+            ratio(r.conc_rate, confirmed),
             ratio(r.conc_rate, python),
         );
     }

@@ -145,6 +145,16 @@ pub async fn run(
     let echo = start(cmd, "the echo server").await?;
     rows.push(measure("broker ceiling: lapin echo server", &client(&echo_topic), n_seq, n_conc, 64, reps).await?);
     drop(echo);
+    // The same, publishing replies as oslo (and wasmrpc) do: what confirms cost the broker.
+    let confirmed_topic = format!("{prefix}_echo_confirm");
+    let mut cmd = Command::new(bench_exe);
+    cmd.args(["echo-server", "--confirm", "--topic", &confirmed_topic]);
+    let echo = start(cmd, "the echo server").await?;
+    rows.push(
+        measure("lapin echo server, replies confirmed as oslo does", &client(&confirmed_topic), n_seq, n_conc, 64, reps)
+            .await?,
+    );
+    drop(echo);
 
     // The wasmrpc host: the release binary serving the calculator, fresh and warm.
     let dir = tempfile::tempdir()?;

@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use super::dispatcher::Dispatcher;
 use crate::protocol::{ListenTarget, Reply, ReplyTo, Request};
-use crate::transport::{Listener, Transport, TransportError};
+use crate::transport::{Incoming, Listener, Transport, TransportError};
 
 /// oslo's `executor_thread_pool_size` default.
 pub const DEFAULT_EXECUTOR_SIZE: usize = 64;
@@ -207,29 +207,43 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
                 None => break,
             },
         };
-        let queue = incoming.queue.clone();
-        let deadline = incoming.deadline;
         let request = match Request::decode(&incoming.body) {
             Ok(request) => request,
             Err(e) => {
-                tracing::warn!(%queue, "rejecting an undecodable message: {e}");
+                tracing::warn!(queue = %incoming.queue, "rejecting an undecodable message: {e}");
                 let _ = incoming.reject().await;
                 continue;
             }
         };
-        // oslo acknowledges RPC requests before dispatching them (at-most-once).
-        let (_, acked) = incoming.ack().await;
-        if let Err(e) = acked {
-            tracing::warn!(%queue, method = %request.method, "could not acknowledge; the request is dropped, as oslo does: {e}");
-            continue;
-        }
-        if is_duplicate(&inner, request.unique_id.as_deref()) {
-            tracing::info!(%queue, method = %request.method, "duplicate message dropped (same _unique_id)");
-            continue;
-        }
-        inner.tracker.spawn(handle(inner.clone(), request, deadline, slot));
+        let duplicate = is_duplicate(&inner, request.unique_id.as_deref());
+        // The acknowledgement waits for lapin's IO thread, so it happens in the call's own
+        // task: the loop goes straight back for the next delivery.
+        inner.tracker.spawn(acknowledge_then_handle(inner.clone(), incoming, request, duplicate, slot));
     }
     listener
+}
+
+/// oslo acknowledges RPC requests before dispatching them (at-most-once), and drops a
+/// duplicate after acknowledging it.
+async fn acknowledge_then_handle(
+    inner: Arc<Inner>,
+    incoming: Incoming,
+    request: Request,
+    duplicate: bool,
+    slot: OwnedSemaphorePermit,
+) {
+    let queue = incoming.queue.clone();
+    let deadline = incoming.deadline;
+    let (_, acked) = incoming.ack().await;
+    if let Err(e) = acked {
+        tracing::warn!(%queue, method = %request.method, "could not acknowledge; the request is dropped, as oslo does: {e}");
+        return;
+    }
+    if duplicate {
+        tracing::info!(%queue, method = %request.method, "duplicate message dropped (same _unique_id)");
+        return;
+    }
+    handle(inner, request, deadline, slot).await;
 }
 
 /// oslo's `_MsgIdCache`: drop a request whose `_unique_id` is among the last 16 seen.
