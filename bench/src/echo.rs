@@ -67,7 +67,8 @@ pub async fn serve(url: &str, topic: &str, confirm: bool) -> anyhow::Result<()> 
                 .with_content_type("application/json".into())
                 .with_content_encoding("utf-8".into());
             let options = BasicPublishOptions { mandatory: confirm, immediate: false };
-            let published = publisher.basic_publish("".into(), call.reply_q.as_str().into(), options, &body, props).await;
+            let published =
+                publisher.basic_publish("".into(), call.reply_q.as_str().into(), options, &body, props).await;
             if confirm && let Ok(pending) = published {
                 let _ = pending.await;
             }

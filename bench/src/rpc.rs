@@ -151,8 +151,15 @@ pub async fn run(
     cmd.args(["echo-server", "--confirm", "--topic", &confirmed_topic]);
     let echo = start(cmd, "the echo server").await?;
     rows.push(
-        measure("lapin echo server, replies confirmed as oslo does", &client(&confirmed_topic), n_seq, n_conc, 64, reps)
-            .await?,
+        measure(
+            "lapin echo server, replies confirmed as oslo does",
+            &client(&confirmed_topic),
+            n_seq,
+            n_conc,
+            64,
+            reps,
+        )
+        .await?,
     );
     drop(echo);
 
