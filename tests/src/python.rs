@@ -90,20 +90,9 @@ pub struct OsloListener {
 impl OsloListener {
     /// Starts a Python notification listener on `topic` (optionally in `pool`).
     pub async fn start(url: &str, exchange: &str, topic: &str, pool: Option<&str>) -> OsloListener {
-        let mut child = Command::new(python())
-            .arg(script("oslo_listener.py"))
-            .args([url, exchange, topic])
-            .args(pool)
-            .env("PYTHONWARNINGS", "ignore")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("WASMRPC_TEST_VERBOSE").is_some() { Stdio::inherit() } else { Stdio::null() })
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start oslo_listener.py");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await;
-        assert!(matches!(ready, Ok(Ok(Some(ref l))) if l.trim() == "ready"), "oslo_listener.py did not become ready");
+        let mut args = vec![url, exchange, topic];
+        args.extend(pool);
+        let (child, lines) = start_service("oslo_listener.py", &args).await;
         OsloListener { child, lines }
     }
 
@@ -115,12 +104,7 @@ impl OsloListener {
 
     /// Stops it.
     pub async fn stop(mut self) {
-        if let Some(mut stdin) = self.child.stdin.take() {
-            let _ = stdin.shutdown().await;
-        }
-        if tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.is_err() {
-            let _ = self.child.kill().await;
-        }
+        stop_service(&mut self.child).await;
     }
 }
 
@@ -134,40 +118,52 @@ impl OsloServer {
     /// Starts a Python RPC server for `topic` as `server`, with extra `[oslo_messaging_rabbit]`
     /// options as `name=value`; returns once it is listening.
     pub async fn start(url: &str, exchange: &str, topic: &str, server: &str, options: &[&str]) -> OsloServer {
-        let mut child = Command::new(python())
-            .arg(script("oslo_server.py"))
-            .args([url, exchange, topic, server])
-            .args(options)
-            .env("PYTHONWARNINGS", "ignore")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            // The server logs every exception it sends back; WASMRPC_TEST_VERBOSE=1 shows them.
-            .stderr(if std::env::var_os("WASMRPC_TEST_VERBOSE").is_some() { Stdio::inherit() } else { Stdio::null() })
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start oslo_server.py");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if line.trim() == "ready" {
-                    return true;
-                }
-            }
-            false
-        })
-        .await;
-        assert!(matches!(ready, Ok(true)), "oslo_server.py did not become ready");
+        let mut args = vec![url, exchange, topic, server];
+        args.extend(options);
+        let (child, _) = start_service("oslo_server.py", &args).await;
         OsloServer { child }
     }
 
     /// Stops it: closing stdin makes it stop, wait and clean up like a real service.
     pub async fn stop(mut self) {
-        if let Some(mut stdin) = self.child.stdin.take() {
-            let _ = stdin.shutdown().await;
+        stop_service(&mut self.child).await;
+    }
+}
+
+/// Starts a long-running script (a server or listener) and waits for the `ready` line it
+/// prints once listening. Its stderr (the exceptions it logs) shows with WASMRPC_TEST_VERBOSE=1.
+async fn start_service(name: &str, args: &[&str]) -> (Child, tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) {
+    let mut child = Command::new(python())
+        .arg(script(name))
+        .args(args)
+        .env("PYTHONWARNINGS", "ignore")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(if std::env::var_os("WASMRPC_TEST_VERBOSE").is_some() { Stdio::inherit() } else { Stdio::null() })
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {name}: {e}"));
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.trim() == "ready" {
+                return true;
+            }
         }
-        if tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.is_err() {
-            let _ = self.child.kill().await;
-        }
+        false
+    })
+    .await;
+    assert!(matches!(ready, Ok(true)), "{name} did not become ready");
+    (child, lines)
+}
+
+/// Closing stdin makes a script stop, wait and clean up like a real service; killed if it
+/// takes longer than 15 s.
+async fn stop_service(child: &mut Child) {
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.shutdown().await;
+    }
+    if tokio::time::timeout(Duration::from_secs(15), child.wait()).await.is_err() {
+        let _ = child.kill().await;
     }
 }
