@@ -30,7 +30,7 @@ pub struct Request {
     pub reply: Option<ReplyTo>,
     /// `_unique_id`, for duplicate suppression.
     pub unique_id: Option<String>,
-    /// The context, unflattened (without `client_timeout`; see [`Request::endpoint_context`]).
+    /// The context, unflattened (without `client_timeout`; see [`Request::take_endpoint_context`]).
     pub context: Map<String, Value>,
 }
 
@@ -51,66 +51,9 @@ impl Request {
         unwrap_into(body)
     }
 
-    /// Builds a request from an unwrapped message, as oslo's `unpack_context` does.
-    pub fn from_message(mut m: Map<String, Value>) -> Result<Request, DecodeError> {
-        let mut context = Map::new();
-        let keys: Vec<String> = m.keys().filter(|k| k.starts_with(CONTEXT_PREFIX)).cloned().collect();
-        for key in keys {
-            if let Some(v) = m.remove(&key) {
-                context.insert(key[CONTEXT_PREFIX.len()..].to_owned(), v);
-            }
-        }
-        let method = match m.remove("method") {
-            Some(Value::String(s)) => s,
-            Some(other) => {
-                return Err(DecodeError::BadField(format!("`method` is not a string: {other}")));
-            }
-            None => return Err(DecodeError::BadField("no `method` key".into())),
-        };
-        let args = match m.remove("args") {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(a)) => a,
-            Some(other) => {
-                return Err(DecodeError::BadField(format!("`args` is not an object: {other}")));
-            }
-        };
-        let namespace = match m.remove("namespace") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s),
-            Some(other) => Some(other.to_string()),
-        };
-        let text = |v: Option<Value>| match v {
-            Some(Value::String(s)) => Some(s),
-            _ => None,
-        };
-        let msg_id = text(m.remove("_msg_id"));
-        let reply_q = text(m.remove("_reply_q"));
-        let call_monitor_timeout = m.remove("_timeout").unwrap_or(Value::Null);
-        let reply = match (msg_id, reply_q) {
-            (Some(msg_id), Some(reply_q)) => Some(ReplyTo { msg_id, reply_q, call_monitor_timeout }),
-            _ => None,
-        };
-        Ok(Request {
-            method,
-            args,
-            namespace,
-            version: m.remove("version"),
-            reply,
-            unique_id: text(m.remove("_unique_id")),
-            context,
-        })
-    }
-
-    /// The context an endpoint receives: the sent context plus `client_timeout` (the
-    /// call-monitor timeout, `null` when unused), exactly as oslo hands it to Python endpoints.
-    #[must_use]
-    pub fn endpoint_context(&self) -> Map<String, Value> {
-        let mut ctx = self.context.clone();
-        ctx.insert("client_timeout".into(), self.client_timeout());
-        ctx
-    }
-
-    /// [`Request::endpoint_context`], taking the context out of the request instead of copying it.
+    /// The context an endpoint receives, taken out of the request: the sent context plus
+    /// `client_timeout` (the call-monitor timeout, `null` when unused), exactly as oslo hands it
+    /// to Python endpoints.
     pub fn take_endpoint_context(&mut self) -> Map<String, Value> {
         let timeout = self.client_timeout();
         let mut ctx = std::mem::take(&mut self.context);
@@ -130,7 +73,7 @@ impl Request {
 }
 
 /// Reads a request in one pass over its keys: no intermediate map, context keys unflattened
-/// on the way (the same result as [`Request::from_message`]).
+/// on the way, as oslo's `unpack_context` does.
 impl<'de> Deserialize<'de> for Request {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Request, D::Error> {
         struct RequestVisitor;
@@ -293,7 +236,7 @@ mod tests {
         assert_eq!(req.unique_id.as_deref(), Some("243a8fafcf0842399b9aa628c085d508"));
         assert_eq!(Value::Object(req.context.clone()), json!({"user": "u1", "request_id": "req-1"}));
         assert_eq!(
-            Value::Object(req.endpoint_context()),
+            Value::Object(req.clone().take_endpoint_context()),
             json!({"user": "u1", "request_id": "req-1", "client_timeout": null}),
             "endpoints see client_timeout, as in oslo"
         );
@@ -302,10 +245,10 @@ mod tests {
 
     #[test]
     fn the_captured_cast_round_trips() {
-        let req = Request::from_message(serde_json::from_str(CAST).unwrap()).unwrap();
+        let req: Request = serde_json::from_str(CAST).unwrap();
         assert!(req.reply.is_none());
         assert_eq!(req.version, Some(json!("1.2")));
-        assert_eq!(Value::Object(req.endpoint_context()), json!({"a": 1, "client_timeout": null}));
+        assert_eq!(Value::Object(req.clone().take_endpoint_context()), json!({"a": 1, "client_timeout": null}));
         assert_eq!(super::super::json::to_python_string(&req), CAST);
     }
 
