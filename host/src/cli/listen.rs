@@ -5,10 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use crate::notification::{Handled, ListenerOptions, NotificationEndpoint, NotificationFilter, NotificationListener};
+use crate::notification::{
+    Delivered, Handled, ListenerOptions, NotificationEndpoint, NotificationFilter, NotificationListener,
+};
 use crate::protocol::{PRIORITIES, TransportUrl};
 use crate::transport::{self, TransportOptions};
 
@@ -62,20 +64,12 @@ impl NotificationEndpoint for Printer {
         None
     }
 
-    async fn handle(
-        &self,
-        priority: &str,
-        ctx: &Map<String, Value>,
-        publisher_id: &str,
-        event_type: &str,
-        payload: Value,
-        metadata: Map<String, Value>,
-    ) -> Result<Handled, String> {
+    async fn handle(&self, n: Delivered) -> Result<Handled, String> {
         let line = if self.json {
-            json!({"priority": priority, "publisher_id": publisher_id, "event_type": event_type, "payload": payload, "ctxt": ctx, "metadata": metadata}).to_string()
+            json!({"priority": n.priority, "publisher_id": n.publisher_id, "event_type": n.event_type, "payload": n.payload, "ctxt": n.ctx, "metadata": n.metadata}).to_string()
         } else {
-            let ts = metadata.get("timestamp").and_then(Value::as_str).unwrap_or("-");
-            format!("{ts} {} {publisher_id} {event_type} {payload}", priority.to_uppercase())
+            let ts = n.metadata.get("timestamp").and_then(Value::as_str).unwrap_or("-");
+            format!("{ts} {} {} {} {}", n.priority.to_uppercase(), n.publisher_id, n.event_type, n.payload)
         };
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");

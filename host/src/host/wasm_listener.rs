@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::manifest::{EndpointSpec, ListenerSpec};
-use crate::notification::{Handled, ListenerOptions, NotificationEndpoint, NotificationFilter};
+use crate::notification::{Delivered, Handled, ListenerOptions, NotificationEndpoint, NotificationFilter};
 use crate::protocol::PRIORITIES;
 use crate::runtime::Plugin;
 
@@ -62,21 +62,13 @@ impl NotificationEndpoint for WasmListener {
         self.filter.as_ref()
     }
 
-    async fn handle(
-        &self,
-        priority: &str,
-        ctx: &Map<String, Value>,
-        publisher_id: &str,
-        event_type: &str,
-        payload: Value,
-        metadata: Map<String, Value>,
-    ) -> Result<Handled, String> {
+    async fn handle(&self, n: Delivered) -> Result<Handled, String> {
         let mut args = Map::new();
-        args.insert("publisher_id".into(), Value::String(publisher_id.to_owned()));
-        args.insert("event_type".into(), Value::String(event_type.to_owned()));
-        args.insert("payload".into(), payload);
-        args.insert("metadata".into(), Value::Object(metadata));
-        match self.plugin.call(priority, &args, ctx, None).await {
+        args.insert("publisher_id".into(), Value::String(n.publisher_id));
+        args.insert("event_type".into(), Value::String(n.event_type));
+        args.insert("payload".into(), n.payload);
+        args.insert("metadata".into(), Value::Object(n.metadata));
+        match self.plugin.call(&n.priority, &args, &n.ctx, None).await {
             Ok(Value::String(s)) if s == "requeue" => Ok(Handled::Requeue),
             Ok(_) => Ok(Handled::Handled),
             // A trap or a guest error counts as requeue, as an exception does in oslo.

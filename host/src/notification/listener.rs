@@ -27,6 +27,24 @@ pub enum Handled {
     Requeue,
 }
 
+/// One notification as an endpoint receives it: oslo's `(ctxt, publisher_id, event_type,
+/// payload, metadata)` and the (lowercase) priority that picks the method.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivered {
+    /// Lowercase priority: `info`, `error`, ….
+    pub priority: String,
+    /// The context, with `client_timeout` as oslo unpacks it.
+    pub ctx: Map<String, Value>,
+    /// Who sent it, e.g. `compute.host1`.
+    pub publisher_id: String,
+    /// What happened, e.g. `compute.instance.create.end`.
+    pub event_type: String,
+    /// The event's data.
+    pub payload: Value,
+    /// `message_id` and `timestamp`.
+    pub metadata: Map<String, Value>,
+}
+
 /// Something that handles notifications (a Wasm listener, or a closure in a test).
 #[async_trait::async_trait]
 pub trait NotificationEndpoint: Send + Sync + fmt::Debug {
@@ -37,15 +55,7 @@ pub trait NotificationEndpoint: Send + Sync + fmt::Debug {
     /// The filter selecting what reaches it.
     fn filter(&self) -> Option<&NotificationFilter>;
     /// Handles one notification; an error counts as `Requeue`, as an exception does in oslo.
-    async fn handle(
-        &self,
-        priority: &str,
-        ctx: &Map<String, Value>,
-        publisher_id: &str,
-        event_type: &str,
-        payload: Value,
-        metadata: Map<String, Value>,
-    ) -> Result<Handled, String>;
+    async fn handle(&self, notification: Delivered) -> Result<Handled, String>;
 }
 
 /// Where and how a listener listens.
@@ -164,29 +174,33 @@ async fn handle(inner: &Inner, incoming: Incoming) {
         return;
     }
     let endpoint = inner.endpoint.load_full();
-    let priority = notification.priority.to_lowercase();
-    let mut ctx = notification.context.clone();
+    let mut ctx = notification.context;
     // oslo's listeners unpack the context as RPC servers do: client_timeout comes along.
     ctx.entry("client_timeout").or_insert(Value::Null);
     let mut metadata = Map::new();
-    metadata.insert("message_id".into(), Value::String(notification.message_id.clone()));
-    metadata.insert("timestamp".into(), Value::String(notification.timestamp.clone()));
-    let wanted = endpoint.handles(&priority)
-        && endpoint.filter().is_none_or(|f| {
-            f.matches(&ctx, &notification.publisher_id, &notification.event_type, &metadata, &notification.payload)
-        });
+    metadata.insert("message_id".into(), Value::String(notification.message_id));
+    metadata.insert("timestamp".into(), Value::String(notification.timestamp));
+    let delivered = Delivered {
+        priority: notification.priority.to_lowercase(),
+        ctx,
+        publisher_id: notification.publisher_id,
+        event_type: notification.event_type,
+        payload: notification.payload,
+        metadata,
+    };
+    let unique_id = notification.unique_id;
+    let d = &delivered;
+    let wanted = endpoint.handles(&d.priority)
+        && endpoint.filter().is_none_or(|f| f.matches(&d.ctx, &d.publisher_id, &d.event_type, &d.metadata, &d.payload));
     let outcome = if wanted {
-        endpoint
-            .handle(&priority, &ctx, &notification.publisher_id, &notification.event_type, notification.payload, metadata)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!(endpoint = endpoint.name(), event_type = %notification.event_type, "notification handling failed: {e}");
-                Handled::Requeue
-            })
+        let event_type = delivered.event_type.clone();
+        endpoint.handle(delivered).await.unwrap_or_else(|e| {
+            tracing::warn!(endpoint = endpoint.name(), %event_type, "notification handling failed: {e}");
+            Handled::Requeue
+        })
     } else {
         Handled::Handled
     };
-    let unique_id = notification.unique_id.clone();
     let settled = match outcome {
         Handled::Requeue if inner.options.allow_requeue => incoming.requeue().await,
         Handled::Requeue => {

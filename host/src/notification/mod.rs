@@ -8,6 +8,6 @@ mod notifier;
 mod sink;
 
 pub use filter::NotificationFilter;
-pub use listener::{Handled, ListenerOptions, NotificationEndpoint, NotificationListener};
+pub use listener::{Delivered, Handled, ListenerOptions, NotificationEndpoint, NotificationListener};
 pub use notifier::{Driver, Notifier};
 pub use sink::{HostNotifications, as_sink};
