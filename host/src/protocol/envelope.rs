@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::json::{from_python_str, to_python_string};
+use super::json::{QuotedPythonFormatter, from_python_str, write_with};
 use super::version::Version;
 
 /// The envelope version wasmrpc writes.
@@ -36,23 +36,49 @@ pub enum DecodeError {
     BadField(String),
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    #[serde(rename = "oslo.version")]
-    version: &'a str,
-    #[serde(rename = "oslo.message")]
-    message: &'a str,
-}
+/// How every 2.0 envelope starts, as Python's `json.dumps` writes it (keys in insertion order).
+const PREFIX: &[u8] = br#"{"oslo.version": "2.0", "oslo.message": ""#;
+/// How it ends.
+const SUFFIX: &[u8] = br#""}"#;
 
-/// Wraps an encoded inner message (Python-formatted JSON text) in a 2.0 envelope.
-#[must_use]
-pub fn wrap(inner: &str) -> Vec<u8> {
-    to_python_string(&Envelope { version: ENVELOPE_VERSION, message: inner }).into_bytes()
-}
-
-/// Encodes `message` as Python would and wraps it.
+/// Encodes `message` as Python would and wraps it, in one pass: the inner message is written
+/// already escaped for the outer string (see [`QuotedPythonFormatter`]).
 pub fn wrap_message<T: Serialize + ?Sized>(message: &T) -> Vec<u8> {
-    wrap(&to_python_string(message))
+    let mut out = Vec::with_capacity(384);
+    out.extend_from_slice(PREFIX);
+    write_with(&mut out, QuotedPythonFormatter, message);
+    out.extend_from_slice(SUFFIX);
+    out
+}
+
+/// The inner message of a body written exactly as Python and wasmrpc write it ([`PREFIX`], the
+/// escaped text, [`SUFFIX`]; only `\"` and `\\` escapes; no control characters), unescaped
+/// in one pass. `None` for anything else, which takes the general path and gets the same
+/// answer or the same error.
+fn inner_text(body: &[u8]) -> Option<String> {
+    let escaped = body.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
+    // Unescaping only shortens the text: write into a buffer of the input's size, then trim.
+    let mut out = vec![0u8; escaped.len()];
+    let (mut i, mut o) = (0, 0);
+    while i < escaped.len() {
+        let mut b = escaped[i];
+        if b == b'\\' {
+            i += 1;
+            b = *escaped.get(i)?;
+            if b != b'"' && b != b'\\' {
+                return None; // other escapes are left to serde
+            }
+        } else if b == b'"' || b < 0x20 {
+            // A bare quote would end the string early; raw control characters are not JSON.
+            return None;
+        }
+        out[o] = b;
+        o += 1;
+        i += 1;
+    }
+    out.truncate(o);
+    // Validated once here, so the parser can skip checking each string it reads.
+    String::from_utf8(out).ok()
 }
 
 /// The envelope, read without building a map; the inner text is borrowed when it can be.
@@ -69,6 +95,11 @@ struct EnvelopeIn<'a> {
 /// Bodies the fast path cannot read (no envelope, `NaN` from Python, odd shapes) go through
 /// [`unwrap`] and get the same answer, or the same error.
 pub fn unwrap_into<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+    if let Some(inner) = inner_text(body)
+        && let Ok(value) = serde_json::from_str::<T>(&inner)
+    {
+        return Ok(value);
+    }
     if let Ok(EnvelopeIn { version: Some(version), message: Some(message) }) =
         serde_json::from_slice::<EnvelopeIn<'_>>(body)
         && version == ENVELOPE_VERSION
@@ -119,6 +150,66 @@ mod tests {
             r#"{"oslo.version": "2.0", "oslo.message": "{\"a\": \"\\u00e9\", \"b\": [1, 2]}"}"#
         );
         assert_eq!(Value::Object(unwrap(&body).unwrap()), json!({"a": "é", "b": [1, 2]}));
+    }
+
+    /// The envelope as `json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(m)})`
+    /// builds it: two separate encodings (the oracle for the one-pass writer).
+    fn two_pass(message: &Value) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Envelope<'a> {
+            #[serde(rename = "oslo.version")]
+            version: &'a str,
+            #[serde(rename = "oslo.message")]
+            message: &'a str,
+        }
+        let inner = super::super::json::to_python_string(message);
+        super::super::json::to_python_string(&Envelope { version: "2.0", message: &inner }).into_bytes()
+    }
+
+    #[test]
+    fn one_pass_encoding_matches_encoding_twice() {
+        let awkward = json!({
+            "quote\"key": "a \"quoted\" \\ back\\slash / slash",
+            "controls": "\n\t\r\u{8}\u{c}\u{1}\u{1f}\u{7f}",
+            "unicode": ["é", "☃", "𝄞", "\u{2028}"],
+            "numbers": [0, -1, 1.5, 1e-7, 1e16, -0.0, 12345678901234567890u64],
+            "nested": {"empty": {}, "list": [], "null": null, "bools": [true, false]},
+            "escaped in keys \\": "\\\\"
+        });
+        for message in [awkward, json!({}), json!({"method": "add", "args": {"a": 1}})] {
+            let body = wrap_message(&message);
+            assert_eq!(String::from_utf8(body.clone()).unwrap(), String::from_utf8(two_pass(&message)).unwrap());
+            assert_eq!(unwrap_into::<Value>(&body).unwrap(), message, "the fast decoder reads it back");
+            assert_eq!(Value::Object(unwrap(&body).unwrap()), message, "so does the general one");
+        }
+    }
+
+    #[test]
+    fn bodies_off_the_fast_path_decode_the_same() {
+        let cases: [&[u8]; 6] = [
+            // Escapes Python does not write for the envelope, but JSON allows.
+            br#"{"oslo.version": "2.0", "oslo.message": "{\"a\": \"\/x\u0041\"}"}"#,
+            // Compact separators, other key order, trailing whitespace.
+            br#"{"oslo.version":"2.0","oslo.message":"{\"a\":1}"}"#,
+            br#"{"oslo.message": "{\"a\": 1}", "oslo.version": "2.0"}"#,
+            b"{\"oslo.version\": \"2.0\", \"oslo.message\": \"{\\\"a\\\": 1}\"}\n",
+            // Raw UTF-8 in the outer string.
+            "{\"oslo.version\": \"2.0\", \"oslo.message\": \"{\\\"a\\\": \\\"é\\\"}\"}".as_bytes(),
+            // NaN from Python.
+            br#"{"oslo.version": "2.0", "oslo.message": "{\"a\": NaN}"}"#,
+        ];
+        for body in cases {
+            let general = Value::Object(unwrap(body).unwrap());
+            assert_eq!(unwrap_into::<Value>(body).unwrap(), general, "{}", String::from_utf8_lossy(body));
+        }
+        // What is not JSON stays refused: a raw control character in the string, a bare quote.
+        for body in [
+            &b"{\"oslo.version\": \"2.0\", \"oslo.message\": \"{\\\"a\\\": \\\"x\ny\\\"}\"}"[..],
+            br#"{"oslo.version": "2.0", "oslo.message": "{"a": 1}"}"#,
+        ] {
+            assert!(unwrap(body).is_err());
+            assert!(unwrap_into::<Value>(body).is_err(), "{}", String::from_utf8_lossy(body));
+        }
     }
 
     #[test]

@@ -8,17 +8,21 @@
 use std::io;
 
 use serde::Serialize;
-use serde_json::ser::{Formatter, Serializer};
+use serde_json::ser::{CharEscape, Formatter, Serializer};
 use serde_json::{Map, Value};
 
 /// Serializes `value` byte for byte as Python's `json.dumps(value)` would.
 pub fn to_python_string<T: Serialize + ?Sized>(value: &T) -> String {
     let mut out = Vec::with_capacity(128);
-    let mut ser = Serializer::with_formatter(&mut out, PythonFormatter);
-    // Serializing a `Value` or our own structs into a Vec cannot fail.
-    value.serialize(&mut ser).expect("JSON serialization into memory");
+    write_with(&mut out, PythonFormatter, value);
     // The formatter only writes ASCII.
     String::from_utf8(out).expect("ASCII output")
+}
+
+/// Serializes `value` with `formatter` into memory (which cannot fail).
+pub(crate) fn write_with<F: Formatter, T: Serialize + ?Sized>(out: &mut Vec<u8>, formatter: F, value: &T) {
+    let mut ser = Serializer::with_formatter(out, formatter);
+    value.serialize(&mut ser).expect("JSON serialization into memory");
 }
 
 /// Parses JSON text from a Python peer. Bare `NaN`, `Infinity` and `-Infinity` (which
@@ -105,12 +109,13 @@ impl Formatter for PythonFormatter {
     }
 
     fn write_string_fragment<W: ?Sized + io::Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
-        if fragment.is_ascii() {
+        // `ensure_ascii` escapes everything outside ' '..='~', DEL included.
+        if fragment.bytes().all(|b| b < 0x7f) {
             return w.write_all(fragment.as_bytes());
         }
         let mut units = [0u16; 2];
         for c in fragment.chars() {
-            if c.is_ascii() {
+            if c < '\x7f' {
                 w.write_all(&[c as u8])?;
             } else {
                 for unit in c.encode_utf16(&mut units) {
@@ -127,6 +132,77 @@ impl Formatter for PythonFormatter {
 
     fn write_f32<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f32) -> io::Result<()> {
         w.write_all(python_float_repr(f64::from(value)).as_bytes())
+    }
+}
+
+/// [`PythonFormatter`]'s output as it appears inside a JSON string: the bytes `json.dumps`
+/// writes for `json.dumps(value)` nested in another document. oslo's 2.0 envelope is exactly
+/// that, so this writes an envelope's inner message in one pass, with no text to escape
+/// afterwards. Every escape gains a backslash; everything else is printable ASCII with no `"`
+/// or `\\` (those only ever come through `write_char_escape`), so it needs none.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct QuotedPythonFormatter;
+
+impl Formatter for QuotedPythonFormatter {
+    fn begin_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        PythonFormatter.begin_array_value(w, first)
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        PythonFormatter.begin_object_key(w, first)
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        PythonFormatter.begin_object_value(w)
+    }
+
+    fn begin_string<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b"\\\"")
+    }
+
+    fn end_string<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b"\\\"")
+    }
+
+    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
+        if fragment.bytes().all(|b| b < 0x7f) {
+            return w.write_all(fragment.as_bytes());
+        }
+        let mut units = [0u16; 2];
+        for c in fragment.chars() {
+            if c < '\x7f' {
+                w.write_all(&[c as u8])?;
+            } else {
+                for unit in c.encode_utf16(&mut units) {
+                    write!(w, "\\\\u{unit:04x}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write_char_escape<W: ?Sized + io::Write>(&mut self, w: &mut W, escape: CharEscape) -> io::Result<()> {
+        // Inner `\"` is outer `\\\"`, inner `\\` is outer `\\\\`, inner `\n` is outer `\\n`.
+        let mut buf = [0u8; 6];
+        let mut rest = &mut buf[..];
+        PythonFormatter.write_char_escape(&mut rest, escape)?;
+        let written = 6 - rest.len();
+        for &b in &buf[..written] {
+            match b {
+                b'"' => w.write_all(b"\\\"")?,
+                b'\\' => w.write_all(b"\\\\")?,
+                _ => w.write_all(&[b])?,
+            }
+        }
+        Ok(())
+    }
+
+    fn write_f64<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f64) -> io::Result<()> {
+        PythonFormatter.write_f64(w, value)
+    }
+
+    fn write_f32<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f32) -> io::Result<()> {
+        PythonFormatter.write_f32(w, value)
     }
 }
 
@@ -196,10 +272,10 @@ mod tests {
 
     #[test]
     fn output_matches_json_dumps_defaults() {
-        let v = json!({"a": [1, 2.0, "é☃𝄞"], "b": {"c": null, "d": true}, "e": "q\"\\\n\t\u{1}"});
+        let v = json!({"a": [1, 2.0, "é☃𝄞"], "b": {"c": null, "d": true}, "e": "q\"\\\n\t\u{1}\u{7f}"});
         assert_eq!(
             to_python_string(&v),
-            r#"{"a": [1, 2.0, "\u00e9\u2603\ud834\udd1e"], "b": {"c": null, "d": true}, "e": "q\"\\\n\t\u0001"}"#
+            r#"{"a": [1, 2.0, "\u00e9\u2603\ud834\udd1e"], "b": {"c": null, "d": true}, "e": "q\"\\\n\t\u0001\u007f"}"#
         );
     }
 
