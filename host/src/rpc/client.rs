@@ -187,7 +187,7 @@ impl RpcClient {
         let reply_to =
             ReplyTo { msg_id: msg_id.clone(), reply_q: replies.queue().to_owned(), call_monitor_timeout: monitor };
         let body = self.encode(ctx, method, args, Some(&reply_to));
-        let mut waiter = replies.register(&msg_id);
+        let waiter = replies.register(&msg_id);
         let message = Outgoing { body: body.into(), expiration: Some(self.timeout), mandatory: false, confirm: false };
         self.transport.send(&self.target, message).await?;
 
@@ -198,15 +198,8 @@ impl RpcClient {
         let mut result = Value::Null;
         loop {
             let until = monitor.map_or(hard, |m| m.min(hard));
-            let reply = match tokio::time::timeout_at(until, waiter.rx.recv()).await {
-                Ok(Some(reply)) => reply,
-                Ok(None) => {
-                    return Err(RpcError::Transport(crate::transport::TransportError::new(
-                        crate::transport::ErrorKind::Closed,
-                        "the reply router went away",
-                    )));
-                }
-                Err(_) => return Err(timed_out()),
+            let Ok(reply) = tokio::time::timeout_at(until, waiter.recv()).await else {
+                return Err(timed_out());
             };
             if let Some(failure) = &reply.failure {
                 if reply.ending {

@@ -49,13 +49,13 @@ impl Dispatcher {
     pub fn select(&self, request: &Request) -> Result<Arc<dyn Endpoint>, RemoteFailure> {
         let method = request.method.as_str();
         // `message.get('version', '1.0')`: absent means 1.0; anything unreadable matches nothing.
-        let requested = match &request.version {
-            None => "1.0".to_owned(),
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Null) => "None".to_owned(),
-            Some(other) => other.to_string(),
+        let requested: std::borrow::Cow<'_, str> = match &request.version {
+            None => "1.0".into(),
+            Some(Value::String(s)) => s.as_str().into(),
+            Some(Value::Null) => "None".into(),
+            Some(other) => other.to_string().into(),
         };
-        let version: Option<Version> = requested.parse().ok();
+        let version = if request.version.is_none() { Some(Version::new(1, 0)) } else { requested.parse().ok() };
         let mut found_compatible = false;
         for endpoint in self.endpoints.load().iter() {
             let target = endpoint.target();

@@ -3,11 +3,11 @@
 //! router as they arrive, so a reply reaches its call without passing through another task.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::protocol::Reply;
 use crate::transport::{Transport, TransportError};
@@ -21,14 +21,36 @@ pub(crate) struct Replies {
 
 #[derive(Debug, Default)]
 struct Router {
-    waiters: Mutex<HashMap<String, mpsc::UnboundedSender<Reply>>>,
+    waiters: Mutex<foldhash::HashMap<String, Arc<Inbox>>>,
+}
+
+/// Where a call's replies wait for it: usually one, more with call-monitor heartbeats. Lighter
+/// than a channel, which allocates a block of slots per call.
+#[derive(Debug, Default)]
+struct Inbox {
+    replies: Mutex<VecDeque<Reply>>,
+    arrived: Notify,
 }
 
 /// A registered call; unregisters itself when dropped.
 pub(crate) struct Waiter {
-    pub rx: mpsc::UnboundedReceiver<Reply>,
+    inbox: Arc<Inbox>,
     msg_id: String,
     router: Arc<Router>,
+}
+
+impl Waiter {
+    /// The next reply to this call.
+    pub async fn recv(&self) -> Reply {
+        loop {
+            // `notify_one` leaves a permit when nobody waits yet, so a reply arriving between
+            // this check and the wait below is not missed.
+            if let Some(reply) = lock(&self.inbox.replies).pop_front() {
+                return reply;
+            }
+            self.inbox.arrived.notified().await;
+        }
+    }
 }
 
 impl Drop for Waiter {
@@ -60,9 +82,9 @@ impl Replies {
 
     /// Registers a call before its request is sent, so no reply can be missed.
     pub fn register(&self, msg_id: &str) -> Waiter {
-        let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.router.waiters).insert(msg_id.to_owned(), tx);
-        Waiter { rx, msg_id: msg_id.to_owned(), router: self.router.clone() }
+        let inbox = Arc::new(Inbox::default());
+        lock(&self.router.waiters).insert(msg_id.to_owned(), inbox.clone());
+        Waiter { inbox, msg_id: msg_id.to_owned(), router: self.router.clone() }
     }
 }
 
@@ -74,8 +96,9 @@ impl Router {
             Ok(reply) => {
                 let waiter = lock(&self.waiters).get(&reply.msg_id).cloned();
                 match waiter {
-                    Some(tx) => {
-                        let _ = tx.send(reply);
+                    Some(inbox) => {
+                        lock(&inbox.replies).push_back(reply);
+                        inbox.arrived.notify_one();
                     }
                     None => tracing::debug!(msg_id = %reply.msg_id, "no call waiting for this reply; dropped"),
                 }

@@ -207,8 +207,10 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
                 None => break,
             },
         };
+        // Boxed: the request then rides through the call's task as a pointer, which keeps that
+        // task's future (copied when spawned) small.
         let request = match Request::decode(&incoming.body) {
-            Ok(request) => request,
+            Ok(request) => Box::new(request),
             Err(e) => {
                 tracing::warn!(queue = %incoming.queue, "rejecting an undecodable message: {e}");
                 let _ = incoming.reject().await;
@@ -228,7 +230,7 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
 async fn acknowledge_then_handle(
     inner: Arc<Inner>,
     incoming: Incoming,
-    request: Request,
+    request: Box<Request>,
     duplicate: bool,
     slot: OwnedSemaphorePermit,
 ) {
@@ -260,7 +262,7 @@ fn is_duplicate(inner: &Inner, unique_id: Option<&str>) -> bool {
     false
 }
 
-async fn handle(inner: Arc<Inner>, mut request: Request, deadline: Option<Instant>, _slot: OwnedSemaphorePermit) {
+async fn handle(inner: Arc<Inner>, mut request: Box<Request>, deadline: Option<Instant>, _slot: OwnedSemaphorePermit) {
     let expired = |what: &str| {
         let late = deadline.is_some_and(|d| Instant::now() >= d);
         if late {
@@ -284,15 +286,18 @@ async fn handle(inner: Arc<Inner>, mut request: Request, deadline: Option<Instan
     // The endpoint's own bound first, then an executor slot: calls waiting for a busy
     // endpoint do not occupy slots other endpoints could use.
     let endpoint_slot = match endpoint.concurrency() {
-        Some(sem) => Some(sem.acquire_owned().await.expect("endpoint semaphores are never closed")),
+        Some(sem) => Some(acquire(sem).await),
         None => None,
     };
-    let running = inner.executor.clone().acquire_owned().await.expect("the executor semaphore is never closed");
+    let running = acquire(inner.executor.clone()).await;
     if expired("while it waited for an executor slot") {
         return;
     }
     let heartbeat = request.reply.as_ref().and_then(|to| start_heartbeat(&inner, to, &request.method));
     let outcome = tokio::select! {
+        // The call first: most finish in their first poll, before the abort signal is even
+        // registered with.
+        biased;
         outcome = inner.dispatcher.invoke(endpoint.as_ref(), &mut request, deadline) => outcome,
         () = inner.abort.cancelled() => {
             tracing::warn!(method = %request.method, endpoint = endpoint.name(), "call cancelled: the server stopped waiting for it");
@@ -315,6 +320,14 @@ async fn handle(inner: Arc<Inner>, mut request: Request, deadline: Option<Instan
         Err(failure) => Reply::failure(&to.msg_id, &failure),
     };
     send_reply(&inner, to, reply).await;
+}
+
+/// A permit, without building the waiting future when one is free (the common case).
+async fn acquire(semaphore: Arc<Semaphore>) -> OwnedSemaphorePermit {
+    match semaphore.clone().try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(_) => Box::pin(semaphore.acquire_owned()).await.expect("the server's semaphores are never closed"),
+    }
 }
 
 /// Sends `ending: false` heartbeats every `int(_timeout) / 2` seconds while the call runs, as
@@ -356,17 +369,20 @@ fn start_heartbeat(inner: &Arc<Inner>, to: &ReplyTo, method: &str) -> Option<Joi
 /// for `kombu_missing_consumer_retry_timeout`).
 async fn send_reply(inner: &Inner, to: &ReplyTo, reply: Reply) {
     let body: bytes::Bytes = reply.encode().into();
+    if let Err(e) = inner.transport.send_reply(&to.reply_q, body.clone()).await {
+        // The retry loop is boxed: it is rare, and its timer would otherwise enlarge every call.
+        Box::pin(retry_reply(inner, to, body, e)).await;
+    }
+}
+
+async fn retry_reply(inner: &Inner, to: &ReplyTo, body: bytes::Bytes, mut error: TransportError) {
     let give_up = Instant::now() + inner.options.reply_retry;
-    loop {
+    while error.is_unroutable() && Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(250)).await;
         match inner.transport.send_reply(&to.reply_q, body.clone()).await {
             Ok(()) => return,
-            Err(e) if e.is_unroutable() && Instant::now() < give_up => {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(e) => {
-                tracing::warn!(reply_q = %to.reply_q, msg_id = %to.msg_id, "the reply could not be sent: {e}");
-                return;
-            }
+            Err(e) => error = e,
         }
     }
+    tracing::warn!(reply_q = %to.reply_q, msg_id = %to.msg_id, "the reply could not be sent: {error}");
 }

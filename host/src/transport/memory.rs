@@ -111,10 +111,10 @@ struct Exchange {
 
 #[derive(Default)]
 struct State {
-    exchanges: HashMap<String, Exchange>,
-    queues: HashMap<String, Arc<Queue>>,
+    exchanges: foldhash::HashMap<String, Exchange>,
+    queues: foldhash::HashMap<String, Arc<Queue>>,
     /// Reply queues: bodies go straight to the client's handler.
-    reply_handlers: HashMap<String, ReplyHandler>,
+    reply_handlers: foldhash::HashMap<String, ReplyHandler>,
 }
 
 /// The shared broker.
