@@ -2,12 +2,13 @@
 //! `memory://` (client → transport → server → dispatcher → Wasm → reply), for the calculator.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
-use wasmrpc::protocol::Target;
-use wasmrpc::rpc::RpcClient;
-use wasmrpc::{Host, HostConfig, Runtime, RuntimeConfig, manifest};
+use wasmrpc::protocol::{ListenTarget, RemoteFailure, Target};
+use wasmrpc::rpc::{Dispatcher, Endpoint, EndpointTarget, NoOpSerializer, RpcClient, RpcServer, ServerOptions};
+use wasmrpc::{Host, HostConfig, Runtime, RuntimeConfig, Version, manifest};
 use wasmtime::{
     Config, Engine, Extern, InstanceAllocationStrategy, InstancePre, Linker, Memory, Module, PoolingAllocationConfig,
     Store,
@@ -228,8 +229,58 @@ async fn run(plugins: &Path, quick: bool, rpc_only: bool) -> anyhow::Result<Vec<
                 .await?;
         rows.push(Row { name, per_call_us: us, p99_us: p99 });
     }
+    // The RPC layer alone: the same call answered by a Rust endpoint, no Wasm.
+    let name = "RPC over memory://: a Rust endpoint (no Wasm)";
+    if wanted(name) && !rpc_only {
+        let target = ListenTarget { exchange: None, topic: "native_add".into(), server: "bench".into() };
+        let endpoint: Arc<dyn Endpoint> = Arc::new(NativeAdd(EndpointTarget {
+            namespace: None,
+            legacy_namespaces: Vec::new(),
+            version: Version::new(1, 0),
+        }));
+        let dispatcher = Arc::new(Dispatcher::new(vec![endpoint], Arc::new(NoOpSerializer)));
+        let server = RpcServer::new(transport.clone(), target, dispatcher, ServerOptions::default());
+        server.start().await?;
+        let client = RpcClient::new(transport.clone(), Target::topic("native_add"));
+        let (us, p99) = measure(n_warm / 4, reps, || async {
+            client.call(&ctx, "add", args.clone()).await.map(drop).map_err(Into::into)
+        })
+        .await?;
+        rows.push(Row { name, per_call_us: us, p99_us: p99 });
+        server.stop().await;
+    }
     host.stop().await.ok();
     Ok(rows)
+}
+
+/// `add(a, b)` in Rust: what the calculator plugin does, without Wasm.
+#[derive(Debug)]
+struct NativeAdd(EndpointTarget);
+
+#[async_trait::async_trait]
+impl Endpoint for NativeAdd {
+    fn name(&self) -> &str {
+        "native-add"
+    }
+
+    fn target(&self) -> &EndpointTarget {
+        &self.0
+    }
+
+    fn has_method(&self, method: &str) -> bool {
+        method == "add"
+    }
+
+    async fn invoke(
+        &self,
+        _method: &str,
+        args: Map<String, Value>,
+        _ctx: &Map<String, Value>,
+        _deadline: Option<std::time::Instant>,
+    ) -> Result<Value, RemoteFailure> {
+        let arg = |k: &str| args.get(k).and_then(Value::as_i64).unwrap_or_default();
+        Ok(Value::from(arg("a") + arg("b")))
+    }
 }
 
 fn config_url(url: &str) -> anyhow::Result<wasmrpc::TransportUrl> {

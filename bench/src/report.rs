@@ -32,6 +32,8 @@ pub fn inproc_table(rows: &[inproc::Row]) -> String {
         let base = if r.name.contains("fresh") { bare_fresh } else { bare_warm };
         let vs = if r.name.starts_with("bare") {
             "baseline".to_owned()
+        } else if r.name.contains("no Wasm") {
+            "the RPC layer alone".to_owned()
         } else {
             format!("{} (+{} µs)", ratio(r.per_call_us, base), num(r.per_call_us - base, 2))
         };
