@@ -1,5 +1,6 @@
 //! In-process costs: bare wasmtime (the floor), wasmrpc's runtime, and a whole RPC over
-//! `memory://` (client → transport → server → dispatcher → Wasm → reply), for the calculator.
+//! `memory://` (client → transport → server → dispatcher → Wasm → reply), for the calculator;
+//! and the same RPC answered by a Rust endpoint, the RPC layer alone.
 
 use std::path::Path;
 use std::sync::Arc;
