@@ -109,21 +109,7 @@ impl Formatter for PythonFormatter {
     }
 
     fn write_string_fragment<W: ?Sized + io::Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
-        // `ensure_ascii` escapes everything outside ' '..='~', DEL included.
-        if fragment.bytes().all(|b| b < 0x7f) {
-            return w.write_all(fragment.as_bytes());
-        }
-        let mut units = [0u16; 2];
-        for c in fragment.chars() {
-            if c < '\x7f' {
-                w.write_all(&[c as u8])?;
-            } else {
-                for unit in c.encode_utf16(&mut units) {
-                    write!(w, "\\u{unit:04x}")?;
-                }
-            }
-        }
-        Ok(())
+        write_ascii(w, fragment, "\\")
     }
 
     fn write_f64<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f64) -> io::Result<()> {
@@ -133,6 +119,25 @@ impl Formatter for PythonFormatter {
     fn write_f32<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f32) -> io::Result<()> {
         w.write_all(python_float_repr(f64::from(value)).as_bytes())
     }
+}
+
+/// Writes a string fragment as `ensure_ascii` does: everything outside ' '..='~' (DEL
+/// included) as `\uXXXX` UTF-16 units, each escape starting with `backslash`.
+fn write_ascii<W: ?Sized + io::Write>(w: &mut W, fragment: &str, backslash: &str) -> io::Result<()> {
+    if fragment.bytes().all(|b| b < 0x7f) {
+        return w.write_all(fragment.as_bytes());
+    }
+    let mut units = [0u16; 2];
+    for c in fragment.chars() {
+        if c < '\x7f' {
+            w.write_all(&[c as u8])?;
+        } else {
+            for unit in c.encode_utf16(&mut units) {
+                write!(w, "{backslash}u{unit:04x}")?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// [`PythonFormatter`]'s output as it appears inside a JSON string: the bytes `json.dumps`
@@ -165,20 +170,7 @@ impl Formatter for QuotedPythonFormatter {
     }
 
     fn write_string_fragment<W: ?Sized + io::Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
-        if fragment.bytes().all(|b| b < 0x7f) {
-            return w.write_all(fragment.as_bytes());
-        }
-        let mut units = [0u16; 2];
-        for c in fragment.chars() {
-            if c < '\x7f' {
-                w.write_all(&[c as u8])?;
-            } else {
-                for unit in c.encode_utf16(&mut units) {
-                    write!(w, "\\\\u{unit:04x}")?;
-                }
-            }
-        }
-        Ok(())
+        write_ascii(w, fragment, "\\\\")
     }
 
     fn write_char_escape<W: ?Sized + io::Write>(&mut self, w: &mut W, escape: CharEscape) -> io::Result<()> {

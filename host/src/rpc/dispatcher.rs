@@ -55,7 +55,7 @@ impl Dispatcher {
             Some(Value::Null) => "None".into(),
             Some(other) => other.to_string().into(),
         };
-        let version = if request.version.is_none() { Some(Version::new(1, 0)) } else { requested.parse().ok() };
+        let version: Option<Version> = requested.parse().ok();
         let mut found_compatible = false;
         for endpoint in self.endpoints.load().iter() {
             let target = endpoint.target();
