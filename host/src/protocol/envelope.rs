@@ -4,10 +4,8 @@
 //! Messages without both keys are envelope-less "1.0" messages and are used as they are (the
 //! `messaging` notification driver sends those).
 
-use std::borrow::Cow;
-
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::json::{QuotedPythonFormatter, from_python_str, write_with};
@@ -81,29 +79,13 @@ fn inner_text(body: &[u8]) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The envelope, read without building a map; the inner text is borrowed when it can be.
-#[derive(Deserialize)]
-struct EnvelopeIn<'a> {
-    #[serde(rename = "oslo.version", borrow, default)]
-    version: Option<Cow<'a, str>>,
-    #[serde(rename = "oslo.message", borrow, default)]
-    message: Option<Cow<'a, str>>,
-}
-
-/// Decodes a message body straight into `T` (the fast path for RPC requests and replies):
-/// the envelope and the inner message are read by serde without intermediate JSON values.
-/// Bodies the fast path cannot read (no envelope, `NaN` from Python, odd shapes) go through
-/// [`unwrap`] and get the same answer, or the same error.
+/// Decodes a message body straight into `T` (the fast path for RPC requests and replies): a
+/// body in the form Python writes is unescaped in one pass and its inner message read by serde
+/// without intermediate JSON values. Other bodies (other JSON layouts, no envelope, `NaN` from
+/// Python, odd shapes) go through [`unwrap`] and get the same answer, or the same error.
 pub fn unwrap_into<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
     if let Some(inner) = inner_text(body)
         && let Ok(value) = serde_json::from_str::<T>(&inner)
-    {
-        return Ok(value);
-    }
-    if let Ok(EnvelopeIn { version: Some(version), message: Some(message) }) =
-        serde_json::from_slice::<EnvelopeIn<'_>>(body)
-        && version == ENVELOPE_VERSION
-        && let Ok(value) = serde_json::from_str::<T>(&message)
     {
         return Ok(value);
     }
