@@ -71,6 +71,13 @@ enum Command {
         #[arg(long)]
         confirm: bool,
     },
+    /// The RPC layer alone: `calls` calls over memory:// answered by a Rust endpoint, on one
+    /// thread. For counting instructions per call (`valgrind --tool=callgrind`, see
+    /// BENCHMARKS.md): no wasmtime, so valgrind can run it.
+    NativeCalls {
+        #[arg(long, default_value_t = 1000)]
+        calls: usize,
+    },
     /// Calls `add` on a topic over RabbitMQ for a while (load for profiling a host).
     Load {
         #[arg(long)]
@@ -90,6 +97,13 @@ fn main() -> anyhow::Result<()> {
     if let Command::EchoServer { topic, confirm } = &cli.command {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         return rt.block_on(echo::serve("amqp://guest:guest@127.0.0.1:5672/%2f", topic, *confirm));
+    }
+    if let Command::NativeCalls { calls } = &cli.command {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        // In a task, as the in-process table runs (see inproc.rs).
+        let took = rt.block_on(rt.spawn(inproc::native_calls(*calls)))??;
+        println!("{calls} calls in {took:?}: {:.2} µs per call", took.as_secs_f64() * 1e6 / *calls as f64);
+        return Ok(());
     }
     // The client side runs like the host does: a multi-threaded runtime.
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -133,7 +147,7 @@ fn main() -> anyhow::Result<()> {
                 let n = rpc::load(topic, std::time::Duration::from_secs(*seconds), *concurrency).await?;
                 println!("{n} calls in {seconds} s: {:.0}/s", n as f64 / *seconds as f64);
             }
-            Command::EchoServer { .. } => unreachable!("handled above"),
+            Command::EchoServer { .. } | Command::NativeCalls { .. } => unreachable!("handled above"),
         }
         Ok(())
     })

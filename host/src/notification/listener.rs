@@ -160,7 +160,7 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener) -> Listener {
 
 async fn handle(inner: &Inner, incoming: Incoming) {
     let queue = incoming.queue.clone();
-    let notification = match Notification::decode(&incoming.body) {
+    let notification = match Notification::decode(&incoming.body.wire()) {
         Ok(n) => n,
         Err(e) => {
             tracing::warn!(%queue, "rejecting an undecodable notification: {e}");

@@ -65,10 +65,10 @@ impl Target {
 
     /// The routing key of a topic send: `topic` or `topic.server`.
     #[must_use]
-    pub fn routing_key(&self) -> String {
+    pub fn routing_key(&self) -> std::borrow::Cow<'_, str> {
         match &self.server {
-            Some(server) => format!("{}.{server}", self.topic),
-            None => self.topic.clone(),
+            Some(server) => format!("{}.{server}", self.topic).into(),
+            None => self.topic.as_str().into(),
         }
     }
 

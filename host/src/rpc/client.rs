@@ -9,8 +9,8 @@ use tokio::time::Instant;
 use super::error::{RemoteError, RpcError};
 use super::replies::Replies;
 use super::serializer::{NoOpSerializer, Serializer};
-use crate::protocol::{RemoteFailure, ReplyTo, RequestRef, Target, Version, new_id};
-use crate::transport::{Outgoing, Transport};
+use crate::protocol::{RemoteFailure, ReplyTo, Request, Target, Version, new_id};
+use crate::transport::{Body, Outgoing, Transport};
 
 /// oslo's `rpc_response_timeout` default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -131,39 +131,36 @@ impl RpcClient {
         Err(RpcError::VersionCap { version: self.target.version.unwrap_or(Version::new(1, 0)), cap })
     }
 
-    /// Encodes a request, with the serializer's hooks (skipped, copies and all, when it is the
-    /// no-op serializer).
-    fn encode(
+    /// Builds a request, with the serializer's hooks (skipped, copies and all, when it is the
+    /// no-op serializer). It is encoded only if it leaves the process (see [`Body`]).
+    fn request(
         &self,
         ctx: &Map<String, Value>,
         method: &str,
         args: Map<String, Value>,
-        reply: Option<&ReplyTo>,
-    ) -> Vec<u8> {
-        let version = self.target.version.map(|v| Value::String(v.to_string()));
-        let unique_id = new_id();
+        reply: Option<ReplyTo>,
+    ) -> Body {
         let (args, context) = if self.serializer.is_noop() {
-            (args, std::borrow::Cow::Borrowed(ctx))
+            (args, ctx.clone())
         } else {
             let args = args.into_iter().map(|(k, v)| (k, self.serializer.serialize_entity(ctx, v))).collect();
-            (args, std::borrow::Cow::Owned(self.serializer.serialize_context(ctx.clone())))
+            (args, self.serializer.serialize_context(ctx.clone()))
         };
-        RequestRef {
-            method,
-            args: &args,
-            namespace: self.target.namespace.as_deref(),
-            version: version.as_ref(),
+        Body::request(Request {
+            method: method.to_owned(),
+            args,
+            namespace: self.target.namespace.clone(),
+            version: self.target.version.map(|v| Value::String(v.to_string())),
             reply,
-            unique_id: Some(&unique_id),
-            context: &context,
-        }
-        .encode()
+            unique_id: Some(new_id()),
+            context,
+        })
     }
 
     /// Fire and forget: returns once the transport accepted the message.
     pub async fn cast(&self, ctx: &Map<String, Value>, method: &str, args: Map<String, Value>) -> Result<(), RpcError> {
         self.check_version_cap()?;
-        let body = self.encode(ctx, method, args, None);
+        let body = self.request(ctx, method, args, None);
         self.transport.send(&self.target, Outgoing::new(body)).await?;
         Ok(())
     }
@@ -186,9 +183,9 @@ impl RpcClient {
         let monitor = self.call_monitor_timeout.map_or(Value::Null, seconds_value);
         let reply_to =
             ReplyTo { msg_id: msg_id.clone(), reply_q: replies.queue().to_owned(), call_monitor_timeout: monitor };
-        let body = self.encode(ctx, method, args, Some(&reply_to));
+        let body = self.request(ctx, method, args, Some(reply_to));
         let waiter = replies.register(&msg_id);
-        let message = Outgoing { body: body.into(), expiration: Some(self.timeout), mandatory: false, confirm: false };
+        let message = Outgoing { body, expiration: Some(self.timeout), mandatory: false, confirm: false };
         self.transport.send(&self.target, message).await?;
 
         // The wording Python callers see from oslo.messaging 18.3.1 (ReplyWaiters.get).

@@ -6,11 +6,10 @@ use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::protocol::Reply;
-use crate::transport::{Transport, TransportError};
+use crate::transport::{Body, Transport, TransportError};
 
 /// Routes replies arriving on the reply queue to waiting calls.
 #[derive(Debug)]
@@ -68,7 +67,7 @@ impl Replies {
             .get_or_try_init(|| async {
                 let router = Arc::new(Router::default());
                 let handler_router = router.clone();
-                let queue = transport.listen_replies(Arc::new(move |body| handler_router.route(&body))).await?;
+                let queue = transport.listen_replies(Arc::new(move |body| handler_router.route(body))).await?;
                 Ok::<Arc<dyn Any + Send + Sync>, TransportError>(Arc::new(Replies { queue, router }))
             })
             .await?;
@@ -91,8 +90,13 @@ impl Replies {
 impl Router {
     /// Hands a reply to its waiter. Replies nobody waits for are dropped, as Python does
     /// (servers may send stray heartbeats after a call ended).
-    fn route(&self, body: &Bytes) {
-        match Reply::decode(body) {
+    fn route(&self, body: Body) {
+        let reply = match body {
+            // Handed over in-process: the server holds no other reference by now.
+            Body::Reply(reply) => Ok(Arc::unwrap_or_clone(reply)),
+            other => Reply::decode(&other.wire()),
+        };
+        match reply {
             Ok(reply) => {
                 let waiter = lock(&self.waiters).get(&reply.msg_id).cloned();
                 match waiter {

@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use super::dispatcher::Dispatcher;
 use crate::protocol::{ListenTarget, Reply, ReplyTo, Request};
-use crate::transport::{Incoming, Listener, Transport, TransportError};
+use crate::transport::{Body, Incoming, Listener, Transport, TransportError};
 
 /// oslo's `executor_thread_pool_size` default.
 pub const DEFAULT_EXECUTOR_SIZE: usize = 64;
@@ -72,7 +72,8 @@ struct Inner {
     tracker: TaskTracker,
     /// Cancels calls still running when `wait`'s bound runs out.
     abort: CancellationToken,
-    recent: Mutex<VecDeque<String>>,
+    /// The last `_unique_id`s seen, each with its hash (compared first).
+    recent: Mutex<VecDeque<(u64, String)>>,
     state: tokio::sync::Mutex<State>,
 }
 
@@ -207,10 +208,15 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
                 None => break,
             },
         };
-        // Boxed: the request then rides through the call's task as a pointer, which keeps that
-        // task's future (copied when spawned) small.
-        let request = match Request::decode(&incoming.body) {
-            Ok(request) => Box::new(request),
+        // Behind a pointer, which keeps the call task's future (copied when spawned) small.
+        let decoded = match &incoming.body {
+            // Handed over in-process, already decoded.
+            Body::Request(request) => Ok(request.clone()),
+            Body::Wire(bytes) => Request::decode(bytes).map(Arc::new),
+            reply @ Body::Reply(_) => Request::decode(&reply.wire()).map(Arc::new),
+        };
+        let request = match decoded {
+            Ok(request) => request,
             Err(e) => {
                 tracing::warn!(queue = %incoming.queue, "rejecting an undecodable message: {e}");
                 let _ = incoming.reject().await;
@@ -230,7 +236,7 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
 async fn acknowledge_then_handle(
     inner: Arc<Inner>,
     incoming: Incoming,
-    request: Box<Request>,
+    request: Arc<Request>,
     duplicate: bool,
     slot: OwnedSemaphorePermit,
 ) {
@@ -250,19 +256,23 @@ async fn acknowledge_then_handle(
 
 /// oslo's `_MsgIdCache`: drop a request whose `_unique_id` is among the last 16 seen.
 fn is_duplicate(inner: &Inner, unique_id: Option<&str>) -> bool {
+    use std::hash::BuildHasher;
     let Some(id) = unique_id else { return false };
+    let hash = foldhash::fast::FixedState::default().hash_one(id);
     let mut recent = inner.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if recent.iter().any(|seen| seen == id) {
+    if recent.iter().any(|(h, seen)| *h == hash && seen == id) {
         return true;
     }
-    if recent.len() == DEDUP_WINDOW {
-        recent.pop_front();
-    }
-    recent.push_back(id.to_owned());
+    // The oldest entry's buffer is reused for the newest.
+    let mut slot =
+        if recent.len() == DEDUP_WINDOW { recent.pop_front().map(|(_, s)| s) } else { None }.unwrap_or_default();
+    slot.clear();
+    slot.push_str(id);
+    recent.push_back((hash, slot));
     false
 }
 
-async fn handle(inner: Arc<Inner>, mut request: Box<Request>, deadline: Option<Instant>, _slot: OwnedSemaphorePermit) {
+async fn handle(inner: Arc<Inner>, mut request: Arc<Request>, deadline: Option<Instant>, _slot: OwnedSemaphorePermit) {
     let expired = |what: &str| {
         let late = deadline.is_some_and(|d| Instant::now() >= d);
         if late {
@@ -285,12 +295,13 @@ async fn handle(inner: Arc<Inner>, mut request: Box<Request>, deadline: Option<I
     };
     // The endpoint's own bound first, then an executor slot: calls waiting for a busy
     // endpoint do not occupy slots other endpoints could use.
+    let mut waited = false;
     let endpoint_slot = match endpoint.concurrency() {
-        Some(sem) => Some(acquire(sem).await),
+        Some(sem) => Some(acquire(sem, &mut waited).await),
         None => None,
     };
-    let running = acquire(inner.executor.clone()).await;
-    if expired("while it waited for an executor slot") {
+    let running = acquire(inner.executor.clone(), &mut waited).await;
+    if waited && expired("while it waited for an executor slot") {
         return;
     }
     let heartbeat = request.reply.as_ref().and_then(|to| start_heartbeat(&inner, to, &request.method));
@@ -298,7 +309,9 @@ async fn handle(inner: Arc<Inner>, mut request: Box<Request>, deadline: Option<I
         // The call first: most finish in their first poll, before the abort signal is even
         // registered with.
         biased;
-        outcome = inner.dispatcher.invoke(endpoint.as_ref(), &mut request, deadline) => outcome,
+        // Settled, so this is the only reference unless a fanout gave the same in-process
+        // request to several servers: then it is copied.
+        outcome = inner.dispatcher.invoke(endpoint.as_ref(), Arc::make_mut(&mut request), deadline) => outcome,
         () = inner.abort.cancelled() => {
             tracing::warn!(method = %request.method, endpoint = endpoint.name(), "call cancelled: the server stopped waiting for it");
             return;
@@ -322,11 +335,15 @@ async fn handle(inner: Arc<Inner>, mut request: Box<Request>, deadline: Option<I
     send_reply(&inner, to, reply).await;
 }
 
-/// A permit, without building the waiting future when one is free (the common case).
-async fn acquire(semaphore: Arc<Semaphore>) -> OwnedSemaphorePermit {
+/// A permit, without building the waiting future when one is free (the common case); sets
+/// `waited` when there was none.
+async fn acquire(semaphore: Arc<Semaphore>, waited: &mut bool) -> OwnedSemaphorePermit {
     match semaphore.clone().try_acquire_owned() {
         Ok(permit) => permit,
-        Err(_) => Box::pin(semaphore.acquire_owned()).await.expect("the server's semaphores are never closed"),
+        Err(_) => {
+            *waited = true;
+            Box::pin(semaphore.acquire_owned()).await.expect("the server's semaphores are never closed")
+        }
     }
 }
 
@@ -356,8 +373,8 @@ fn start_heartbeat(inner: &Arc<Inner>, to: &ReplyTo, method: &str) -> Option<Joi
         loop {
             tokio::time::sleep(period).await;
             tracing::debug!(%method, "sending a call-monitor heartbeat");
-            let body = Reply::heartbeat(&to.msg_id).encode();
-            if let Err(e) = inner.transport.send_reply(&to.reply_q, body.into()).await {
+            let body = Body::reply(Reply::heartbeat(&to.msg_id));
+            if let Err(e) = inner.transport.send_reply(&to.reply_q, body).await {
                 tracing::debug!("call-monitor heartbeat failed: {e}");
                 return;
             }
@@ -368,14 +385,14 @@ fn start_heartbeat(inner: &Arc<Inner>, to: &ReplyTo, method: &str) -> Option<Joi
 /// Publishes a reply, retrying for a while if its queue is missing (oslo retries every 0.25 s
 /// for `kombu_missing_consumer_retry_timeout`).
 async fn send_reply(inner: &Inner, to: &ReplyTo, reply: Reply) {
-    let body: bytes::Bytes = reply.encode().into();
+    let body = Body::reply(reply);
     if let Err(e) = inner.transport.send_reply(&to.reply_q, body.clone()).await {
         // The retry loop is boxed: it is rare, and its timer would otherwise enlarge every call.
         Box::pin(retry_reply(inner, to, body, e)).await;
     }
 }
 
-async fn retry_reply(inner: &Inner, to: &ReplyTo, body: bytes::Bytes, mut error: TransportError) {
+async fn retry_reply(inner: &Inner, to: &ReplyTo, body: Body, mut error: TransportError) {
     let give_up = Instant::now() + inner.options.reply_retry;
     while error.is_unroutable() && Instant::now() < give_up {
         tokio::time::sleep(Duration::from_millis(250)).await;

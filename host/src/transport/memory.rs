@@ -10,7 +10,8 @@
 //!
 //! Consumers take messages from their queues themselves, and replies are handed to the reply
 //! handler by the publisher: a call crosses from client to server and back with two task
-//! wake-ups, nothing in between.
+//! wake-ups, nothing in between. Bodies are stored as published: an RPC request or reply stays
+//! decoded (see [`Body`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
@@ -21,7 +22,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Acknowledge, ErrorKind, Incoming, Listener, ListenerControl, Outgoing, ReplyHandler, ReplySlot, Transport,
+    Acknowledge, Body, ErrorKind, Incoming, Listener, ListenerControl, Outgoing, ReplyHandler, ReplySlot, Transport,
     TransportError,
 };
 use crate::protocol::{ListenTarget, Target, TransportUrl, new_id};
@@ -34,7 +35,7 @@ struct Stored {
     /// Publish order across the whole broker: a consumer of several queues takes the oldest
     /// head first, so a fanout cast published before a directed call is handled before it.
     seq: u64,
-    body: Bytes,
+    body: Body,
     deadline: Option<Instant>,
     redelivered: bool,
 }
@@ -69,12 +70,13 @@ impl Queue {
         });
     }
 
-    /// The publish sequence number of the next unexpired message, if any.
-    fn head(&self, now: Instant) -> Option<u64> {
+    /// The publish sequence number of the next unexpired message, if any. `now` is read on
+    /// first need and kept for the caller's other queues.
+    fn head(&self, now: &mut Option<Instant>) -> Option<u64> {
         let mut items = lock(&self.items);
         // RabbitMQ discards a message whose TTL ran out before delivery.
         while let Some(stored) = items.front() {
-            if stored.deadline.is_none_or(|d| d > now) {
+            if stored.deadline.is_none_or(|d| d > *now.get_or_insert_with(Instant::now)) {
                 return Some(stored.seq);
             }
             items.pop_front();
@@ -153,33 +155,31 @@ impl Broker {
 
     /// Routes a message; returns how many queues took it.
     fn publish(&self, exchange: &str, key: &str, message: &Outgoing) -> usize {
-        let targets: Vec<Arc<Queue>> = {
-            let state = lock(&self.state);
-            if exchange.is_empty() {
-                if let Some(handler) = state.reply_handlers.get(key).cloned() {
-                    drop(state);
-                    handler(message.body.clone());
-                    return 1;
-                }
-                state.queues.get(key).cloned().into_iter().collect()
-            } else {
-                match state.exchanges.get(exchange) {
-                    Some(ex) => ex
-                        .bindings
-                        .iter()
-                        .filter(|(k, _)| ex.kind == Kind::Fanout || k == key)
-                        .filter_map(|(_, q)| state.queues.get(q).cloned())
-                        .collect(),
-                    None => Vec::new(),
-                }
-            }
-        };
+        let state = lock(&self.state);
+        if exchange.is_empty()
+            && let Some(handler) = state.reply_handlers.get(key).cloned()
+        {
+            drop(state);
+            handler(message.body.clone());
+            return 1;
+        }
         let deadline = message.expiration.map(|ttl| Instant::now() + ttl);
         let seq = self.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        for q in &targets {
-            q.push(Stored { seq, body: message.body.clone(), deadline, redelivered: false }, false);
+        let store = |q: &Queue| q.push(Stored { seq, body: message.body.clone(), deadline, redelivered: false }, false);
+        // Pushed under the broker's lock (queue locks are only ever taken after it): no list of
+        // targets to collect first.
+        if exchange.is_empty() {
+            return state.queues.get(key).map(|q| store(q)).is_some().into();
         }
-        targets.len()
+        let Some(ex) = state.exchanges.get(exchange) else { return 0 };
+        let mut routed = 0;
+        for (_, q) in ex.bindings.iter().filter(|(k, _)| ex.kind == Kind::Fanout || k == key) {
+            if let Some(q) = state.queues.get(q) {
+                store(q);
+                routed += 1;
+            }
+        }
+        routed
     }
 }
 
@@ -298,8 +298,12 @@ impl Consumer {
 impl Consumer {
     /// The index of the queue whose next message was published first, and that message's number.
     fn oldest(&self) -> Option<(usize, u64)> {
-        let now = Instant::now();
-        self.queues.iter().enumerate().filter_map(|(i, q)| q.head(now).map(|seq| (i, seq))).min_by_key(|(_, seq)| *seq)
+        let mut now = None;
+        self.queues
+            .iter()
+            .enumerate()
+            .filter_map(|(i, q)| q.head(&mut now).map(|seq| (i, seq)))
+            .min_by_key(|(_, seq)| *seq)
     }
 }
 
@@ -327,7 +331,9 @@ impl Drop for MemoryListener {
 
 struct MemoryAck {
     queue: Arc<Queue>,
-    body: Bytes,
+    /// Kept for a requeue; dropped when the message is settled, so the receiver then holds
+    /// the only reference to a decoded body.
+    body: Body,
     deadline: Option<Instant>,
     seq: u64,
 }
@@ -356,12 +362,14 @@ impl Transport for MemoryTransport {
 
     async fn send(&self, target: &Target, message: Outgoing) -> Result<(), TransportError> {
         self.check_open()?;
+        let fanout;
         let (exchange, key) = if target.fanout {
-            (target.fanout_exchange(), String::new())
+            fanout = target.fanout_exchange();
+            (fanout.as_str(), "".into())
         } else {
-            (target.exchange.clone().unwrap_or_else(|| self.control_exchange.clone()), target.routing_key())
+            (target.exchange.as_deref().unwrap_or(&self.control_exchange), target.routing_key())
         };
-        let routed = self.broker.publish(&exchange, &key, &message);
+        let routed = self.broker.publish(exchange, &key, &message);
         if routed == 0 && message.mandatory {
             return Err(TransportError::new(
                 ErrorKind::Unroutable,
@@ -398,7 +406,7 @@ impl Transport for MemoryTransport {
         Ok(name)
     }
 
-    async fn send_reply(&self, reply_q: &str, body: Bytes) -> Result<(), TransportError> {
+    async fn send_reply(&self, reply_q: &str, body: Body) -> Result<(), TransportError> {
         self.check_open()?;
         let message = Outgoing { body, expiration: None, mandatory: true, confirm: true };
         if self.broker.publish("", reply_q, &message) == 0 {
@@ -420,7 +428,7 @@ impl Transport for MemoryTransport {
         // The notifier declares the default `<topic>.<priority>` queue: store and forward.
         self.broker.declare_queue(&key);
         self.broker.bind(exchange, Kind::Topic, &key, &key);
-        self.broker.publish(exchange, &key, &Outgoing::new(body));
+        self.broker.publish(exchange, &key, &Outgoing::new(Body::Wire(body)));
         Ok(())
     }
 

@@ -7,11 +7,13 @@
 //! - `memory.rs`: [`MemoryTransport`], an in-process broker with the same topology as
 //!   RabbitMQ (oslo's fake driver, as a product feature): topic queues shared by competing
 //!   servers, `topic.server` queues, fanout to every server, reply queues, expiration,
-//!   requeue. The bytes are those RabbitMQ would carry.
+//!   requeue. RPC requests and replies published in-process stay decoded ([`Body`]); bytes
+//!   published as bytes arrive as those bytes.
 //! - `rabbit.rs`: RabbitMQ through lapin (the only file that names lapin).
 //!
 //! [`connect`] picks one from a [`TransportUrl`].
 
+mod body;
 mod memory;
 mod rabbit;
 
@@ -23,6 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{OnceCell, mpsc};
 
+pub use body::Body;
 pub use memory::MemoryTransport;
 pub use rabbit::{FailoverStrategy, RabbitOptions, RabbitTransport};
 
@@ -81,8 +84,8 @@ impl TransportError {
 /// A message to publish, with the AMQP properties oslo sets.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
-    /// The encoded body (`application/json`, UTF-8).
-    pub body: Bytes,
+    /// The body (encoded by the transport if it leaves the process).
+    pub body: Body,
     /// Per-message TTL; oslo sets it on calls only (the call timeout).
     pub expiration: Option<Duration>,
     /// Fail with [`ErrorKind::Unroutable`] instead of dropping silently when no queue takes it.
@@ -95,13 +98,13 @@ pub struct Outgoing {
 impl Outgoing {
     /// A body with no expiration, not mandatory, confirmed (a cast).
     #[must_use]
-    pub fn new(body: impl Into<Bytes>) -> Outgoing {
+    pub fn new(body: impl Into<Body>) -> Outgoing {
         Outgoing { body: body.into(), expiration: None, mandatory: false, confirm: true }
     }
 }
 
 /// Receives reply bodies (see [`Transport::listen_replies`]).
-pub type ReplyHandler = Arc<dyn Fn(Bytes) + Send + Sync>;
+pub type ReplyHandler = Arc<dyn Fn(Body) + Send + Sync>;
 
 /// Settles a received message with the broker.
 #[async_trait::async_trait]
@@ -117,7 +120,7 @@ pub trait Acknowledge: Send + Sync {
 /// A received message.
 pub struct Incoming {
     /// The body as published.
-    pub body: Bytes,
+    pub body: Body,
     /// The queue it came from (for logs).
     pub queue: Arc<str>,
     /// When the sender stops waiting (from the message's expiration), if known.
@@ -129,13 +132,13 @@ pub struct Incoming {
 
 impl fmt::Debug for Incoming {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Incoming").field("queue", &self.queue).field("len", &self.body.len()).finish_non_exhaustive()
+        f.debug_struct("Incoming").field("queue", &self.queue).field("body", &self.body).finish_non_exhaustive()
     }
 }
 
 impl Incoming {
     pub(crate) fn new(
-        body: Bytes,
+        body: Body,
         queue: Arc<str>,
         deadline: Option<Instant>,
         redelivered: bool,
@@ -145,7 +148,7 @@ impl Incoming {
     }
 
     /// Acknowledges, keeping the body.
-    pub async fn ack(self) -> (Bytes, Result<(), TransportError>) {
+    pub async fn ack(self) -> (Body, Result<(), TransportError>) {
         let body = self.body;
         (body, self.acker.ack().await)
     }
@@ -250,7 +253,7 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     async fn listen_replies(&self, handler: ReplyHandler) -> Result<String, TransportError>;
 
     /// Publishes a reply to `reply_q` on the default exchange, `mandatory`.
-    async fn send_reply(&self, reply_q: &str, body: Bytes) -> Result<(), TransportError>;
+    async fn send_reply(&self, reply_q: &str, body: Body) -> Result<(), TransportError>;
 
     /// Publishes a notification to `<exchange>` with key `<topic>.<priority>`, declaring the
     /// `<topic>.<priority>` queue first, as oslo's notifier does.

@@ -36,7 +36,7 @@ pub use options::{FailoverStrategy, RabbitOptions};
 use self::link::{Connector, Link, describe_error};
 use self::topology::{ArgValue, Binding, ExchangeSpec, ExchangeType, Topology};
 use super::{
-    Acknowledge, ErrorKind, Incoming, Listener, ListenerControl, Outgoing, ReplyHandler, ReplySlot, Transport,
+    Acknowledge, Body, ErrorKind, Incoming, Listener, ListenerControl, Outgoing, ReplyHandler, ReplySlot, Transport,
     TransportError,
 };
 use crate::protocol::{ListenTarget, Target, TransportUrl, new_id};
@@ -225,6 +225,14 @@ impl Shared {
         key: &str,
         message: &Outgoing,
     ) -> Result<(), TransportError> {
+        // Encoded once, however many attempts it takes.
+        let encoded;
+        let message = if matches!(message.body, Body::Wire(_)) {
+            message
+        } else {
+            encoded = Outgoing { body: Body::Wire(message.body.wire()), ..message.clone() };
+            &encoded
+        };
         let give_up = Instant::now() + message.expiration.unwrap_or(PUBLISH_RETRY).min(PUBLISH_RETRY);
         let mut attempt = 0u32;
         loop {
@@ -293,8 +301,9 @@ impl Shared {
         message: &Outgoing,
     ) -> Result<(), TransportError> {
         let options = BasicPublishOptions { mandatory: message.mandatory, immediate: false };
+        let body = message.body.wire();
         let confirm = channel
-            .basic_publish(exchange.into(), key.into(), options, &message.body, properties(message.expiration))
+            .basic_publish(exchange.into(), key.into(), options, &body, properties(message.expiration))
             .await
             .map_err(|e| amqp_error("publish", &e))?;
         if !message.confirm {
@@ -532,7 +541,13 @@ async fn incoming(queue: &Arc<str>, d: Delivery) -> Option<Incoming> {
         .as_ref()
         .and_then(|e| e.as_str().parse::<u64>().ok())
         .map(|ms| Instant::now() + Duration::from_millis(ms));
-    Some(Incoming::new(Bytes::from(d.data), queue.clone(), deadline, d.redelivered, Box::new(RabbitAck(d.acker))))
+    Some(Incoming::new(
+        Body::Wire(Bytes::from(d.data)),
+        queue.clone(),
+        deadline,
+        d.redelivered,
+        Box::new(RabbitAck(d.acker)),
+    ))
 }
 
 struct RabbitAck(lapin::Acker);
@@ -623,7 +638,7 @@ impl Transport for RabbitTransport {
         Ok(name)
     }
 
-    async fn send_reply(&self, reply_q: &str, body: Bytes) -> Result<(), TransportError> {
+    async fn send_reply(&self, reply_q: &str, body: Body) -> Result<(), TransportError> {
         // The default exchange, mandatory, confirmed: a vanished reply queue comes back as
         // unroutable, and the server retries as oslo does.
         let message = Outgoing { body, expiration: None, mandatory: true, confirm: true };
@@ -642,7 +657,7 @@ impl Transport for RabbitTransport {
         let key = format!("{topic}.{priority}");
         // Store and forward: the notifier declares the `<topic>.<priority>` queue itself.
         let binding = s.topology.topic_queue(exchange, &key, &key);
-        let message = Outgoing { body, expiration: None, mandatory: false, confirm: true };
+        let message = Outgoing { body: Body::Wire(body), expiration: None, mandatory: false, confirm: true };
         s.publish(Some(Declare::Queue(&binding)), exchange, &key, &message).await
     }
 
