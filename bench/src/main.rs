@@ -132,7 +132,7 @@ fn main() -> anyhow::Result<()> {
                 let plugins = cli.plugins.clone();
                 let quick = cli.quick;
                 let rows = tokio::task::spawn_blocking(move || inproc::run_on_own_runtimes(&plugins, quick)).await??;
-                print!("{}", report::inproc_table(&rows));
+                print!("{}\n{}\n", report::inproc_table(&rows), report::inproc_targets(&rows));
             }
             Command::Rpc => {
                 let rows = rpc::run(&bench_exe, &cli.wasmrpc, &cli.python, &cli.oslo_baseline, &cli.plugins, cli.quick)

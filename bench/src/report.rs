@@ -49,6 +49,27 @@ pub fn inproc_table(rows: &[inproc::Row]) -> String {
     out
 }
 
+/// The in-process targets, computed from this run's rows.
+pub fn inproc_targets(rows: &[inproc::Row]) -> String {
+    let find = |name: &str| rows.iter().find(|r| r.name == name).map_or(f64::NAN, |r| r.per_call_us);
+    let bare_fresh = find("bare wasmtime: fresh instance + call");
+    let bare_warm = find("bare wasmtime: warm instance call");
+    let runtime_warm = find("wasmrpc runtime: warm instance call");
+    let rpc_fresh = find("RPC over memory://: fresh instance");
+    let rpc_warm = find("RPC over memory://: warm instance");
+    let layer = find("RPC over memory://: a Rust endpoint (no Wasm)");
+    format!(
+        "This run: a fresh instance + call {} µs bare (target ≤ 10); the fresh RPC row {} the bare \
+         fresh row (target ≤ 1.25×); the warm RPC row {} µs above bare warm and {} µs above the \
+         runtime's warm row (target ≤ 3 µs); the RPC layer alone {} µs.",
+        num(bare_fresh, 2),
+        ratio(rpc_fresh, bare_fresh),
+        num(rpc_warm - bare_warm, 2),
+        num(rpc_warm - runtime_warm, 2),
+        num(layer, 2),
+    )
+}
+
 pub fn rpc_table(rows: &[rpc::Row]) -> String {
     let ceiling = rows.first().map_or(f64::NAN, |r| r.conc_rate);
     let python =
@@ -136,6 +157,7 @@ pub fn write(template: &Path, out: &Path, t: &Tables, quick: bool) -> anyhow::Re
         .replace("{{machine}}", &machine())
         .replace("{{took}}", &format!("{:.0} s{}", t.took.as_secs_f64(), if quick { " (--quick)" } else { "" }))
         .replace("{{inproc}}", &inproc_table(&t.inproc))
+        .replace("{{inproc_targets}}", &inproc_targets(&t.inproc))
         .replace("{{rpc}}", &rpc_table(&t.rpc))
         .replace("{{reload}}", &reload_table(&t.reload))
         .replace("{{scale}}", &scale_table(&t.scale));
