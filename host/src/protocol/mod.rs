@@ -22,7 +22,7 @@ pub use envelope::DecodeError;
 pub use failure::RemoteFailure;
 pub use notification::{Notification, PRIORITY_NAMES, priority, timestamp};
 pub use reply::{Reply, new_id};
-pub use request::{ReplyTo, Request, RequestRef};
+pub use request::{ReplyTo, Request};
 pub use target::{ListenTarget, Target};
 pub use url::{Driver, Host, InvalidUrl, TransportUrl, redact};
 pub use version::{InvalidVersion, Version};

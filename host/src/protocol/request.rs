@@ -143,67 +143,25 @@ fn text(v: Value) -> Option<String> {
 
 impl Serialize for Request {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        RequestRef {
-            method: &self.method,
-            args: &self.args,
-            namespace: self.namespace.as_deref(),
-            version: self.version.as_ref(),
-            reply: self.reply.as_ref(),
-            unique_id: self.unique_id.as_deref(),
-            context: &self.context,
-        }
-        .serialize(s)
-    }
-}
-
-/// A request to encode, borrowing its parts (clients encode without copying their context).
-#[derive(Debug, Clone, Copy)]
-pub struct RequestRef<'a> {
-    /// The method name.
-    pub method: &'a str,
-    /// Keyword arguments.
-    pub args: &'a Map<String, Value>,
-    /// `namespace`, when sent.
-    pub namespace: Option<&'a str>,
-    /// `version`, when sent.
-    pub version: Option<&'a Value>,
-    /// Call fields; `None` for a cast.
-    pub reply: Option<&'a ReplyTo>,
-    /// `_unique_id`.
-    pub unique_id: Option<&'a str>,
-    /// The context, flattened into `_context_*` keys.
-    pub context: &'a Map<String, Value>,
-}
-
-impl RequestRef<'_> {
-    /// Encodes inside a 2.0 envelope, byte-compatible with oslo.messaging.
-    #[must_use]
-    pub fn encode(&self) -> Vec<u8> {
-        wrap_message(self)
-    }
-}
-
-impl Serialize for RequestRef<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
-        map.serialize_entry("method", self.method)?;
-        map.serialize_entry("args", self.args)?;
-        if let Some(ns) = self.namespace {
+        map.serialize_entry("method", &self.method)?;
+        map.serialize_entry("args", &self.args)?;
+        if let Some(ns) = &self.namespace {
             map.serialize_entry("namespace", ns)?;
         }
-        if let Some(v) = self.version {
+        if let Some(v) = &self.version {
             map.serialize_entry("version", v)?;
         }
-        if let Some(r) = self.reply {
+        if let Some(r) = &self.reply {
             map.serialize_entry("_msg_id", &r.msg_id)?;
             map.serialize_entry("_reply_q", &r.reply_q)?;
             map.serialize_entry("_timeout", &r.call_monitor_timeout)?;
         }
-        if let Some(u) = self.unique_id {
+        if let Some(u) = &self.unique_id {
             map.serialize_entry("_unique_id", u)?;
         }
         let mut key = String::with_capacity(32);
-        for (k, v) in self.context {
+        for (k, v) in &self.context {
             key.clear();
             key.push_str(CONTEXT_PREFIX);
             key.push_str(k);

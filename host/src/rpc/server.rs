@@ -212,8 +212,7 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
         let decoded = match &incoming.body {
             // Handed over in-process, already decoded.
             Body::Request(request) => Ok(request.clone()),
-            Body::Wire(bytes) => Request::decode(bytes).map(Arc::new),
-            reply @ Body::Reply(_) => Request::decode(&reply.wire()).map(Arc::new),
+            other => Request::decode(&other.wire()).map(Arc::new),
         };
         let request = match decoded {
             Ok(request) => request,

@@ -5,7 +5,7 @@
 //! when it leaves the process. `memory://` hands a decoded request or reply from client to
 //! server as it is, as oslo's fake driver hands over its dicts: encoding ~900 bytes of
 //! doubly-nested JSON and parsing them back was half the cost of an in-process call, and
-//! decoding an encoded message gives back the same message (a test in `protocol` checks it).
+//! decoding an encoded message gives back the same message (the test below checks it).
 
 use std::fmt;
 use std::sync::Arc;
