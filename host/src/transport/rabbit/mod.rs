@@ -225,14 +225,8 @@ impl Shared {
         key: &str,
         message: &Outgoing,
     ) -> Result<(), TransportError> {
-        // Encoded once, however many attempts it takes.
-        let encoded;
-        let message = if matches!(message.body, Body::Wire(_)) {
-            message
-        } else {
-            encoded = Outgoing { body: Body::Wire(message.body.wire()), ..message.clone() };
-            &encoded
-        };
+        // Encoded once, however many attempts it takes (a body already encoded is only shared).
+        let message = &Outgoing { body: Body::Wire(message.body.wire()), ..message.clone() };
         let give_up = Instant::now() + message.expiration.unwrap_or(PUBLISH_RETRY).min(PUBLISH_RETRY);
         let mut attempt = 0u32;
         loop {
