@@ -41,22 +41,20 @@ impl FromStr for Version {
     type Err = InvalidVersion;
 
     fn from_str(s: &str) -> Result<Version, InvalidVersion> {
+        // Every request's version is parsed by the dispatcher: no allocation unless it is bad.
         let bad = || InvalidVersion(s.to_owned());
-        let parts: Vec<&str> = s.split('.').collect();
-        if !(2..=3).contains(&parts.len()) {
+        let mut parts = s.split('.');
+        let (Some(major), Some(minor), revision, None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(bad());
-        }
+        };
         let num = |p: &str| -> Result<u32, InvalidVersion> {
             if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(bad());
             }
             p.parse().map_err(|_| bad())
         };
-        Ok(Version {
-            major: num(parts[0])?,
-            minor: num(parts[1])?,
-            revision: parts.get(2).map(|p| num(p)).transpose()?,
-        })
+        Ok(Version { major: num(major)?, minor: num(minor)?, revision: revision.map(num).transpose()? })
     }
 }
 

@@ -181,15 +181,15 @@ impl RpcClient {
         let replies = Replies::of(self.transport.as_ref()).await?;
         let msg_id = new_id();
         let monitor = self.call_monitor_timeout.map_or(Value::Null, seconds_value);
-        let reply_to =
-            ReplyTo { msg_id: msg_id.clone(), reply_q: replies.queue().to_owned(), call_monitor_timeout: monitor };
-        let body = self.request(ctx, method, args, Some(reply_to));
         let waiter = replies.register(&msg_id);
+        let reply_to = ReplyTo { msg_id, reply_q: replies.queue().to_owned(), call_monitor_timeout: monitor };
+        let body = self.request(ctx, method, args, Some(reply_to));
         let message = Outgoing { body, expiration: Some(self.timeout), mandatory: false, confirm: false };
         self.transport.send(&self.target, message).await?;
 
         // The wording Python callers see from oslo.messaging 18.3.1 (ReplyWaiters.get).
-        let timed_out = || RpcError::Timeout(format!("Timed out waiting for a reply to message ID {msg_id}"));
+        let timed_out =
+            || RpcError::Timeout(format!("Timed out waiting for a reply to message ID {}", waiter.msg_id()));
         let hard = Instant::now() + self.timeout;
         let mut monitor = self.call_monitor_timeout.map(|d| Instant::now() + d);
         let mut result = Value::Null;

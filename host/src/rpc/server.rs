@@ -196,13 +196,22 @@ impl RpcServer {
 
 /// Takes messages off the listener while the server runs; returns the listener when stopped.
 async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationToken) -> Listener {
+    // One wait for the stop signal across the loop: registering with the token and leaving it
+    // again on every message would cost as much as the rest of the loop.
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     loop {
-        let slot = tokio::select! {
-            () = stop.cancelled() => break,
-            slot = inner.backlog.clone().acquire_owned() => slot.expect("the backlog semaphore is never closed"),
+        let slot = match inner.backlog.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => tokio::select! {
+                biased;
+                () = &mut stopped => break,
+                slot = inner.backlog.clone().acquire_owned() => slot.expect("the backlog semaphore is never closed"),
+            },
         };
         let incoming = tokio::select! {
-            () = stop.cancelled() => break,
+            biased;
+            () = &mut stopped => break,
             next = listener.next() => match next {
                 Some(incoming) => incoming,
                 None => break,
@@ -224,8 +233,11 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
         };
         let duplicate = is_duplicate(&inner, request.unique_id.as_deref());
         // The acknowledgement waits for lapin's IO thread, so it happens in the call's own
-        // task: the loop goes straight back for the next delivery.
-        inner.tracker.spawn(acknowledge_then_handle(inner.clone(), incoming, request, duplicate, slot));
+        // task: the loop goes straight back for the next delivery. The call's future (over a
+        // kilobyte: dispatch, reply, retry) is boxed once here; tokio would otherwise copy it
+        // whole into the task and again each time the task changes stage.
+        let call = Box::pin(acknowledge_then_handle(inner.clone(), incoming, request, duplicate, slot));
+        inner.tracker.spawn(call);
     }
     listener
 }

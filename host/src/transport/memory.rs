@@ -14,12 +14,14 @@
 //! decoded (see [`Body`]).
 
 use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::{
     Acknowledge, Body, ErrorKind, Incoming, Listener, ListenerControl, Outgoing, ReplyHandler, ReplySlot, Transport,
@@ -44,19 +46,36 @@ struct Stored {
 struct Queue {
     name: Arc<str>,
     items: Mutex<VecDeque<Stored>>,
+    /// `items.len()`, written under its lock: a consumer looks here before taking the lock,
+    /// so the queues of a listener that stay empty (its server and fanout queues, usually)
+    /// cost an atomic load per look.
+    len: AtomicUsize,
     /// The wake-up signals of the consumers reading this queue.
     consumers: Mutex<Vec<Weak<Notify>>>,
+    /// `consumers.len()`, written under its lock.
+    consumer_count: AtomicUsize,
 }
 
 impl Queue {
     fn new(name: &str) -> Arc<Queue> {
-        Arc::new(Queue { name: Arc::from(name), items: Mutex::default(), consumers: Mutex::default() })
+        Arc::new(Queue {
+            name: Arc::from(name),
+            items: Mutex::default(),
+            len: AtomicUsize::new(0),
+            consumers: Mutex::default(),
+            consumer_count: AtomicUsize::new(0),
+        })
     }
 
     fn push(&self, stored: Stored, front: bool) {
         {
             let mut items = lock(&self.items);
-            if front { items.push_front(stored) } else { items.push_back(stored) }
+            if front {
+                items.push_front(stored)
+            } else {
+                items.push_back(stored)
+            }
+            self.len.store(items.len(), Ordering::Release);
         }
         // Every consumer gets a wake-up permit; whoever pops first takes the message, the others
         // find the queue empty and wait again. Few consumers share a queue, so this is cheap.
@@ -68,11 +87,22 @@ impl Queue {
             }
             None => false,
         });
+        self.consumer_count.store(consumers.len(), Ordering::Relaxed);
+    }
+
+    fn add_consumer(&self, signal: &Arc<Notify>) {
+        let mut consumers = lock(&self.consumers);
+        consumers.push(Arc::downgrade(signal));
+        self.consumer_count.store(consumers.len(), Ordering::Relaxed);
     }
 
     /// The publish sequence number of the next unexpired message, if any. `now` is read on
     /// first need and kept for the caller's other queues.
     fn head(&self, now: &mut Option<Instant>) -> Option<u64> {
+        // Stale at worst: a message pushed meanwhile also left its consumers a wake-up permit.
+        if self.len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         let mut items = lock(&self.items);
         // RabbitMQ discards a message whose TTL ran out before delivery.
         while let Some(stored) = items.front() {
@@ -80,6 +110,7 @@ impl Queue {
                 return Some(stored.seq);
             }
             items.pop_front();
+            self.len.store(items.len(), Ordering::Release);
         }
         None
     }
@@ -87,15 +118,17 @@ impl Queue {
     /// The next message if it is still the one numbered `seq` (another consumer may have taken it).
     fn pop_if(&self, seq: u64) -> Option<Stored> {
         let mut items = lock(&self.items);
-        if items.front().is_some_and(|s| s.seq == seq) { items.pop_front() } else { None }
+        let taken = if items.front().is_some_and(|s| s.seq == seq) { items.pop_front() } else { None };
+        self.len.store(items.len(), Ordering::Release);
+        taken
     }
 
     fn shared(&self) -> bool {
-        lock(&self.consumers).len() > 1
+        self.consumer_count.load(Ordering::Relaxed) > 1
     }
 
     fn len(&self) -> usize {
-        lock(&self.items).len()
+        self.len.load(Ordering::Acquire)
     }
 }
 
@@ -123,7 +156,7 @@ struct State {
 #[derive(Default)]
 struct Broker {
     state: Mutex<State>,
-    published: std::sync::atomic::AtomicU64,
+    published: AtomicU64,
 }
 
 impl std::fmt::Debug for Broker {
@@ -164,7 +197,7 @@ impl Broker {
             return 1;
         }
         let deadline = message.expiration.map(|ttl| Instant::now() + ttl);
-        let seq = self.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let seq = self.published.fetch_add(1, Ordering::Relaxed);
         let store = |q: &Queue| q.push(Stored { seq, body: message.body.clone(), deadline, redelivered: false }, false);
         // Pushed under the broker's lock (queue locks are only ever taken after it): no list of
         // targets to collect first.
@@ -240,10 +273,11 @@ impl MemoryTransport {
     fn consume(&self, queues: Vec<Arc<Queue>>, private: Vec<String>) -> Listener {
         let signal = Arc::new(Notify::new());
         for q in &queues {
-            lock(&q.consumers).push(Arc::downgrade(&signal));
+            q.add_consumer(&signal);
         }
         let stop = self.closed.child_token();
-        let consumer = Consumer { queues, signal, stop: stop.clone(), took_one: false };
+        let stopped = Box::pin(stop.clone().cancelled_owned());
+        let consumer = Consumer { queues, signal, stop: stop.clone(), stopped, took_one: false };
         Listener::memory(consumer, Arc::new(MemoryListener { broker: self.broker.clone(), stop, private }))
     }
 }
@@ -253,6 +287,9 @@ pub(super) struct Consumer {
     queues: Vec<Arc<Queue>>,
     signal: Arc<Notify>,
     stop: CancellationToken,
+    /// Waits for `stop`; kept across calls, so waiting for a message does not register with
+    /// the token and unregister again every time.
+    stopped: Pin<Box<WaitForCancellationFutureOwned>>,
     /// The previous `next` returned a message.
     took_one: bool,
 }
@@ -269,29 +306,35 @@ impl Consumer {
             if self.stop.is_cancelled() {
                 return None;
             }
-            let notified = self.signal.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            while let Some((i, seq)) = self.oldest() {
-                let queue = &self.queues[i];
-                if let Some(stored) = queue.pop_if(seq) {
-                    self.took_one = true;
-                    let ack =
-                        MemoryAck { queue: queue.clone(), body: stored.body.clone(), deadline: stored.deadline, seq };
-                    return Some(Incoming::new(
-                        stored.body,
-                        queue.name.clone(),
-                        stored.deadline,
-                        stored.redelivered,
-                        Box::new(ack),
-                    ));
-                }
+            if let Some(incoming) = self.take() {
+                return Some(incoming);
             }
+            // A message published since the look above left a permit: this returns at once.
             tokio::select! {
-                () = &mut notified => {}
-                () = self.stop.cancelled() => return None,
+                biased;
+                () = self.signal.notified() => {}
+                () = self.stopped.as_mut() => return None,
             }
         }
+    }
+
+    /// The oldest waiting message of its queues, if any.
+    fn take(&mut self) -> Option<Incoming> {
+        while let Some((i, seq)) = self.oldest() {
+            let queue = &self.queues[i];
+            if let Some(stored) = queue.pop_if(seq) {
+                self.took_one = true;
+                let ack = MemoryAck { queue: queue.clone(), body: stored.body.clone(), deadline: stored.deadline, seq };
+                return Some(Incoming::new(
+                    stored.body,
+                    queue.name.clone(),
+                    stored.deadline,
+                    stored.redelivered,
+                    Box::new(ack),
+                ));
+            }
+        }
+        None
     }
 }
 
