@@ -104,9 +104,8 @@ impl BareInstance {
     }
 }
 
-/// Runs `op` `n` times, `reps` times over; returns (median per-call µs of the reps, p99 µs of
-/// the median rep).
-async fn measure<F, Fut>(n: usize, reps: usize, mut op: F) -> anyhow::Result<(f64, f64)>
+/// Runs `op` `n` times after a warm-up of `n / 10`; returns (per-call µs, p99 µs).
+async fn measure<F, Fut>(n: usize, mut op: F) -> anyhow::Result<(f64, f64)>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
@@ -116,20 +115,38 @@ where
     for _ in 0..n / 10 {
         op().await?; // warm-up
     }
-    let mut per_call = Vec::new();
-    let mut p99 = Vec::new();
-    for _ in 0..reps {
-        let mut samples = Samples::with_capacity(n);
-        let started = Instant::now();
-        for _ in 0..n {
-            let t = Instant::now();
-            op().await?;
-            samples.push(t.elapsed());
-        }
-        per_call.push(started.elapsed().as_secs_f64() * 1e6 / n as f64);
-        p99.push(samples.quantile_us(0.99));
+    let mut samples = Samples::with_capacity(n);
+    let started = Instant::now();
+    for _ in 0..n {
+        let t = Instant::now();
+        op().await?;
+        samples.push(t.elapsed());
     }
-    Ok((median(&mut per_call), median(&mut p99)))
+    Ok((started.elapsed().as_secs_f64() * 1e6 / n as f64, samples.quantile_us(0.99)))
+}
+
+/// Each row's results, one per round, in the order the rows first ran.
+#[derive(Default)]
+struct Rounds(Vec<(&'static str, Vec<f64>, Vec<f64>)>);
+
+impl Rounds {
+    fn add(&mut self, name: &'static str, (us, p99): (f64, f64)) {
+        match self.0.iter_mut().find(|(n, ..)| *n == name) {
+            Some((_, all_us, all_p99)) => {
+                all_us.push(us);
+                all_p99.push(p99);
+            }
+            None => self.0.push((name, vec![us], vec![p99])),
+        }
+    }
+
+    /// Each row's median round (its p99 is the median of the rounds' p99s).
+    fn rows(self) -> Vec<Row> {
+        self.0
+            .into_iter()
+            .map(|(name, mut us, mut p99)| Row { name, per_call_us: median(&mut us), p99_us: median(&mut p99) })
+            .collect()
+    }
 }
 
 /// The in-process table. `plugins` holds the built `.wasm` files; `quick` shortens the runs.
@@ -152,28 +169,24 @@ fn wanted(name: &str) -> bool {
     std::env::var("WASMRPC_BENCH_ONLY").map_or(true, |only| name.contains(&only))
 }
 
+/// Sets every row up, then measures them in rounds: each row once per round, `reps` rounds,
+/// each row reporting its median round. This VM's speed drifts by 1.5–2× over seconds; in
+/// rounds a slow spell falls on every row alike instead of on whichever row ran then, so the
+/// rows stay comparable with each other.
 async fn run(plugins: std::path::PathBuf, quick: bool, rpc_only: bool) -> anyhow::Result<Vec<Row>> {
     let (n_fresh, n_warm, reps) = if quick { (2_000, 20_000, 3) } else { (20_000, 200_000, 5) };
     let calculator = plugins.join("calculator.wasm");
     let runtime_config = RuntimeConfig { max_instances: 200, ..RuntimeConfig::default() };
-    let mut rows = Vec::new();
 
     let b = bare(&calculator, &runtime_config)?;
-    if wanted("bare wasmtime: fresh") && !rpc_only {
-        let (us, p99) = measure(n_fresh, reps, || async { b.instance().await?.call(false).await.map(drop) }).await?;
-        rows.push(Row { name: "bare wasmtime: fresh instance + call", per_call_us: us, p99_us: p99 });
-    }
-    if wanted("bare wasmtime: warm") && !rpc_only {
-        let warm = tokio::sync::Mutex::new(b.instance().await?);
-        // `measure` awaits each call before it starts the next, so `try_lock` always succeeds:
-        // one uncontended atomic, a few nanoseconds of the baseline.
-        let (us, p99) = measure(n_warm, reps, || async {
-            let mut w = warm.try_lock()?;
-            w.call(true).await.map(drop)
-        })
-        .await?;
-        rows.push(Row { name: "bare wasmtime: warm instance call", per_call_us: us, p99_us: p99 });
-    }
+    let bare_fresh = wanted("bare wasmtime: fresh") && !rpc_only;
+    // `measure` awaits each call before it starts the next, so `try_lock` always succeeds: one
+    // uncontended atomic, a few nanoseconds of the baseline.
+    let bare_warm = if wanted("bare wasmtime: warm") && !rpc_only {
+        Some(tokio::sync::Mutex::new(b.instance().await?))
+    } else {
+        None
+    };
 
     // wasmrpc's runtime, called directly (no RPC).
     let dir = tempfile::tempdir()?;
@@ -188,19 +201,14 @@ async fn run(plugins: std::path::PathBuf, quick: bool, rpc_only: bool) -> anyhow
     let runtime = Runtime::new(runtime_config.clone())?;
     let args: Map<String, Value> = json!({"a": 1, "b": 2}).as_object().cloned().unwrap_or_default();
     let ctx = Map::new();
+    let mut plugins = Vec::new();
     for (name, path) in [
         ("wasmrpc runtime: fresh instance + call", &fresh_manifest),
         ("wasmrpc runtime: warm instance call", &warm_manifest),
     ] {
-        if !wanted(name) || rpc_only {
-            continue;
+        if wanted(name) && !rpc_only {
+            plugins.push((name, runtime.load(&manifest::load_file(path)?, None).await?));
         }
-        let plugin = runtime.load(&manifest::load_file(path)?, None).await?;
-        let n = if name.contains("fresh") { n_fresh } else { n_warm };
-        let (us, p99) =
-            measure(n, reps, || async { plugin.call("add", &args, &ctx, None).await.map(drop).map_err(Into::into) })
-                .await?;
-        rows.push(Row { name, per_call_us: us, p99_us: p99 });
     }
 
     // A whole RPC over memory://.
@@ -220,30 +228,45 @@ async fn run(plugins: std::path::PathBuf, quick: bool, rpc_only: bool) -> anyhow
     } else {
         [("RPC over memory://: fresh instance", "calc_fresh"), ("RPC over memory://: warm instance", "calc_warm")]
     };
-    for (name, topic) in rpc_rows {
-        if !wanted(name) {
-            continue;
-        }
-        let client = RpcClient::new(transport.clone(), Target::topic(topic));
-        let n = if name.contains("fresh") { n_fresh } else { n_warm / 4 };
-        let (us, p99) =
-            measure(n, reps, || async { client.call(&ctx, "add", args.clone()).await.map(drop).map_err(Into::into) })
-                .await?;
-        rows.push(Row { name, per_call_us: us, p99_us: p99 });
-    }
+    let clients: Vec<_> = rpc_rows
+        .into_iter()
+        .filter(|(name, _)| wanted(name))
+        .map(|(name, topic)| (name, RpcClient::new(transport.clone(), Target::topic(topic))))
+        .collect();
     // The RPC layer alone: the same call answered by a Rust endpoint, no Wasm.
-    let name = "RPC over memory://: a Rust endpoint (no Wasm)";
-    if wanted(name) && !rpc_only {
-        let (client, server) = native_add(&transport).await?;
-        let (us, p99) = measure(n_warm / 4, reps, || async {
-            client.call(&ctx, "add", args.clone()).await.map(drop).map_err(Into::into)
-        })
-        .await?;
-        rows.push(Row { name, per_call_us: us, p99_us: p99 });
+    let native_name = "RPC over memory://: a Rust endpoint (no Wasm)";
+    let native = if wanted(native_name) && !rpc_only { Some(native_add(&transport).await?) } else { None };
+
+    let mut rounds = Rounds::default();
+    for _ in 0..reps {
+        if bare_fresh {
+            let r = measure(n_fresh, || async { b.instance().await?.call(false).await.map(drop) }).await?;
+            rounds.add("bare wasmtime: fresh instance + call", r);
+        }
+        if let Some(warm) = &bare_warm {
+            let r = measure(n_warm, || async { warm.try_lock()?.call(true).await.map(drop) }).await?;
+            rounds.add("bare wasmtime: warm instance call", r);
+        }
+        for (name, plugin) in &plugins {
+            let n = if name.contains("fresh") { n_fresh } else { n_warm };
+            let call = || async { plugin.call("add", &args, &ctx, None).await.map(drop).map_err(Into::into) };
+            rounds.add(name, measure(n, call).await?);
+        }
+        for (name, client) in &clients {
+            let n = if name.contains("fresh") { n_fresh } else { n_warm / 4 };
+            let call = || async { client.call(&ctx, "add", args.clone()).await.map(drop).map_err(Into::into) };
+            rounds.add(name, measure(n, call).await?);
+        }
+        if let Some((client, _)) = &native {
+            let call = || async { client.call(&ctx, "add", args.clone()).await.map(drop).map_err(Into::into) };
+            rounds.add(native_name, measure(n_warm / 4, call).await?);
+        }
+    }
+    if let Some((_, server)) = native {
         server.stop().await;
     }
     host.stop().await.ok();
-    Ok(rows)
+    Ok(rounds.rows())
 }
 
 /// A server for a Rust `add` endpoint on `transport`, and a client calling it.
