@@ -197,10 +197,14 @@ impl RpcServer {
 /// Takes messages off the listener while the server runs; returns the listener when stopped.
 async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationToken) -> Listener {
     // One wait for the stop signal across the loop: registering with the token and leaving it
-    // again on every message would cost as much as the rest of the loop.
+    // again on every message would cost as much as the rest of the loop. It is polled only
+    // when the loop has to wait; a stop during a stream of messages is seen at the loop's top.
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     loop {
+        if stop.is_cancelled() {
+            break;
+        }
         let slot = match inner.backlog.clone().try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => tokio::select! {
@@ -211,11 +215,11 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
         };
         let incoming = tokio::select! {
             biased;
-            () = &mut stopped => break,
             next = listener.next() => match next {
                 Some(incoming) => incoming,
                 None => break,
             },
+            () = &mut stopped => break,
         };
         // Behind a pointer, which keeps the call task's future (copied when spawned) small.
         let decoded = match &incoming.body {

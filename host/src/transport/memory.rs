@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Instant;
 
@@ -226,6 +226,9 @@ pub struct MemoryTransport {
     /// Reply queues this transport declared (removed on close).
     reply_queues: Mutex<Vec<String>>,
     closed: CancellationToken,
+    /// `closed`, readable with one atomic load: every publish checks it, and the token's own
+    /// check takes a lock.
+    is_closed: AtomicBool,
 }
 
 impl MemoryTransport {
@@ -253,6 +256,7 @@ impl MemoryTransport {
             replies: ReplySlot::default(),
             reply_queues: Mutex::default(),
             closed: CancellationToken::new(),
+            is_closed: AtomicBool::new(false),
         }
     }
 
@@ -263,7 +267,7 @@ impl MemoryTransport {
     }
 
     fn check_open(&self) -> Result<(), TransportError> {
-        if self.closed.is_cancelled() {
+        if self.is_closed.load(Ordering::Acquire) {
             return Err(TransportError::new(ErrorKind::Closed, format!("memory://{} is closed", self.name)));
         }
         Ok(())
@@ -503,6 +507,7 @@ impl Transport for MemoryTransport {
     }
 
     async fn close(&self) {
+        self.is_closed.store(true, Ordering::Release);
         self.closed.cancel();
         // This transport's reply queues go away with it.
         let mut state = lock(&self.broker.state);
