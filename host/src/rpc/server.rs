@@ -205,13 +205,11 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
         if stop.is_cancelled() {
             break;
         }
-        let slot = match inner.backlog.clone().try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => tokio::select! {
-                biased;
-                () = &mut stopped => break,
-                slot = inner.backlog.clone().acquire_owned() => slot.expect("the backlog semaphore is never closed"),
-            },
+        let mut waited = false;
+        let slot = tokio::select! {
+            biased;
+            slot = acquire(inner.backlog.clone(), &mut waited) => slot,
+            () = &mut stopped => break,
         };
         let incoming = tokio::select! {
             biased;
