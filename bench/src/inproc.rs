@@ -21,6 +21,26 @@ use crate::stats::{Samples, median};
 
 /// The request wasmrpc's runtime writes into the guest for `add(a=1, b=2)`.
 const REQUEST: &[u8] = br#"{"method":"add","args":{"a":1,"b":2},"context":{}}"#;
+/// The same call as the RPC layer hands it over: the dispatcher adds oslo's `client_timeout`
+/// to the (empty) context the client sent.
+const RPC_REQUEST: &[u8] = br#"{"method":"add","args":{"a":1,"b":2},"context":{"client_timeout":null}}"#;
+
+/// The in-process table.
+pub struct Table {
+    pub rows: Vec<Row>,
+    /// The guest's own work per call, if the single-threaded rows ran.
+    pub guest: Option<GuestWork>,
+}
+
+/// Wasm operators one warm `add` runs in the guest, counted with fuel (one unit per operator):
+/// unlike time, this does not move with the machine.
+#[derive(Debug, Clone, Copy)]
+pub struct GuestWork {
+    /// For [`REQUEST`].
+    pub bare: u64,
+    /// For [`RPC_REQUEST`].
+    pub rpc: u64,
+}
 
 /// One row of the in-process table.
 #[derive(Debug, Clone)]
@@ -89,18 +109,26 @@ impl Bare {
 }
 
 impl BareInstance {
-    async fn call(&mut self, release: bool) -> anyhow::Result<Vec<u8>> {
+    async fn call(&mut self, request: &[u8], release: bool) -> anyhow::Result<Vec<u8>> {
         self.store.set_epoch_deadline(1_000_000);
         self.store.set_fuel(u64::MAX)?;
-        let ptr = self.alloc.call_async(&mut self.store, REQUEST.len() as i32).await?;
-        self.memory.write(&mut self.store, ptr as usize, REQUEST)?;
-        let packed = self.call.call_async(&mut self.store, (ptr, REQUEST.len() as i32)).await? as u64;
+        let ptr = self.alloc.call_async(&mut self.store, request.len() as i32).await?;
+        self.memory.write(&mut self.store, ptr as usize, request)?;
+        let packed = self.call.call_async(&mut self.store, (ptr, request.len() as i32)).await? as u64;
         let (p, l) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
         let out = self.memory.data(&self.store)[p..p + l].to_vec();
         if release {
             self.dealloc.call_async(&mut self.store, (p as i32, l as i32)).await?;
         }
         Ok(out)
+    }
+
+    /// Fuel one warm call of `request` uses, after a first call has done the instance's
+    /// one-time set-up.
+    async fn fuel(&mut self, request: &[u8]) -> anyhow::Result<u64> {
+        self.call(request, true).await?;
+        self.call(request, true).await?;
+        Ok(u64::MAX - self.store.get_fuel()?)
     }
 }
 
@@ -156,13 +184,13 @@ impl Rounds {
 ///
 /// The rows run in a spawned task, as a service's callers do. Under `block_on` itself, every
 /// wake-up of the caller would also poll tokio's I/O driver (an `epoll_wait` per call).
-pub fn run_on_own_runtimes(plugins: &Path, quick: bool) -> anyhow::Result<Vec<Row>> {
+pub fn run_on_own_runtimes(plugins: &Path, quick: bool) -> anyhow::Result<Table> {
     let single = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let mut rows = single.block_on(single.spawn(run(plugins.to_owned(), quick, false)))??;
+    let mut table = single.block_on(single.spawn(run(plugins.to_owned(), quick, false)))??;
     drop(single);
     let multi = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rows.extend(multi.block_on(multi.spawn(run(plugins.to_owned(), quick, true)))??);
-    Ok(rows)
+    table.rows.extend(multi.block_on(multi.spawn(run(plugins.to_owned(), quick, true)))??.rows);
+    Ok(table)
 }
 
 fn wanted(name: &str) -> bool {
@@ -173,12 +201,18 @@ fn wanted(name: &str) -> bool {
 /// each row reporting its median round. This VM's speed drifts by 1.5–2× over seconds; in
 /// rounds a slow spell falls on every row alike instead of on whichever row ran then, so the
 /// rows stay comparable with each other.
-async fn run(plugins: std::path::PathBuf, quick: bool, rpc_only: bool) -> anyhow::Result<Vec<Row>> {
+async fn run(plugins: std::path::PathBuf, quick: bool, rpc_only: bool) -> anyhow::Result<Table> {
     let (n_fresh, n_warm, reps) = if quick { (2_000, 20_000, 3) } else { (20_000, 200_000, 5) };
     let calculator = plugins.join("calculator.wasm");
     let runtime_config = RuntimeConfig { max_instances: 200, ..RuntimeConfig::default() };
 
     let b = bare(&calculator, &runtime_config)?;
+    let guest = if rpc_only {
+        None
+    } else {
+        let mut instance = b.instance().await?;
+        Some(GuestWork { bare: instance.fuel(REQUEST).await?, rpc: instance.fuel(RPC_REQUEST).await? })
+    };
     let bare_fresh = wanted("bare wasmtime: fresh") && !rpc_only;
     // `measure` awaits each call before it starts the next, so `try_lock` always succeeds: one
     // uncontended atomic, a few nanoseconds of the baseline.
@@ -240,11 +274,11 @@ async fn run(plugins: std::path::PathBuf, quick: bool, rpc_only: bool) -> anyhow
     let mut rounds = Rounds::default();
     for _ in 0..reps {
         if bare_fresh {
-            let r = measure(n_fresh, || async { b.instance().await?.call(false).await.map(drop) }).await?;
+            let r = measure(n_fresh, || async { b.instance().await?.call(REQUEST, false).await.map(drop) }).await?;
             rounds.add("bare wasmtime: fresh instance + call", r);
         }
         if let Some(warm) = &bare_warm {
-            let r = measure(n_warm, || async { warm.try_lock()?.call(true).await.map(drop) }).await?;
+            let r = measure(n_warm, || async { warm.try_lock()?.call(REQUEST, true).await.map(drop) }).await?;
             rounds.add("bare wasmtime: warm instance call", r);
         }
         for (name, plugin) in &plugins {
@@ -266,7 +300,7 @@ async fn run(plugins: std::path::PathBuf, quick: bool, rpc_only: bool) -> anyhow
         server.stop().await;
     }
     host.stop().await.ok();
-    Ok(rounds.rows())
+    Ok(Table { rows: rounds.rows(), guest })
 }
 
 /// A server for a Rust `add` endpoint on `transport`, and a client calling it.

@@ -131,8 +131,8 @@ fn main() -> anyhow::Result<()> {
                 // In-process costs are measured on one thread (see inproc.rs).
                 let plugins = cli.plugins.clone();
                 let quick = cli.quick;
-                let rows = tokio::task::spawn_blocking(move || inproc::run_on_own_runtimes(&plugins, quick)).await??;
-                print!("{}\n{}\n", report::inproc_table(&rows), report::inproc_targets(&rows));
+                let table = tokio::task::spawn_blocking(move || inproc::run_on_own_runtimes(&plugins, quick)).await??;
+                print!("{}\n{}\n", report::inproc_table(&table), report::inproc_targets(&table));
             }
             Command::Rpc => {
                 let rows = rpc::run(&bench_exe, &cli.wasmrpc, &cli.python, &cli.oslo_baseline, &cli.plugins, cli.quick)

@@ -8,7 +8,7 @@ use crate::{inproc, reload, rpc, scale};
 
 /// Every table of one run.
 pub struct Tables {
-    pub inproc: Vec<inproc::Row>,
+    pub inproc: inproc::Table,
     pub rpc: Vec<rpc::Row>,
     pub reload: Vec<reload::Row>,
     pub scale: Vec<scale::Row>,
@@ -23,7 +23,8 @@ fn num(x: f64, decimals: usize) -> String {
     if x.is_finite() { format!("{x:.decimals$}") } else { "–".into() }
 }
 
-pub fn inproc_table(rows: &[inproc::Row]) -> String {
+pub fn inproc_table(table: &inproc::Table) -> String {
+    let rows = &table.rows;
     let find = |prefix: &str| rows.iter().find(|r| r.name.starts_with(prefix)).map_or(f64::NAN, |r| r.per_call_us);
     let (bare_fresh, bare_warm) = (find("bare wasmtime: fresh"), find("bare wasmtime: warm"));
     let mut out =
@@ -50,7 +51,8 @@ pub fn inproc_table(rows: &[inproc::Row]) -> String {
 }
 
 /// The in-process targets, computed from this run's rows.
-pub fn inproc_targets(rows: &[inproc::Row]) -> String {
+pub fn inproc_targets(table: &inproc::Table) -> String {
+    let rows = &table.rows;
     let find = |name: &str| rows.iter().find(|r| r.name == name).map_or(f64::NAN, |r| r.per_call_us);
     let bare_fresh = find("bare wasmtime: fresh instance + call");
     let bare_warm = find("bare wasmtime: warm instance call");
@@ -58,7 +60,7 @@ pub fn inproc_targets(rows: &[inproc::Row]) -> String {
     let rpc_fresh = find("RPC over memory://: fresh instance");
     let rpc_warm = find("RPC over memory://: warm instance");
     let layer = find("RPC over memory://: a Rust endpoint (no Wasm)");
-    format!(
+    let mut out = format!(
         "This run: a fresh instance + call {} µs bare (target ≤ 10); the fresh RPC row {} the bare \
          fresh row (target ≤ 1.25×); the warm RPC row {} µs above bare warm and {} µs above the \
          runtime's warm row (target ≤ 3 µs); the RPC layer alone {} µs.",
@@ -67,7 +69,31 @@ pub fn inproc_targets(rows: &[inproc::Row]) -> String {
         num(rpc_warm - bare_warm, 2),
         num(rpc_warm - runtime_warm, 2),
         num(layer, 2),
-    )
+    );
+    if let Some(g) = table.guest {
+        let _ = write!(
+            out,
+            "\n\nThe guest's own work for one warm `add`, in Wasm operators (fuel): {} for the bare \
+             request, {} for the request as the RPC layer sends it (its context carries oslo's \
+             `client_timeout`).",
+            thousands(g.bare),
+            thousands(g.rpc)
+        );
+    }
+    out
+}
+
+/// `12725` → `12,725`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 pub fn rpc_table(rows: &[rpc::Row]) -> String {

@@ -6,9 +6,11 @@ use std::mem::MaybeUninit;
 
 use serde::de::DeserializeOwned;
 pub use serde_json::{Map, Value};
-use wasmrpc_abi::{ABI_VERSION, CallRequest, CallResponse, pack};
+use wasmrpc_abi::{ABI_VERSION, CallResponse, pack};
 pub use wasmrpc_abi::{Description, MethodDescription};
 
+pub use crate::request::Kwargs;
+use crate::request::Request;
 use crate::{Context, RemoteError, host};
 
 /// Implemented by `#[endpoint]` for the endpoint type.
@@ -16,7 +18,7 @@ pub trait Endpoint: Default + 'static {
     /// What `wasmrpc_describe` reports.
     fn description() -> Description;
     /// Runs `method`; `Err` for unknown methods too (the host checks first, so that is rare).
-    fn dispatch(&mut self, method: &str, args: Map<String, Value>, ctx: &Context) -> Result<Value, RemoteError>;
+    fn dispatch(&mut self, method: &str, args: Kwargs<'_>, ctx: &Context) -> Result<Value, RemoteError>;
 }
 
 thread_local! {
@@ -64,12 +66,15 @@ pub unsafe fn call<E: Endpoint>(ptr: i32, len: i32) -> i64 {
     let slice = std::ptr::slice_from_raw_parts_mut(ptr as usize as *mut u8, len as usize);
     // SAFETY: the host hands over a buffer it got from `alloc(len)` and wrote `len` bytes to.
     let input: Box<[u8]> = unsafe { Box::from_raw(slice) };
-    let outcome = match serde_json::from_slice::<CallRequest>(&input) {
-        Ok(request) => {
-            drop(input);
-            let ctx = Context::from_map(request.context);
-            with_instance::<E, _>(|endpoint| endpoint.dispatch(&request.method, request.args, &ctx))
-        }
+    // The request borrows its arguments from `input`, which lives until the call returns. Its
+    // UTF-8 is checked once here rather than string by string while parsing.
+    let request = std::str::from_utf8(&input)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str::<Request<'_>>(text).map_err(|e| e.to_string()));
+    let outcome = match request {
+        Ok(request) => request
+            .context()
+            .and_then(|ctx| with_instance::<E, _>(|endpoint| endpoint.dispatch(&request.method, request.args, &ctx))),
         Err(e) => Err(RemoteError::new("InvalidRequest", format!("the host sent an unreadable request: {e}"))),
     };
     let response = match outcome {
@@ -118,25 +123,25 @@ fn install_panic_hook() {
 /// Keyword arguments of one call, checked the way Python checks a call's arguments, so a caller
 /// gets the `TypeError` a Python endpoint would raise.
 #[derive(Debug)]
-pub struct Args {
+pub struct Args<'a> {
     method: &'static str,
-    map: Map<String, Value>,
+    kwargs: Kwargs<'a>,
 }
 
-impl Args {
+impl<'a> Args<'a> {
     /// Checks for unexpected and missing arguments (in that order, as CPython does).
     pub fn new(
         method: &'static str,
-        map: Map<String, Value>,
+        kwargs: Kwargs<'a>,
         params: &[&str],
         required: &[&str],
-    ) -> Result<Args, RemoteError> {
-        if let Some(unexpected) = map.keys().find(|k| !params.contains(&k.as_str())) {
+    ) -> Result<Args<'a>, RemoteError> {
+        if let Some(unexpected) = kwargs.names().find(|k| !params.contains(k)) {
             return Err(RemoteError::type_error(format!(
                 "{method}() got an unexpected keyword argument '{unexpected}'"
             )));
         }
-        let missing: Vec<&str> = required.iter().copied().filter(|p| !map.contains_key(*p)).collect();
+        let missing: Vec<&str> = required.iter().copied().filter(|p| kwargs.get(p).is_none()).collect();
         if !missing.is_empty() {
             let noun = if missing.len() == 1 { "argument" } else { "arguments" };
             return Err(RemoteError::type_error(format!(
@@ -145,14 +150,26 @@ impl Args {
                 python_name_list(&missing)
             )));
         }
-        Ok(Args { method, map })
+        Ok(Args { method, kwargs })
     }
 
-    /// Decodes one argument. An absent optional argument decodes from `null`.
+    /// Decodes one argument straight from its JSON text. An absent optional argument decodes
+    /// from `null`.
     pub fn take<T: DeserializeOwned>(&mut self, name: &'static str) -> Result<T, RemoteError> {
-        let value = self.map.remove(name).unwrap_or(Value::Null);
-        serde_json::from_value(value)
-            .map_err(|e| RemoteError::type_error(format!("{}() argument '{name}': {e}", self.method)))
+        serde_json::from_str(self.kwargs.get(name).unwrap_or("null")).map_err(|e| {
+            RemoteError::type_error(format!("{}() argument '{name}': {}", self.method, without_position(&e)))
+        })
+    }
+}
+
+/// serde_json's message without its " at line 1 column 7": the position is within one
+/// argument's text, which the caller never saw as such.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    match text.strip_suffix(&position) {
+        Some(message) => message.to_owned(),
+        None => text,
     }
 }
 
@@ -184,30 +201,40 @@ pub fn no_such_method(method: &str) -> RemoteError {
 mod tests {
     use super::*;
 
-    fn args(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    fn args(json: &str) -> Kwargs<'_> {
+        Kwargs::from_json(json).unwrap()
     }
 
     #[test]
     fn missing_arguments_use_cpython_wording() {
-        let e = Args::new("add", args(serde_json::json!({})), &["a", "b"], &["a", "b"]).unwrap_err();
+        let e = Args::new("add", args("{}"), &["a", "b"], &["a", "b"]).unwrap_err();
         assert_eq!(e.message(), "add() missing 2 required positional arguments: 'a' and 'b'");
         assert_eq!(e.type_name(), "TypeError");
-        let e = Args::new("f", args(serde_json::json!({})), &["a", "b", "c"], &["a", "b", "c"]).unwrap_err();
+        let e = Args::new("f", args("{}"), &["a", "b", "c"], &["a", "b", "c"]).unwrap_err();
         assert_eq!(e.message(), "f() missing 3 required positional arguments: 'a', 'b', and 'c'");
-        let e = Args::new("add", args(serde_json::json!({"a": 1})), &["a", "b"], &["a", "b"]).unwrap_err();
+        let e = Args::new("add", args(r#"{"a": 1}"#), &["a", "b"], &["a", "b"]).unwrap_err();
         assert_eq!(e.message(), "add() missing 1 required positional argument: 'b'");
     }
 
     #[test]
     fn unexpected_arguments_are_reported_first() {
-        let e = Args::new("add", args(serde_json::json!({"c": 1})), &["a"], &["a"]).unwrap_err();
+        let e = Args::new("add", args(r#"{"c": 1}"#), &["a"], &["a"]).unwrap_err();
         assert_eq!(e.message(), "add() got an unexpected keyword argument 'c'");
     }
 
     #[test]
     fn optional_arguments_may_be_absent() {
-        let mut a = Args::new("f", args(serde_json::json!({})), &["x"], &[]).unwrap();
+        let mut a = Args::new("f", args("{}"), &["x"], &[]).unwrap();
         assert_eq!(a.take::<Option<i32>>("x").unwrap(), None);
+    }
+
+    #[test]
+    fn a_bad_argument_is_named_without_a_position_inside_it() {
+        let mut a = Args::new("f", args(r#"{"x": 300, "y": [1, "two"]}"#), &["x", "y"], &[]).unwrap();
+        let e = a.take::<u8>("x").unwrap_err();
+        assert_eq!(e.message(), "f() argument 'x': invalid value: integer `300`, expected u8");
+        let e = a.take::<Vec<i32>>("y").unwrap_err();
+        assert_eq!(e.message(), "f() argument 'y': invalid type: string \"two\", expected i32");
+        assert_eq!(a.take::<Option<Vec<i32>>>("x").unwrap_err().type_name(), "TypeError");
     }
 }

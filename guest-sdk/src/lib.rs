@@ -47,6 +47,7 @@ mod context;
 mod error;
 mod host;
 pub mod notifier;
+mod request;
 
 #[doc(hidden)]
 pub mod __private;

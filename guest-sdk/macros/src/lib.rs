@@ -123,7 +123,7 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             fn dispatch(
                 &mut self,
                 method: &str,
-                args: ::wasmrpc_guest::__private::Map<::std::string::String, ::wasmrpc_guest::__private::Value>,
+                args: ::wasmrpc_guest::__private::Kwargs<'_>,
                 ctx: &::wasmrpc_guest::Context,
             ) -> ::std::result::Result<::wasmrpc_guest::__private::Value, ::wasmrpc_guest::RemoteError> {
                 let _ = (&args, ctx);

@@ -1,6 +1,6 @@
 use std::fmt;
 
-use wasmrpc_guest::__private::Endpoint;
+use wasmrpc_guest::__private::{Endpoint, Kwargs};
 use wasmrpc_guest::{Context, RemoteError, endpoint};
 
 #[derive(Default)]
@@ -57,9 +57,9 @@ fn main() {
     assert_eq!(d.namespace.as_deref(), Some("counting"));
     let mut c = Counter::default();
     let ctx = Context::default();
-    let args = serde_json::json!({"by": 3}).as_object().cloned().unwrap();
+    let args = Kwargs::from_json(r#"{"by": 3}"#).unwrap();
     assert_eq!(c.dispatch("bump", args, &ctx).unwrap(), serde_json::json!(3));
-    let args = serde_json::json!({"by": 300}).as_object().cloned().unwrap();
+    let args = Kwargs::from_json(r#"{"by": 300}"#).unwrap();
     assert_eq!(c.dispatch("bump", args, &ctx).unwrap_err().type_name(), "TooBig");
     assert!(c.dispatch("_internal", Default::default(), &ctx).is_err());
     assert_eq!(c.helper(), 3);
