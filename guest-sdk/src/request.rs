@@ -3,8 +3,9 @@
 //!
 //! Each argument stays JSON text, borrowed from the request buffer, until it is decoded straight
 //! into its parameter's type: no `Value` tree, no hash map. The context stays text until a
-//! method looks at it ([`Context`]). For a small call, building those maps was more work than the
-//! method: `add(a, b)` ran 12.7 k Wasm instructions, 16.1 k with the host's one-key context.
+//! method looks at it ([`Context`]). Building those maps was much of a small call's work: the
+//! calculator's `add(a, b)` ran 12.7 k Wasm operators, 16.1 k with the host's one-key context;
+//! decoded this way, 7.2 k and 7.8 k.
 
 use std::borrow::Cow;
 use std::fmt;
