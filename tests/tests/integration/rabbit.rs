@@ -1,5 +1,6 @@
 //! The `rabbit://` transport against the real broker: oslo's topology, scale-out over two
-//! hosts, rejection of undecodable messages, surviving a broker restart.
+//! hosts, servers of a topic coming and going, rejection of undecodable messages, surviving a
+//! broker restart.
 
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,34 @@ async fn queues_are_declared_exactly_as_oslo_declares_them() {
     let rows = list_queues();
     assert!(!rows.iter().any(|r| r["name"] == fanout["name"]), "the fanout queue is deleted on stop");
     assert!(rows.iter().any(|r| r["name"] == json!(topic)));
+}
+
+/// A topic's fanout exchange is auto-delete: it goes with the last queue bound to it. Servers of
+/// one topic starting while others stop must not fail when it vanishes between their declaring
+/// it and binding their own fanout queue to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_start_while_others_stop_though_their_fanout_exchange_comes_and_goes() {
+    let _broker = BROKER.read().await;
+    let exchange = unique("ex");
+    let topic = unique("churn");
+    let transport = client_transport_with(&rabbit_url(), &exchange).await;
+    let churners: Vec<_> = (0..8)
+        .map(|i| {
+            let (transport, topic) = (transport.clone(), topic.clone());
+            tokio::spawn(async move {
+                let target = wasmrpc::protocol::ListenTarget { exchange: None, topic, server: format!("s{i}") };
+                for round in 0..25 {
+                    let listener = transport.listen(&target).await.map_err(|e| format!("s{i}, round {round}: {e}"))?;
+                    listener.close().await;
+                }
+                Ok::<(), String>(())
+            })
+        })
+        .collect();
+    for churner in churners {
+        churner.await.unwrap().unwrap();
+    }
+    transport.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

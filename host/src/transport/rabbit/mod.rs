@@ -26,6 +26,7 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, ExchangeKind};
 use tokio::sync::mpsc;
@@ -347,7 +348,27 @@ impl Shared {
     }
 
     /// A channel with the queues declared and consumed.
+    ///
+    /// A topic's fanout exchange is auto-delete: it goes when the last queue bound to it goes.
+    /// Another server of the topic stopping between our declaring the exchange and binding our
+    /// queue to it makes the bind fail with 404, which closes the channel; declaring everything
+    /// again on a new channel settles it.
     async fn open_session(&self, bindings: &[Binding], patient: bool) -> Result<Session, TransportError> {
+        const ATTEMPTS: usize = 5;
+        let mut attempt = 1;
+        loop {
+            match self.try_open_session(bindings, patient).await {
+                Ok(session) => return Ok(session),
+                Err(Opening::ExchangeVanished(e)) if attempt < ATTEMPTS => {
+                    tracing::debug!("{e}; declaring again (attempt {attempt} of {ATTEMPTS})");
+                    attempt += 1;
+                }
+                Err(Opening::ExchangeVanished(e) | Opening::Failed(e)) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_open_session(&self, bindings: &[Binding], patient: bool) -> Result<Session, Opening> {
         let (conn, generation) = if patient { self.consumers.get().await? } else { self.consumers.try_get().await? };
         let channel = conn.create_channel().await.map_err(|e| amqp_error("cannot open a channel", &e))?;
         if self.options.rabbit_qos_prefetch_count > 0 {
@@ -368,7 +389,8 @@ impl Shared {
                     || format!("queue {}", b.queue.name),
                     |ex| format!("queue {} on exchange {}", b.queue.name, ex.name),
                 );
-                amqp_error(&format!("declaring {what}"), &e)
+                let error = amqp_error(&format!("declaring {what}"), &e);
+                if is_not_found(&e) { Opening::ExchangeVanished(error) } else { Opening::Failed(error) }
             })?;
             if queues.contains(&b.queue.name.as_str()) {
                 continue; // a pool queue bound several times is consumed once
@@ -387,6 +409,25 @@ impl Shared {
         }
         Ok(Session { channel, generation, consumers })
     }
+}
+
+/// Why an attempt to open a consuming session failed.
+enum Opening {
+    /// An exchange a queue binds to was gone by the time of the bind: another attempt declares
+    /// it again.
+    ExchangeVanished(TransportError),
+    Failed(TransportError),
+}
+
+impl From<TransportError> for Opening {
+    fn from(e: TransportError) -> Opening {
+        Opening::Failed(e)
+    }
+}
+
+/// A 404: during a declaration, only a bind to a missing exchange gets one.
+fn is_not_found(e: &lapin::Error) -> bool {
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp) if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)))
 }
 
 /// What a publisher declares before its first publish on a channel.
