@@ -11,8 +11,8 @@ use wasmrpc::protocol::{ListenTarget, RemoteFailure, Target};
 use wasmrpc::rpc::{Dispatcher, Endpoint, EndpointTarget, NoOpSerializer, RpcClient, RpcServer, ServerOptions};
 use wasmrpc::{Host, HostConfig, Runtime, RuntimeConfig, Version, manifest};
 use wasmtime::{
-    Config, Engine, Extern, InstanceAllocationStrategy, InstancePre, Linker, Memory, Module, PoolingAllocationConfig,
-    Store,
+    Config, Engine, Extern, InstanceAllocationStrategy, InstancePre, Linker, Memory, Module, ModuleExport,
+    PoolingAllocationConfig, Store, TypedFunc,
 };
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -50,10 +50,16 @@ pub struct Row {
     pub p99_us: f64,
 }
 
-/// Bare wasmtime with the same engine settings as wasmrpc's runtime (pooling, epochs, fuel).
+/// Bare wasmtime with the same engine settings as wasmrpc's runtime (pooling, epochs, fuel),
+/// exports resolved once per module, and only the functions a call needs type-checked per
+/// instance: the cheapest way we know to make an instance and call it.
 struct Bare {
     engine: Engine,
     pre: InstancePre<WasiP1Ctx>,
+    memory: ModuleExport,
+    alloc: ModuleExport,
+    call: ModuleExport,
+    dealloc: ModuleExport,
 }
 
 fn bare(module_path: &Path, runtime: &RuntimeConfig) -> anyhow::Result<Bare> {
@@ -78,30 +84,46 @@ fn bare(module_path: &Path, runtime: &RuntimeConfig) -> anyhow::Result<Bare> {
     linker.func_wrap("wasmrpc", "panic", |_: i32, _: i32| {})?;
     linker.func_wrap("wasmrpc", "notify", |_: i32, _: i32| 0i32)?;
     let pre = linker.instantiate_pre(&module)?;
-    Ok(Bare { engine, pre })
+    let export = |name: &str| module.get_export_index(name).ok_or_else(|| anyhow::anyhow!("no export {name}"));
+    Ok(Bare {
+        memory: export("memory")?,
+        alloc: export("wasmrpc_alloc")?,
+        call: export("wasmrpc_call")?,
+        dealloc: export("wasmrpc_dealloc")?,
+        engine,
+        pre,
+    })
 }
 
 struct BareInstance {
     store: Store<WasiP1Ctx>,
     memory: Memory,
-    alloc: wasmtime::TypedFunc<i32, i32>,
-    call: wasmtime::TypedFunc<(i32, i32), i64>,
-    dealloc: wasmtime::TypedFunc<(i32, i32), ()>,
+    alloc: TypedFunc<i32, i32>,
+    call: TypedFunc<(i32, i32), i64>,
+    /// Resolved only for warm instances, which hand their response buffers back.
+    dealloc: Option<TypedFunc<(i32, i32), ()>>,
 }
 
 impl Bare {
-    async fn instance(&self) -> anyhow::Result<BareInstance> {
+    /// A new instance; a `warm` one will be called again, so it also resolves `wasmrpc_dealloc`.
+    async fn instance(&self, warm: bool) -> anyhow::Result<BareInstance> {
         let mut store = Store::new(&self.engine, WasiCtxBuilder::new().build_p1());
         store.set_epoch_deadline(1_000_000);
         store.set_fuel(u64::MAX)?;
         let instance = self.pre.instantiate_async(&mut store).await?;
-        let Some(Extern::Memory(memory)) = instance.get_export(&mut store, "memory") else {
+        let Some(Extern::Memory(memory)) = instance.get_module_export(&mut store, &self.memory) else {
             anyhow::bail!("no memory")
         };
+        let func = |store: &mut Store<WasiP1Ctx>, export| {
+            instance
+                .get_module_export(&mut *store, export)
+                .and_then(Extern::into_func)
+                .ok_or_else(|| anyhow::anyhow!("not a function"))
+        };
         Ok(BareInstance {
-            alloc: instance.get_typed_func(&mut store, "wasmrpc_alloc")?,
-            call: instance.get_typed_func(&mut store, "wasmrpc_call")?,
-            dealloc: instance.get_typed_func(&mut store, "wasmrpc_dealloc")?,
+            alloc: func(&mut store, &self.alloc)?.typed(&store)?,
+            call: func(&mut store, &self.call)?.typed(&store)?,
+            dealloc: if warm { Some(func(&mut store, &self.dealloc)?.typed(&store)?) } else { None },
             memory,
             store,
         })
@@ -117,8 +139,8 @@ impl BareInstance {
         let packed = self.call.call_async(&mut self.store, (ptr, request.len() as i32)).await? as u64;
         let (p, l) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
         let out = self.memory.data(&self.store)[p..p + l].to_vec();
-        if release {
-            self.dealloc.call_async(&mut self.store, (p as i32, l as i32)).await?;
+        if let Some(dealloc) = self.dealloc.as_ref().filter(|_| release) {
+            dealloc.call_async(&mut self.store, (p as i32, l as i32)).await?;
         }
         Ok(out)
     }
@@ -210,14 +232,14 @@ async fn run(plugins: std::path::PathBuf, quick: bool, rpc_only: bool) -> anyhow
     let guest = if rpc_only {
         None
     } else {
-        let mut instance = b.instance().await?;
+        let mut instance = b.instance(true).await?;
         Some(GuestWork { bare: instance.fuel(REQUEST).await?, rpc: instance.fuel(RPC_REQUEST).await? })
     };
     let bare_fresh = wanted("bare wasmtime: fresh") && !rpc_only;
     // `measure` awaits each call before it starts the next, so `try_lock` always succeeds: one
     // uncontended atomic, a few nanoseconds of the baseline.
     let bare_warm = if wanted("bare wasmtime: warm") && !rpc_only {
-        Some(tokio::sync::Mutex::new(b.instance().await?))
+        Some(tokio::sync::Mutex::new(b.instance(true).await?))
     } else {
         None
     };
@@ -274,7 +296,8 @@ async fn run(plugins: std::path::PathBuf, quick: bool, rpc_only: bool) -> anyhow
     let mut rounds = Rounds::default();
     for _ in 0..reps {
         if bare_fresh {
-            let r = measure(n_fresh, || async { b.instance().await?.call(REQUEST, false).await.map(drop) }).await?;
+            let r =
+                measure(n_fresh, || async { b.instance(false).await?.call(REQUEST, false).await.map(drop) }).await?;
             rounds.add("bare wasmtime: fresh instance + call", r);
         }
         if let Some(warm) = &bare_warm {

@@ -41,20 +41,25 @@ impl FromStr for Version {
     type Err = InvalidVersion;
 
     fn from_str(s: &str) -> Result<Version, InvalidVersion> {
-        // Every request's version is parsed by the dispatcher: no allocation unless it is bad.
+        // Every request's version is parsed by the dispatcher: one pass over the bytes, no
+        // allocation unless it is bad (`str::split` and `u32::from_str` cost several times this).
         let bad = || InvalidVersion(s.to_owned());
-        let mut parts = s.split('.');
-        let (Some(major), Some(minor), revision, None) = (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad());
-        };
-        let num = |p: &str| -> Result<u32, InvalidVersion> {
-            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(bad());
+        let (mut parts, mut count, mut digits) = ([0u32; 3], 0, 0);
+        for b in s.bytes() {
+            match b {
+                b'0'..=b'9' => {
+                    let part = &mut parts[count];
+                    *part = part.checked_mul(10).and_then(|p| p.checked_add(u32::from(b - b'0'))).ok_or_else(bad)?;
+                    digits += 1;
+                }
+                b'.' if digits > 0 && count < 2 => (count, digits) = (count + 1, 0),
+                _ => return Err(bad()),
             }
-            p.parse().map_err(|_| bad())
-        };
-        Ok(Version { major: num(major)?, minor: num(minor)?, revision: revision.map(num).transpose()? })
+        }
+        if count == 0 || digits == 0 {
+            return Err(bad());
+        }
+        Ok(Version { major: parts[0], minor: parts[1], revision: (count == 2).then_some(parts[2]) })
     }
 }
 
@@ -103,9 +108,13 @@ mod tests {
 
     #[test]
     fn malformed_versions_are_refused() {
-        for s in ["1", "1.", "a.b", "1.0.0.0", "", "1.-1", " 1.0"] {
+        for s in ["1", "1.", "a.b", "1.0.0.0", "", "1.-1", " 1.0", ".1", "1..0", "1.0.", "+1.0", "4294967296.0", "1.0 "]
+        {
             assert!(s.parse::<Version>().is_err(), "{s:?}");
         }
         assert_eq!(v("1.10").to_string(), "1.10");
+        assert_eq!(v("007.01"), Version::new(7, 1));
+        assert_eq!(v("0.1.2"), Version { major: 0, minor: 1, revision: Some(2) });
+        assert_eq!(v("4294967295.0").major, u32::MAX);
     }
 }

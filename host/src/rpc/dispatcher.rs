@@ -49,13 +49,16 @@ impl Dispatcher {
     pub fn select(&self, request: &Request) -> Result<Arc<dyn Endpoint>, RemoteFailure> {
         let method = request.method.as_str();
         // `message.get('version', '1.0')`: absent means 1.0; anything unreadable matches nothing.
-        let requested: std::borrow::Cow<'_, str> = match &request.version {
-            None => "1.0".into(),
-            Some(Value::String(s)) => s.as_str().into(),
-            Some(Value::Null) => "None".into(),
-            Some(other) => other.to_string().into(),
+        let (requested, version): (std::borrow::Cow<'_, str>, Option<Version>) = match &request.version {
+            None => ("1.0".into(), Some(Version::new(1, 0))),
+            Some(Value::String(s)) => (s.as_str().into(), s.parse().ok()),
+            Some(Value::Null) => ("None".into(), None),
+            Some(other) => {
+                let text = other.to_string();
+                let version = text.parse().ok();
+                (text.into(), version)
+            }
         };
-        let version: Option<Version> = requested.parse().ok();
         let mut found_compatible = false;
         for endpoint in self.endpoints.load().iter() {
             let target = endpoint.target();

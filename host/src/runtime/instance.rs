@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmrpc_abi::unpack;
-use wasmtime::{Extern, InstancePre, Memory, ModuleExport, Store, Trap, TypedFunc};
+use wasmtime::{Extern, Instance, InstancePre, Memory, ModuleExport, Store, Trap, TypedFunc, WasmParams, WasmResults};
 
 use super::error::{DeadlineExceeded, MemoryLimitExceeded, TrapKind};
 use super::store::{GuestInfo, StoreState, arm, new_store};
@@ -34,14 +34,19 @@ pub(crate) struct Template {
 }
 
 /// An instantiated module with its store.
+///
+/// Only the exports every call uses are resolved when the instance is made: checking a
+/// function's type goes through the engine's type registry (a lock and reference counts), and
+/// a fresh instance serves one call, so the others are looked up when first needed.
 pub(crate) struct Live {
     pub store: Store<StoreState>,
+    instance: Instance,
     memory: Memory,
     alloc: TypedFunc<i32, i32>,
-    dealloc: TypedFunc<(i32, i32), ()>,
     call: TypedFunc<(i32, i32), i64>,
-    abi_version: TypedFunc<(), i32>,
-    describe: TypedFunc<(), i64>,
+    /// `wasmrpc_dealloc`, once a warm call has handed a buffer back.
+    dealloc: Option<TypedFunc<(i32, i32), ()>>,
+    dealloc_export: ModuleExport,
     /// Calls served so far (warm mode retires an instance after its quota).
     pub invocations: u64,
 }
@@ -74,37 +79,29 @@ impl Live {
             Some(Extern::Memory(m)) => m,
             _ => return Err(Failure::Abi("`memory` is not a memory".into())),
         };
-        macro_rules! func {
-            ($export:expr, $name:literal) => {
-                instance
-                    .get_module_export(&mut store, &$export)
-                    .and_then(Extern::into_func)
-                    .ok_or_else(|| Failure::Abi(format!("`{}` is not a function", $name)))?
-                    .typed(&store)
-                    .map_err(|err| Failure::Abi(format!("`{}` has the wrong signature: {err}", $name)))?
-            };
-        }
         Ok(Live {
+            alloc: typed_func(&mut store, instance, &e.alloc, "wasmrpc_alloc")?,
+            call: typed_func(&mut store, instance, &e.call, "wasmrpc_call")?,
+            dealloc: None,
+            dealloc_export: e.dealloc,
+            instance,
             memory,
-            alloc: func!(e.alloc, "wasmrpc_alloc"),
-            dealloc: func!(e.dealloc, "wasmrpc_dealloc"),
-            call: func!(e.call, "wasmrpc_call"),
-            abi_version: func!(e.abi_version, "wasmrpc_abi_version"),
-            describe: func!(e.describe, "wasmrpc_describe"),
             store,
             invocations: 0,
         })
     }
 
     /// `wasmrpc_abi_version()`.
-    pub async fn abi_version(&mut self) -> Result<i32, Failure> {
-        self.abi_version.call_async(&mut self.store, ()).await.map_err(|e| classify(Some(self.store.data()), e))
+    pub async fn abi_version(&mut self, exports: &Exports) -> Result<i32, Failure> {
+        let f: TypedFunc<(), i32> =
+            typed_func(&mut self.store, self.instance, &exports.abi_version, "wasmrpc_abi_version")?;
+        f.call_async(&mut self.store, ()).await.map_err(|e| classify(Some(self.store.data()), e))
     }
 
     /// `wasmrpc_describe()`, returning the raw JSON.
-    pub async fn describe(&mut self) -> Result<Vec<u8>, Failure> {
-        let packed =
-            self.describe.call_async(&mut self.store, ()).await.map_err(|e| classify(Some(self.store.data()), e))?;
+    pub async fn describe(&mut self, exports: &Exports) -> Result<Vec<u8>, Failure> {
+        let f: TypedFunc<(), i64> = typed_func(&mut self.store, self.instance, &exports.describe, "wasmrpc_describe")?;
+        let packed = f.call_async(&mut self.store, ()).await.map_err(|e| classify(Some(self.store.data()), e))?;
         self.take_buffer(packed as u64, true).await
     }
 
@@ -150,13 +147,35 @@ impl Live {
             .ok_or_else(|| Failure::Abi(format!("response buffer {ptr:#x}+{len} lies outside memory")))?
             .to_vec();
         if release {
-            self.dealloc
+            let dealloc = match &self.dealloc {
+                Some(f) => f.clone(),
+                None => {
+                    let f = typed_func(&mut self.store, self.instance, &self.dealloc_export, "wasmrpc_dealloc")?;
+                    self.dealloc.insert(f).clone()
+                }
+            };
+            dealloc
                 .call_async(&mut self.store, (ptr as i32, len as i32))
                 .await
                 .map_err(|e| classify(Some(self.store.data()), e))?;
         }
         Ok(out)
     }
+}
+
+/// The exported function `name` of `instance`, checked against the ABI's signature.
+fn typed_func<P: WasmParams, R: WasmResults>(
+    store: &mut Store<StoreState>,
+    instance: Instance,
+    export: &ModuleExport,
+    name: &str,
+) -> Result<TypedFunc<P, R>, Failure> {
+    instance
+        .get_module_export(&mut *store, export)
+        .and_then(Extern::into_func)
+        .ok_or_else(|| Failure::Abi(format!("`{name}` is not a function")))?
+        .typed(&*store)
+        .map_err(|err| Failure::Abi(format!("`{name}` has the wrong signature: {err}")))
 }
 
 fn is_trap(e: &wasmtime::Error) -> bool {

@@ -389,13 +389,13 @@ async fn probe(template: &Template, deadline: Duration) -> Result<Description, S
         Failure::Setup(m) => format!("could not be instantiated: {m}"),
     };
     let mut live = Live::new(template, started, budget).await.map_err(explain)?;
-    let version = live.abi_version().await.map_err(explain)?;
+    let version = live.abi_version(&template.exports).await.map_err(explain)?;
     if version != ABI_VERSION as i32 {
         return Err(format!(
             "was built for wasmrpc ABI version {version}, but this host speaks version {ABI_VERSION}; rebuild it against a wasmrpc-guest release for ABI {ABI_VERSION}"
         ));
     }
-    let raw = live.describe().await.map_err(explain)?;
+    let raw = live.describe(&template.exports).await.map_err(explain)?;
     let description: Description = serde_json::from_slice(&raw)
         .map_err(|e| format!("returned an unreadable description from wasmrpc_describe: {e}"))?;
     if description.abi_version != ABI_VERSION {
