@@ -172,7 +172,7 @@ fn machine() -> String {
     );
     let date = command("date -u '+%Y-%m-%d %H:%M UTC'");
     format!(
-        "| | |\n|---|---|\n| machine | {cores} cores ({cpu}), {mem} |\n| toolchain | {rustc}, release profile |\n| wasmtime / lapin | 48.0.8 / 4.12.3 |\n| RabbitMQ | {rabbit} (loopback, same machine) |\n| oslo.messaging | {oslo} (Python 3.11) |\n| run | {date} |\n"
+        "| | |\n|---|---|\n| machine | {cores} cores ({cpu}), {mem} |\n| toolchain | {rustc}, release profile |\n| wasmtime / lapin | 48.0.8 / 4.12.3 |\n| RabbitMQ | {rabbit} (loopback, same machine) |\n| oslo.messaging | {oslo} (Python 3.11) |\n| run | {date} |"
     )
 }
 
