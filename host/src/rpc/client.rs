@@ -181,22 +181,23 @@ impl RpcClient {
         let replies = Replies::of(self.transport.as_ref()).await?;
         let msg_id = new_id();
         let monitor = self.call_monitor_timeout.map_or(Value::Null, seconds_value);
-        let waiter = replies.register(&msg_id);
+        let hard = Instant::now() + self.timeout;
+        let deadline = |monitor: Option<Instant>| monitor.map_or(hard, |m| m.min(hard));
+        let mut monitor_at = self.call_monitor_timeout.map(|d| Instant::now() + d);
+        let waiter = replies.register(&msg_id, deadline(monitor_at));
         let reply_to = ReplyTo { msg_id, reply_q: replies.queue().to_owned(), call_monitor_timeout: monitor };
         let body = self.request(ctx, method, args, Some(reply_to));
         let message = Outgoing { body, expiration: Some(self.timeout), mandatory: false, confirm: false };
         self.transport.send(&self.target, message).await?;
 
-        // The wording Python callers see from oslo.messaging 18.3.1 (ReplyWaiters.get).
-        let timed_out =
-            || RpcError::Timeout(format!("Timed out waiting for a reply to message ID {}", waiter.msg_id()));
-        let hard = Instant::now() + self.timeout;
-        let mut monitor = self.call_monitor_timeout.map(|d| Instant::now() + d);
         let mut result = Value::Null;
         loop {
-            let until = monitor.map_or(hard, |m| m.min(hard));
-            let Ok(reply) = tokio::time::timeout_at(until, waiter.recv()).await else {
-                return Err(timed_out());
+            let Ok(reply) = waiter.recv().await else {
+                // The wording Python callers see from oslo.messaging 18.3.1 (ReplyWaiters.get).
+                return Err(RpcError::Timeout(format!(
+                    "Timed out waiting for a reply to message ID {}",
+                    waiter.msg_id()
+                )));
             };
             if let Some(failure) = &reply.failure {
                 if reply.ending {
@@ -207,7 +208,8 @@ impl RpcClient {
                 result = reply.result;
             } else if !reply.ending {
                 // A call-monitor heartbeat: the server is still working on it.
-                monitor = self.call_monitor_timeout.map(|d| Instant::now() + d);
+                monitor_at = self.call_monitor_timeout.map(|d| Instant::now() + d);
+                waiter.set_deadline(deadline(monitor_at));
             }
             if reply.ending {
                 return Ok(if self.serializer.is_noop() {

@@ -1,12 +1,19 @@
 //! The client side of replies: one reply queue per transport (so per process, as oslo), and a
 //! router from `_msg_id` to the call waiting for it. The transport hands reply bodies to the
 //! router as they arrive, so a reply reaches its call without passing through another task.
+//!
+//! Call deadlines are kept by the router too, and one sweeper task per router ends the calls
+//! whose deadline passed: it sleeps until the earliest deadline it knows of, and is woken early
+//! only when a call comes with an earlier one. Calls of one client share a timeout, so that is
+//! rare: a call costs no timer of its own (registering and cancelling one in tokio's timer
+//! wheel was ~7% of an in-process call's instructions).
 
 use std::any::Any;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::protocol::Reply;
 use crate::transport::{Body, Transport, TransportError};
@@ -20,8 +27,21 @@ pub(crate) struct Replies {
 
 #[derive(Debug, Default)]
 struct Router {
-    waiters: Mutex<foldhash::HashMap<IdKey, Arc<Inbox>>>,
+    waiters: Mutex<Waiting>,
+    /// Wakes the sweeper: a call with an earlier deadline than it sleeps until, or the end.
+    sweeper: Arc<Notify>,
 }
+
+#[derive(Debug, Default)]
+struct Waiting {
+    calls: foldhash::HashMap<IdKey, (Arc<Inbox>, Instant)>,
+    /// When the sweeper looks next; `None` while it waits for a call.
+    sweep_at: Option<Instant>,
+}
+
+/// A call's deadline passed before its last reply came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Expired;
 
 /// A call's `_msg_id` as a map key: the 32 hex digits of [`crate::protocol::new_id`], held
 /// inline so registering a call allocates no string.
@@ -45,6 +65,8 @@ struct Inbox {
 struct Queued {
     first: Option<Arc<Reply>>,
     more: VecDeque<Arc<Reply>>,
+    /// Set by the sweeper; replies already queued are still handed out first.
+    expired: bool,
 }
 
 impl Queued {
@@ -69,17 +91,33 @@ pub(crate) struct Waiter {
 }
 
 impl Waiter {
-    /// The next reply to this call.
-    pub async fn recv(&self) -> Reply {
+    /// The next reply to this call, or [`Expired`] once its deadline has passed.
+    pub async fn recv(&self) -> Result<Reply, Expired> {
         loop {
-            // `notify_one` leaves a permit when nobody waits yet, so a reply arriving between
-            // this check and the wait below is not missed.
-            if let Some(reply) = lock(&self.inbox.replies).pop() {
-                // An in-process server has let go of its reference by now, except on another
-                // thread still returning from the send: then this copies.
-                return Arc::unwrap_or_clone(reply);
+            // `notify_one` leaves a permit when nobody waits yet, so a reply (or the sweeper)
+            // arriving between this check and the wait below is not missed.
+            {
+                let mut queued = lock(&self.inbox.replies);
+                if let Some(reply) = queued.pop() {
+                    // An in-process server has let go of its reference by now, except on
+                    // another thread still returning from the send: then this copies.
+                    return Ok(Arc::unwrap_or_clone(reply));
+                }
+                if queued.expired {
+                    return Err(Expired);
+                }
             }
             self.inbox.arrived.notified().await;
+        }
+    }
+
+    /// Moves the call's deadline (a call-monitor heartbeat arrived). A later deadline needs
+    /// nothing more: the sweeper finds the call still running when it looks, and sleeps on.
+    pub fn set_deadline(&self, deadline: Instant) {
+        let mut waiting = lock(&self.router.waiters);
+        if let Some((_, at)) = waiting.calls.get_mut(&self.key) {
+            *at = deadline;
+            self.router.wake_for(&mut waiting, deadline);
         }
     }
 
@@ -91,7 +129,7 @@ impl Waiter {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        lock(&self.router.waiters).remove(&self.key);
+        lock(&self.router.waiters).calls.remove(&self.key);
     }
 }
 
@@ -105,6 +143,7 @@ impl Replies {
                 let router = Arc::new(Router::default());
                 let handler_router = router.clone();
                 let queue = transport.listen_replies(Arc::new(move |body| handler_router.route(body))).await?;
+                tokio::spawn(sweep(Arc::downgrade(&router), router.sweeper.clone()));
                 Ok::<Arc<dyn Any + Send + Sync>, TransportError>(Arc::new(Replies { queue, router }))
             })
             .await?;
@@ -117,11 +156,14 @@ impl Replies {
     }
 
     /// Registers a call before its request is sent, so no reply can be missed. `msg_id` is a
-    /// [`crate::protocol::new_id`].
-    pub fn register(&self, msg_id: &str) -> Waiter {
+    /// [`crate::protocol::new_id`]; past `deadline` the call's [`Waiter::recv`] says [`Expired`].
+    pub fn register(&self, msg_id: &str, deadline: Instant) -> Waiter {
         let key = key(msg_id).expect("call ids come from new_id(): 32 hex digits");
         let inbox = Arc::new(Inbox::default());
-        lock(&self.router.waiters).insert(key, inbox.clone());
+        let mut waiting = lock(&self.router.waiters);
+        waiting.calls.insert(key, (inbox.clone(), deadline));
+        self.router.wake_for(&mut waiting, deadline);
+        drop(waiting);
         Waiter { inbox, key, router: self.router.clone() }
     }
 }
@@ -137,7 +179,7 @@ impl Router {
         };
         match reply {
             Ok(reply) => {
-                let waiter = key(&reply.msg_id).and_then(|k| lock(&self.waiters).get(&k).cloned());
+                let waiter = key(&reply.msg_id).and_then(|k| lock(&self.waiters).calls.get(&k).map(|(i, _)| i.clone()));
                 match waiter {
                     Some(inbox) => {
                         lock(&inbox.replies).push(reply);
@@ -147,6 +189,57 @@ impl Router {
                 }
             }
             Err(e) => tracing::warn!("dropping an undecodable reply: {e}"),
+        }
+    }
+}
+
+impl Router {
+    /// Wakes the sweeper if `deadline` comes before it looks next.
+    fn wake_for(&self, waiting: &mut Waiting, deadline: Instant) {
+        if waiting.sweep_at.is_none_or(|at| deadline < at) {
+            waiting.sweep_at = Some(deadline);
+            self.sweeper.notify_one();
+        }
+    }
+
+    /// Ends the calls whose deadline is not after `now` and returns when to look next.
+    fn expire(&self, now: Instant) -> Option<Instant> {
+        let mut waiting = lock(&self.waiters);
+        // An expired call leaves the map here, so a late reply finds nobody and is dropped.
+        waiting.calls.retain(|_, (inbox, deadline)| {
+            if *deadline > now {
+                return true;
+            }
+            lock(&inbox.replies).expired = true;
+            inbox.arrived.notify_one();
+            false
+        });
+        waiting.sweep_at = waiting.calls.values().map(|(_, deadline)| *deadline).min();
+        waiting.sweep_at
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        self.sweeper.notify_one();
+    }
+}
+
+/// The sweeper: ends calls past their deadline until the router is gone.
+async fn sweep(router: Weak<Router>, wake: Arc<Notify>) {
+    loop {
+        let next = match router.upgrade() {
+            Some(router) => router.expire(Instant::now()),
+            None => return,
+        };
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => {}
+                    () = wake.notified() => {}
+                }
+            }
+            None => wake.notified().await,
         }
     }
 }
@@ -176,6 +269,66 @@ mod tests {
         q.push(reply(4));
         assert_eq!(q.pop().map(|r| r.result.clone()), Some(4.into()));
         assert!(q.pop().is_none());
+    }
+
+    /// A router with its sweeper, as `Replies::of` makes them, without a transport.
+    fn replies() -> (Replies, tokio::task::JoinHandle<()>) {
+        let router = Arc::new(Router::default());
+        let sweeper = tokio::spawn(sweep(Arc::downgrade(&router), router.sweeper.clone()));
+        (Replies { queue: "reply_q".into(), router }, sweeper)
+    }
+
+    fn id(n: u32) -> String {
+        format!("{n:032x}")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_end_at_their_deadlines_and_heartbeats_move_them() {
+        let (replies, _sweeper) = replies();
+        let start = Instant::now();
+        let secs = |s: u64| start + std::time::Duration::from_secs(s);
+        let late = replies.register(&id(1), secs(3));
+        // Earlier than what the sweeper sleeps until: it must be woken for this one.
+        let soon = replies.register(&id(2), secs(1));
+        assert_eq!(soon.recv().await, Err(Expired));
+        assert_eq!(start.elapsed().as_secs(), 1, "ended at its own deadline, not the other's");
+
+        // A reply that comes in time is handed out; then a heartbeat moves the deadline on.
+        replies.router.route(Body::Reply(Arc::new(Reply::result(&id(1), 5.into()))));
+        assert_eq!(late.recv().await.map(|r| r.result), Ok(5.into()));
+        late.set_deadline(secs(6));
+        assert_eq!(late.recv().await, Err(Expired));
+        assert_eq!(start.elapsed().as_secs(), 6, "the sweeper looked at 3 s and slept on");
+
+        // The expired call left the router: a late reply finds nobody.
+        assert!(lock(&replies.router.waiters).calls.is_empty());
+        replies.router.route(Body::Reply(Arc::new(Reply::result(&id(1), 6.into()))));
+        assert_eq!(
+            tokio::time::timeout(std::time::Duration::from_secs(1), late.recv()).await.ok(),
+            Some(Err(Expired)),
+            "an expired call stays expired"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replies_queued_before_the_deadline_come_first() {
+        let (replies, _sweeper) = replies();
+        let waiter = replies.register(&id(7), Instant::now() + std::time::Duration::from_millis(10));
+        replies.router.route(Body::Reply(Arc::new(Reply::result(&id(7), 1.into()))));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert_eq!(waiter.recv().await.map(|r| r.result), Ok(1.into()));
+        assert_eq!(waiter.recv().await, Err(Expired));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sweeper_ends_with_its_router() {
+        let (replies, sweeper) = replies();
+        let waiter = replies.register(&id(9), Instant::now() + std::time::Duration::from_secs(60));
+        drop((waiter, replies));
+        tokio::time::timeout(std::time::Duration::from_secs(1), sweeper)
+            .await
+            .expect("the sweeper stops once the router is gone")
+            .expect("the sweeper does not panic");
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub(crate) enum Failure {
 impl Live {
     /// Instantiates the module. Instantiation runs under the given deadline too.
     pub async fn new(t: &Template, deadline: Instant, budget: Duration) -> Result<Live, Failure> {
-        let mut store = new_store(&t.engine, &t.guest).map_err(|e| Failure::Setup(format!("{e:#}")))?;
+        let mut store = new_store(&t.engine, &t.guest, deadline).map_err(|e| Failure::Setup(format!("{e:#}")))?;
         arm(&mut store, deadline, budget, None).map_err(|e| Failure::Setup(format!("{e:#}")))?;
         let instance = match t.pre.instantiate_async(&mut store).await {
             Ok(i) => i,
