@@ -11,6 +11,7 @@
 
 use std::any::Any;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -30,8 +31,17 @@ pub(crate) struct Replies {
 #[derive(Debug, Default)]
 struct Router {
     waiters: Mutex<Waiting>,
+    sweeper: Arc<Sweeper>,
+}
+
+/// What the router and its sweeper task share.
+#[derive(Debug, Default)]
+struct Sweeper {
     /// Wakes the sweeper: a call with an earlier deadline than it sleeps until, or the end.
-    sweeper: Arc<Notify>,
+    wake: Notify,
+    /// Whether a sweeper task exists. A runtime drops its tasks when it shuts down, so a
+    /// transport used from a later runtime would otherwise have calls that never time out.
+    running: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -145,7 +155,7 @@ impl Replies {
                 let router = Arc::new(Router::default());
                 let handler_router = router.clone();
                 let queue = transport.listen_replies(Arc::new(move |body| handler_router.route(body))).await?;
-                tokio::spawn(sweep(Arc::downgrade(&router), router.sweeper.clone()));
+                router.keep_sweeping();
                 Ok::<Arc<dyn Any + Send + Sync>, TransportError>(Arc::new(Replies { queue, router }))
             })
             .await?;
@@ -162,6 +172,7 @@ impl Replies {
     pub fn register(&self, msg_id: &str, deadline: Instant) -> Waiter {
         let key = key(msg_id).expect("call ids come from new_id(): 32 hex digits");
         let inbox = Arc::new(Inbox::default());
+        self.router.keep_sweeping();
         let mut waiting = lock(&self.router.waiters);
         waiting.calls.insert(key, (inbox.clone(), deadline));
         self.router.wake_for(&mut waiting, deadline);
@@ -200,8 +211,16 @@ impl Router {
     fn wake_for(&self, waiting: &mut Waiting, deadline: Instant) {
         if waiting.sweep_at.is_none_or(|at| deadline < at) {
             waiting.sweep_at = Some(deadline);
-            self.sweeper.notify_one();
+            self.sweeper.wake.notify_one();
         }
+    }
+
+    /// Starts a sweeper on the current runtime unless one exists (one atomic load when it does).
+    fn keep_sweeping(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        if self.sweeper.running.load(Ordering::Acquire) || self.sweeper.running.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        Some(tokio::spawn(sweep(Arc::downgrade(self), Running(self.sweeper.clone()))))
     }
 
     /// Ends the calls whose deadline is not after `now` and returns when to look next.
@@ -223,7 +242,17 @@ impl Router {
 
 impl Drop for Router {
     fn drop(&mut self) {
-        self.sweeper.notify_one();
+        self.sweeper.wake.notify_one();
+    }
+}
+
+/// Marks the sweeper gone however its task ends: returned, or dropped with its runtime, even
+/// before its first poll (the future owns this from its creation).
+struct Running(Arc<Sweeper>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Release);
     }
 }
 
@@ -233,7 +262,8 @@ impl Drop for Router {
 const SWEEP_PERIOD: Duration = Duration::from_millis(10);
 
 /// The sweeper: ends calls past their deadline until the router is gone.
-async fn sweep(router: Weak<Router>, wake: Arc<Notify>) {
+async fn sweep(router: Weak<Router>, running: Running) {
+    let wake = &running.0.wake;
     loop {
         let swept = Instant::now();
         let next = match router.upgrade() {
@@ -287,7 +317,7 @@ mod tests {
     /// A router with its sweeper, as `Replies::of` makes them, without a transport.
     fn replies() -> (Replies, tokio::task::JoinHandle<()>) {
         let router = Arc::new(Router::default());
-        let sweeper = tokio::spawn(sweep(Arc::downgrade(&router), router.sweeper.clone()));
+        let sweeper = router.keep_sweeping().expect("a new router has no sweeper");
         (Replies { queue: "reply_q".into(), router }, sweeper)
     }
 
@@ -358,6 +388,20 @@ mod tests {
             .await
             .expect("the sweeper stops once the router is gone")
             .expect("the sweeper does not panic");
+    }
+
+    #[test]
+    fn calls_still_end_after_the_runtime_that_ran_the_sweeper_is_gone() {
+        let first = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        // The sweeper is spawned there and dropped with it, without ever having run.
+        let (replies, _) = first.block_on(async { replies() });
+        drop(first);
+        let second = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        second.block_on(async {
+            let waiter = replies.register(&id(3), Instant::now() + Duration::from_secs(1));
+            let ended = tokio::time::timeout(Duration::from_secs(5), waiter.recv()).await;
+            assert_eq!(ended, Ok(Err(Expired)), "a new sweeper ended the call");
+        });
     }
 
     #[test]
