@@ -155,7 +155,6 @@ impl Replies {
                 let router = Arc::new(Router::default());
                 let handler_router = router.clone();
                 let queue = transport.listen_replies(Arc::new(move |body| handler_router.route(body))).await?;
-                router.keep_sweeping();
                 Ok::<Arc<dyn Any + Send + Sync>, TransportError>(Arc::new(Replies { queue, router }))
             })
             .await?;
@@ -172,6 +171,7 @@ impl Replies {
     pub fn register(&self, msg_id: &str, deadline: Instant) -> Waiter {
         let key = key(msg_id).expect("call ids come from new_id(): 32 hex digits");
         let inbox = Arc::new(Inbox::default());
+        // The first call starts the sweeper, and so does a call from a later runtime.
         self.router.keep_sweeping();
         let mut waiting = lock(&self.router.waiters);
         waiting.calls.insert(key, (inbox.clone(), deadline));
