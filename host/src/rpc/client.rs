@@ -180,12 +180,15 @@ impl RpcClient {
         self.check_version_cap()?;
         let replies = Replies::of(self.transport.as_ref()).await?;
         let msg_id = new_id();
-        let monitor = self.call_monitor_timeout.map_or(Value::Null, seconds_value);
-        let hard = Instant::now() + self.timeout;
-        let deadline = |monitor: Option<Instant>| monitor.map_or(hard, |m| m.min(hard));
-        let mut monitor_at = self.call_monitor_timeout.map(|d| Instant::now() + d);
+        let call_monitor_timeout = self.call_monitor_timeout.map_or(Value::Null, seconds_value);
+        // The timeout is a hard cap; the call monitor, when set, ends the call sooner if the
+        // server falls silent, and each heartbeat moves it on.
+        let now = Instant::now();
+        let hard = now + self.timeout;
+        let deadline = |monitor_at: Option<Instant>| monitor_at.map_or(hard, |m| m.min(hard));
+        let mut monitor_at = self.call_monitor_timeout.map(|d| now + d);
         let waiter = replies.register(&msg_id, deadline(monitor_at));
-        let reply_to = ReplyTo { msg_id, reply_q: replies.queue().to_owned(), call_monitor_timeout: monitor };
+        let reply_to = ReplyTo { msg_id, reply_q: replies.queue().to_owned(), call_monitor_timeout };
         let body = self.request(ctx, method, args, Some(reply_to));
         let message = Outgoing { body, expiration: Some(self.timeout), mandatory: false, confirm: false };
         self.transport.send(&self.target, message).await?;
