@@ -66,15 +66,19 @@ fn bare(module_path: &Path, runtime: &RuntimeConfig) -> anyhow::Result<Bare> {
     let mut cfg = Config::new();
     cfg.epoch_interruption(true);
     cfg.consume_fuel(true);
-    let n = runtime.max_instances;
-    let mut pool = PoolingAllocationConfig::default();
-    pool.total_core_instances(n)
-        .total_memories(n)
-        .total_tables(n)
-        .total_stacks(n)
-        .max_memory_size(runtime.max_memory as usize);
-    wasmrpc::runtime::tune_pool(&mut pool);
-    cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    #[cfg(feature = "profiling")]
+    cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    if runtime.pooling {
+        let n = runtime.max_instances;
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_core_instances(n)
+            .total_memories(n)
+            .total_tables(n)
+            .total_stacks(n)
+            .max_memory_size(runtime.max_memory as usize);
+        wasmrpc::runtime::tune_pool(&mut pool);
+        cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
     let engine = Engine::new(&cfg)?;
     let module = Module::from_file(&engine, module_path)?;
     let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
@@ -154,6 +158,14 @@ impl BareInstance {
     }
 }
 
+/// Wasm operators one warm call of `request` runs on an instance of `module`, and its response.
+pub async fn fuel(module: &Path, request: &[u8]) -> anyhow::Result<(u64, Vec<u8>)> {
+    let b = bare(module, &RuntimeConfig { max_instances: 4, ..RuntimeConfig::default() })?;
+    let mut instance = b.instance(true).await?;
+    let fuel = instance.fuel(request).await?;
+    Ok((fuel, instance.call(request, true).await?))
+}
+
 /// Runs `op` `n` times after a warm-up of `n / 10`; returns (per-call µs, p99 µs).
 async fn measure<F, Fut>(n: usize, mut op: F) -> anyhow::Result<(f64, f64)>
 where
@@ -226,7 +238,10 @@ fn wanted(name: &str) -> bool {
 async fn run(plugins: std::path::PathBuf, quick: bool, rpc_only: bool) -> anyhow::Result<Table> {
     let (n_fresh, n_warm, reps) = if quick { (2_000, 20_000, 3) } else { (20_000, 200_000, 5) };
     let calculator = plugins.join("calculator.wasm");
-    let runtime_config = RuntimeConfig { max_instances: 200, ..RuntimeConfig::default() };
+    // WASMRPC_BENCH_ON_DEMAND=1 turns the pooling allocator off everywhere: valgrind cannot map
+    // its pool, and instruction counts of the other work per call need valgrind.
+    let pooling = std::env::var_os("WASMRPC_BENCH_ON_DEMAND").is_none();
+    let runtime_config = RuntimeConfig { max_instances: 200, pooling, ..RuntimeConfig::default() };
 
     let b = bare(&calculator, &runtime_config)?;
     let guest = if rpc_only {

@@ -78,6 +78,17 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         calls: usize,
     },
+    /// The guest's own work for one warm call: Wasm operators (fuel) a second call of `request`
+    /// runs on one instance of `module`, and the response. For weighing guest-side changes,
+    /// which timing on this VM cannot tell apart.
+    Fuel {
+        /// The `.wasm` file.
+        #[arg(long)]
+        module: PathBuf,
+        /// The request JSON, as the runtime writes it (`{"method", "args", "context"}`).
+        #[arg(long)]
+        request: String,
+    },
     /// Calls `add` on a topic over RabbitMQ for a while (load for profiling a host).
     Load {
         #[arg(long)]
@@ -103,6 +114,12 @@ fn main() -> anyhow::Result<()> {
         // In a task, as the in-process table runs (see inproc.rs).
         let took = rt.block_on(rt.spawn(inproc::native_calls(*calls)))??;
         println!("{calls} calls in {took:?}: {:.2} µs per call", took.as_secs_f64() * 1e6 / *calls as f64);
+        return Ok(());
+    }
+    if let Command::Fuel { module, request } = &cli.command {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (fuel, response) = rt.block_on(inproc::fuel(module, request.as_bytes()))?;
+        println!("{fuel} operators: {}", String::from_utf8_lossy(&response));
         return Ok(());
     }
     // The client side runs like the host does: a multi-threaded runtime.
@@ -147,7 +164,9 @@ fn main() -> anyhow::Result<()> {
                 let n = rpc::load(topic, std::time::Duration::from_secs(*seconds), *concurrency).await?;
                 println!("{n} calls in {seconds} s: {:.0}/s", n as f64 / *seconds as f64);
             }
-            Command::EchoServer { .. } | Command::NativeCalls { .. } => unreachable!("handled above"),
+            Command::EchoServer { .. } | Command::NativeCalls { .. } | Command::Fuel { .. } => {
+                unreachable!("handled above")
+            }
         }
         Ok(())
     })
