@@ -18,7 +18,7 @@ pub trait Endpoint: Default + 'static {
     /// What `wasmrpc_describe` reports.
     fn description() -> Description;
     /// Runs `method`; `Err` for unknown methods too (the host checks first, so that is rare).
-    fn dispatch(&mut self, method: &str, args: Kwargs<'_>, ctx: &Context) -> Result<Value, RemoteError>;
+    fn dispatch(&mut self, method: &str, args: Kwargs<'_>, ctx: &Context) -> Result<Reply, RemoteError>;
 }
 
 thread_local! {
@@ -77,11 +77,10 @@ pub unsafe fn call<E: Endpoint>(ptr: i32, len: i32) -> i64 {
             .and_then(|ctx| with_instance::<E, _>(|endpoint| endpoint.dispatch(&request.method, request.args, &ctx))),
         Err(e) => Err(RemoteError::new("InvalidRequest", format!("the host sent an unreadable request: {e}"))),
     };
-    let response = match outcome {
-        Ok(value) => CallResponse::Ok(value),
-        Err(error) => CallResponse::Error(error.into_abi()),
-    };
-    leak(serde_json::to_vec(&response).unwrap_or_default())
+    match outcome {
+        Ok(Reply(bytes)) => leak(bytes),
+        Err(error) => leak(serde_json::to_vec(&CallResponse::Error(error.into_abi())).unwrap_or_default()),
+    }
 }
 
 fn with_instance<E: Endpoint, R>(f: impl FnOnce(&mut E) -> R) -> R {
@@ -184,10 +183,29 @@ fn python_name_list(names: &[&str]) -> String {
     }
 }
 
-/// Turns a method's return value into the reply value.
-pub fn to_value<T: serde::Serialize>(value: T) -> Result<Value, RemoteError> {
-    serde_json::to_value(value)
-        .map_err(|e| RemoteError::new("SerializationError", format!("cannot encode the result: {e}")))
+/// A successful call's response, already encoded: `{"ok": <value>}`.
+#[derive(Debug)]
+pub struct Reply(Vec<u8>);
+
+impl Reply {
+    /// The encoded response.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Encodes a method's return value as the response, straight from the value: building a
+/// `Value` tree first and encoding that would allocate every string and map of the result
+/// twice.
+pub fn ok<T: serde::Serialize>(value: T) -> Result<Reply, RemoteError> {
+    const HEAD: &[u8] = br#"{"ok":"#;
+    let mut out = Vec::with_capacity(128);
+    out.extend_from_slice(HEAD);
+    serde_json::to_writer(&mut out, &value)
+        .map_err(|e| RemoteError::new("SerializationError", format!("cannot encode the result: {e}")))?;
+    out.push(b'}');
+    Ok(Reply(out))
 }
 
 /// The error for a method this endpoint does not have.
@@ -203,6 +221,25 @@ mod tests {
 
     fn args(json: &str) -> Kwargs<'_> {
         Kwargs::from_json(json).unwrap()
+    }
+
+    #[test]
+    fn a_reply_is_the_abi_response_for_its_value() {
+        for value in [serde_json::json!(3), serde_json::json!({"b": [1.5, null], "a": "x\"y"}), Value::Null] {
+            let Reply(bytes) = ok(&value).unwrap();
+            let decoded: CallResponse = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(decoded, CallResponse::Ok(value.clone()));
+            assert_eq!(bytes, serde_json::to_vec(&CallResponse::Ok(value)).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_result_that_cannot_be_encoded_is_a_serialization_error() {
+        let mut bad = std::collections::BTreeMap::new();
+        bad.insert(vec![1u8], 1);
+        let error = ok(bad).unwrap_err();
+        assert_eq!(error.type_name(), "SerializationError");
+        assert!(error.message().starts_with("cannot encode the result: key must be a string"), "{}", error.message());
     }
 
     #[test]

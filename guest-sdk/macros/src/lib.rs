@@ -125,7 +125,7 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                 method: &str,
                 args: ::wasmrpc_guest::__private::Kwargs<'_>,
                 ctx: &::wasmrpc_guest::Context,
-            ) -> ::std::result::Result<::wasmrpc_guest::__private::Value, ::wasmrpc_guest::RemoteError> {
+            ) -> ::std::result::Result<::wasmrpc_guest::__private::Reply, ::wasmrpc_guest::RemoteError> {
                 let _ = (&args, ctx);
                 match method {
                     #(#arms)*
@@ -279,12 +279,12 @@ fn dispatch_arm(m: &Method) -> TokenStream2 {
     let finish = if m.fallible {
         quote! {
             match __ret {
-                ::std::result::Result::Ok(v) => ::wasmrpc_guest::__private::to_value(v),
+                ::std::result::Result::Ok(v) => ::wasmrpc_guest::__private::ok(v),
                 ::std::result::Result::Err(e) => ::std::result::Result::Err(::wasmrpc_guest::IntoRemoteError::into_remote_error(e)),
             }
         }
     } else {
-        quote! { ::wasmrpc_guest::__private::to_value(__ret) }
+        quote! { ::wasmrpc_guest::__private::ok(__ret) }
     };
     quote! {
         #name => {
