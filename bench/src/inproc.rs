@@ -11,8 +11,8 @@ use wasmrpc::protocol::{ListenTarget, RemoteFailure, Target};
 use wasmrpc::rpc::{Dispatcher, Endpoint, EndpointTarget, NoOpSerializer, RpcClient, RpcServer, ServerOptions};
 use wasmrpc::{Host, HostConfig, Runtime, RuntimeConfig, Version, manifest};
 use wasmtime::{
-    Config, Engine, Extern, InstanceAllocationStrategy, InstancePre, Linker, Memory, Module, ModuleExport,
-    PoolingAllocationConfig, Store, TypedFunc,
+    Config, Engine, Extern, InstanceAllocationStrategy, InstancePre, Linker, Memory, Module, ModuleExport, Store,
+    TypedFunc,
 };
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -69,15 +69,7 @@ fn bare(module_path: &Path, runtime: &RuntimeConfig) -> anyhow::Result<Bare> {
     #[cfg(feature = "profiling")]
     cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
     if runtime.pooling {
-        let n = runtime.max_instances;
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_core_instances(n)
-            .total_memories(n)
-            .total_tables(n)
-            .total_stacks(n)
-            .max_memory_size(runtime.max_memory as usize);
-        wasmrpc::runtime::tune_pool(&mut pool);
-        cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(wasmrpc::runtime::pool_config(runtime)));
     }
     let engine = Engine::new(&cfg)?;
     let module = Module::from_file(&engine, module_path)?;

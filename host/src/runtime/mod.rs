@@ -126,15 +126,7 @@ impl Runtime {
         cfg.consume_fuel(true);
         let mut pooling = false;
         if config.pooling {
-            let n = config.max_instances;
-            let mut pool = PoolingAllocationConfig::default();
-            pool.total_core_instances(n)
-                .total_memories(n)
-                .total_tables(n)
-                .total_stacks(n)
-                .max_memory_size(usize::try_from(config.max_memory).unwrap_or(usize::MAX));
-            tune_pool(&mut pool);
-            cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_config(&config)));
             pooling = true;
         }
         let engine = match Engine::new(&cfg) {
@@ -290,8 +282,9 @@ impl Runtime {
     }
 }
 
-/// The pooling allocator's tuning for many short-lived instances (shared with the benchmark's
-/// bare-wasmtime baseline, so both run on the same allocator).
+/// The pooling allocator for `config`, sized by `max_instances` and `max_memory` and tuned for
+/// many short-lived instances (shared with the benchmark's bare-wasmtime baseline, so both run
+/// on the same allocator).
 ///
 /// By default a freed slot's memory is reset with `madvise`, so the next instance page-faults
 /// on every page it touches (stack, heap, data) and the `madvise` itself shoots down TLBs on
@@ -301,14 +294,23 @@ impl Runtime {
 /// resident that way (a call of the example plugins dirties a few dozen KiB); beyond it, or on
 /// kernels without the ioctl, the default applies. Decommits are batched to amortise the
 /// syscalls that remain. At most 32 idle slots stay warm.
-pub fn tune_pool(pool: &mut PoolingAllocationConfig) {
-    pool.pagemap_scan(wasmtime::Enabled::Auto)
+#[must_use]
+pub fn pool_config(config: &RuntimeConfig) -> PoolingAllocationConfig {
+    let n = config.max_instances;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_core_instances(n)
+        .total_memories(n)
+        .total_tables(n)
+        .total_stacks(n)
+        .max_memory_size(usize::try_from(config.max_memory).unwrap_or(usize::MAX))
+        .pagemap_scan(wasmtime::Enabled::Auto)
         .linear_memory_keep_resident(1 << 20)
         .table_keep_resident(64 << 10)
         .decommit_batch_size(8)
         // Slots keep their pages resident; bound how many idle ones linger so a host with many
         // endpoints does not grow a slot per endpoint (default 100).
         .max_unused_warm_slots(32);
+    pool
 }
 
 /// Advances the epoch every `tick` until the engine is dropped.
