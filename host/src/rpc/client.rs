@@ -185,9 +185,8 @@ impl RpcClient {
         // server falls silent, and each heartbeat moves it on.
         let now = Instant::now();
         let hard = now + self.timeout;
-        let deadline = |monitor_at: Option<Instant>| monitor_at.map_or(hard, |m| m.min(hard));
-        let mut monitor_at = self.call_monitor_timeout.map(|d| now + d);
-        let waiter = replies.register(&msg_id, deadline(monitor_at));
+        let deadline = |heard_at: Instant| self.call_monitor_timeout.map_or(hard, |d| (heard_at + d).min(hard));
+        let waiter = replies.register(&msg_id, deadline(now));
         let reply_to = ReplyTo { msg_id, reply_q: replies.queue().to_owned(), call_monitor_timeout };
         let body = self.request(ctx, method, args, Some(reply_to));
         let message = Outgoing { body, expiration: Some(self.timeout), mandatory: false, confirm: false };
@@ -211,8 +210,7 @@ impl RpcClient {
                 result = reply.result;
             } else if !reply.ending {
                 // A call-monitor heartbeat: the server is still working on it.
-                monitor_at = self.call_monitor_timeout.map(|d| Instant::now() + d);
-                waiter.set_deadline(deadline(monitor_at));
+                waiter.set_deadline(deadline(Instant::now()));
             }
             if reply.ending {
                 return Ok(if self.serializer.is_noop() {
