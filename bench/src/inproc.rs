@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 use wasmrpc::protocol::{ListenTarget, RemoteFailure, Target};
-use wasmrpc::rpc::{Dispatcher, Endpoint, EndpointTarget, NoOpSerializer, RpcClient, RpcServer, ServerOptions};
+use wasmrpc::rpc::{
+    CallContext, Dispatcher, Endpoint, EndpointTarget, NoOpSerializer, RpcClient, RpcServer, ServerOptions,
+};
 use wasmrpc::{Host, HostConfig, Runtime, RuntimeConfig, Version, manifest};
 use wasmtime::{
     Config, Engine, Extern, InstanceAllocationStrategy, InstancePre, Linker, Memory, Module, ModuleExport, Store,
@@ -389,7 +391,7 @@ impl Endpoint for NativeAdd {
         &self,
         _method: &str,
         args: Map<String, Value>,
-        _ctx: &Map<String, Value>,
+        _ctx: &CallContext,
         _deadline: Option<std::time::Instant>,
     ) -> Result<Value, RemoteFailure> {
         let arg = |k: &str| args.get(k).and_then(Value::as_i64).unwrap_or_default();

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::Inner;
 use crate::protocol::{RemoteFailure, Version};
-use crate::rpc::{Endpoint, EndpointTarget};
+use crate::rpc::{CallContext, Endpoint, EndpointTarget};
 
 /// The control endpoint's namespace.
 pub const CONTROL_NAMESPACE: &str = "control";
@@ -59,7 +59,7 @@ impl Endpoint for ControlEndpoint {
         &self,
         method: &str,
         args: Map<String, Value>,
-        _ctx: &Map<String, Value>,
+        _ctx: &CallContext,
         _deadline: Option<Instant>,
     ) -> Result<Value, RemoteFailure> {
         if let Some(unexpected) = args.keys().next() {

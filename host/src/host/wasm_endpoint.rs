@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 
 use crate::manifest::{EndpointSpec, RpcTarget};
 use crate::protocol::RemoteFailure;
-use crate::rpc::{Endpoint, EndpointTarget};
+use crate::rpc::{CallContext, Endpoint, EndpointTarget};
 use crate::runtime::{CallError, Plugin};
 
 /// The module of the exception classes for traps and host faults.
@@ -67,7 +67,7 @@ impl Endpoint for WasmEndpoint {
         &self,
         method: &str,
         args: Map<String, Value>,
-        ctx: &Map<String, Value>,
+        ctx: &CallContext,
         deadline: Option<Instant>,
     ) -> Result<Value, RemoteFailure> {
         self.plugin.call(method, &args, ctx, deadline).await.map_err(|e| failure(&self.spec.name, method, e))

@@ -30,7 +30,7 @@ pub struct Request {
     pub reply: Option<ReplyTo>,
     /// `_unique_id`, for duplicate suppression.
     pub unique_id: Option<String>,
-    /// The context, unflattened (without `client_timeout`; see [`Request::take_endpoint_context`]).
+    /// The context, unflattened, as sent (endpoints also see [`Request::client_timeout`]).
     pub context: Map<String, Value>,
 }
 
@@ -51,17 +51,10 @@ impl Request {
         unwrap_into(body)
     }
 
-    /// The context an endpoint receives, taken out of the request: the sent context plus
-    /// `client_timeout` (the call-monitor timeout, `null` when unused), exactly as oslo hands it
-    /// to Python endpoints.
-    pub fn take_endpoint_context(&mut self) -> Map<String, Value> {
-        let timeout = self.client_timeout();
-        let mut ctx = std::mem::take(&mut self.context);
-        ctx.insert("client_timeout".into(), timeout);
-        ctx
-    }
-
-    fn client_timeout(&self) -> Value {
+    /// What oslo adds to the context as `client_timeout`: the call-monitor timeout, `null` for
+    /// casts and calls without one.
+    #[must_use]
+    pub fn client_timeout(&self) -> Value {
         self.reply.as_ref().map_or(Value::Null, |r| r.call_monitor_timeout.clone())
     }
 
@@ -193,11 +186,7 @@ mod tests {
         assert_eq!(reply.call_monitor_timeout, Value::Null);
         assert_eq!(req.unique_id.as_deref(), Some("243a8fafcf0842399b9aa628c085d508"));
         assert_eq!(Value::Object(req.context.clone()), json!({"user": "u1", "request_id": "req-1"}));
-        assert_eq!(
-            Value::Object(req.clone().take_endpoint_context()),
-            json!({"user": "u1", "request_id": "req-1", "client_timeout": null}),
-            "endpoints see client_timeout, as in oslo"
-        );
+        assert_eq!(req.client_timeout(), Value::Null);
         assert_eq!(String::from_utf8(req.encode()).unwrap(), CALL);
     }
 
@@ -206,7 +195,7 @@ mod tests {
         let req: Request = serde_json::from_str(CAST).unwrap();
         assert!(req.reply.is_none());
         assert_eq!(req.version, Some(json!("1.2")));
-        assert_eq!(Value::Object(req.clone().take_endpoint_context()), json!({"a": 1, "client_timeout": null}));
+        assert_eq!(req.client_timeout(), Value::Null);
         assert_eq!(super::super::json::to_python_string(&req), CAST);
     }
 

@@ -12,6 +12,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use serde_json::Value;
 
+use super::context::CallContext;
 use super::endpoint::Endpoint;
 use super::serializer::Serializer;
 use crate::protocol::{RemoteFailure, Request, Version};
@@ -83,15 +84,16 @@ impl Dispatcher {
         deadline: Option<Instant>,
     ) -> Result<Value, RemoteFailure> {
         // The request is spent once dispatched: its context and arguments move to the endpoint.
-        let ctx = request.take_endpoint_context();
+        let ctx = CallContext::new(std::mem::take(&mut request.context), request.client_timeout());
         let args = std::mem::take(&mut request.args);
         if self.serializer.is_noop() {
             return endpoint.invoke(&request.method, args, &ctx, deadline).await;
         }
-        let ctx = self.serializer.deserialize_context(ctx);
+        let ctx = self.serializer.deserialize_context(ctx.into_map());
         let args = args.into_iter().map(|(k, v)| (k, self.serializer.deserialize_entity(&ctx, v))).collect();
+        let ctx = CallContext::from_map(ctx);
         let result = endpoint.invoke(&request.method, args, &ctx, deadline).await?;
-        Ok(self.serializer.serialize_entity(&ctx, result))
+        Ok(self.serializer.serialize_entity(&ctx.into_map(), result))
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 
+use super::CallContext;
 use crate::protocol::{RemoteFailure, Version};
 
 /// What an endpoint serves: oslo's endpoint `target` (namespace and version).
@@ -47,7 +48,7 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
         &self,
         method: &str,
         args: Map<String, Value>,
-        ctx: &Map<String, Value>,
+        ctx: &CallContext,
         deadline: Option<Instant>,
     ) -> Result<Value, RemoteFailure>;
 

@@ -2,12 +2,13 @@
 //!
 //! - [`Dispatcher`]: namespace, version and method → endpoint, with oslo's exact errors.
 //! - [`Endpoint`]: the trait the dispatcher calls (Wasm plugins and the control endpoint
-//!   implement it); [`Serializer`]: oslo's four hooks.
+//!   implement it), with the [`CallContext`] it sees; [`Serializer`]: oslo's four hooks.
 //! - [`RpcServer`]: start / stop / wait / reset, executor bound, caller deadlines, call-monitor
 //!   heartbeats, duplicate suppression.
 //! - [`RpcClient`]: call / cast / prepare / can_send_version; one reply queue per transport.
 
 mod client;
+mod context;
 mod dispatcher;
 mod endpoint;
 mod error;
@@ -16,6 +17,7 @@ mod serializer;
 mod server;
 
 pub use client::{DEFAULT_TIMEOUT, Prepare, RpcClient};
+pub use context::{CLIENT_TIMEOUT, CallContext};
 pub use dispatcher::{DISPATCHER_MODULE, Dispatcher, no_such_method, unsupported_version};
 pub use endpoint::{Endpoint, EndpointTarget};
 pub use error::{RemoteError, RpcError};

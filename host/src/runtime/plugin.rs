@@ -45,10 +45,10 @@ impl std::fmt::Debug for Plugin {
 
 /// The JSON the guest receives.
 #[derive(Serialize)]
-struct Request<'a> {
+struct Request<'a, C: ?Sized> {
     method: &'a str,
     args: &'a Map<String, Value>,
-    context: &'a Map<String, Value>,
+    context: &'a C,
 }
 
 /// What `Runtime::load` hands over to build a [`Plugin`].
@@ -141,11 +141,12 @@ impl Plugin {
 
     /// Calls `method`. The call stops at the manifest's deadline or at `caller_deadline`,
     /// whichever comes first. A trap discards the instance; the next call gets a fresh one.
+    /// `context` is anything that encodes as a JSON object.
     pub async fn call(
         &self,
         method: &str,
         args: &Map<String, Value>,
-        context: &Map<String, Value>,
+        context: &(impl Serialize + ?Sized),
         caller_deadline: Option<Instant>,
     ) -> Result<Value, CallError> {
         let bytes = serde_json::to_vec(&Request { method, args, context })

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use wasmrpc::protocol::{Request, Target, Version};
 use wasmrpc::rpc::{
-    Dispatcher, Endpoint, EndpointTarget, Prepare, RpcClient, RpcError, RpcServer, Serializer, ServerOptions,
+    CallContext, Dispatcher, Endpoint, EndpointTarget, Prepare, RpcClient, RpcError, RpcServer, Serializer,
+    ServerOptions,
 };
 use wasmrpc::transport::Outgoing;
 use wasmrpc_tests::{ManifestDir, client_transport, memory_url, obj, start_host};
@@ -447,10 +448,10 @@ impl Endpoint for Doubler {
         &self,
         _method: &str,
         args: Map<String, Value>,
-        ctx: &Map<String, Value>,
+        ctx: &CallContext,
         _deadline: Option<std::time::Instant>,
     ) -> Result<Value, wasmrpc::protocol::RemoteFailure> {
-        *self.seen.lock().unwrap() = Some(ctx.clone());
+        *self.seen.lock().unwrap() = Some(ctx.clone().into_map());
         Ok(json!(args["x"].as_i64().unwrap() * 2))
     }
 }
