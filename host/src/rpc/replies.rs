@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::protocol::Reply;
+use crate::signal::Signal;
 use crate::transport::{Body, Transport, TransportError};
 
 /// Routes replies arriving on the reply queue to waiting calls.
@@ -69,7 +70,7 @@ fn key(msg_id: &str) -> Option<IdKey> {
 #[derive(Debug, Default)]
 struct Inbox {
     replies: Mutex<Queued>,
-    arrived: Notify,
+    arrived: Signal,
 }
 
 /// The first reply has a place of its own, so the usual single reply allocates nothing.
@@ -106,7 +107,7 @@ impl Waiter {
     /// The next reply to this call, or [`Expired`] once its deadline has passed.
     pub async fn recv(&self) -> Result<Reply, Expired> {
         loop {
-            // `notify_one` leaves a permit when nobody waits yet, so a reply (or the sweeper)
+            // `notify` leaves a permit when nobody waits yet, so a reply (or the sweeper)
             // arriving between this check and the wait below is not missed.
             {
                 let mut queued = lock(&self.inbox.replies);
@@ -196,7 +197,7 @@ impl Router {
                 match waiter {
                     Some(inbox) => {
                         lock(&inbox.replies).push(reply);
-                        inbox.arrived.notify_one();
+                        inbox.arrived.notify();
                     }
                     None => tracing::debug!(msg_id = %reply.msg_id, "no call waiting for this reply; dropped"),
                 }
@@ -232,7 +233,7 @@ impl Router {
                 return true;
             }
             lock(&inbox.replies).expired = true;
-            inbox.arrived.notify_one();
+            inbox.arrived.notify();
             false
         });
         waiting.sweep_at = waiting.calls.values().map(|(_, deadline)| *deadline).min();

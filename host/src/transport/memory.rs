@@ -20,7 +20,6 @@ use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::Notify;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::{
@@ -28,6 +27,7 @@ use super::{
     TransportError,
 };
 use crate::protocol::{ListenTarget, Target, TransportUrl, new_id};
+use crate::signal::Signal;
 
 /// Brokers by name, so every transport for the same URL in this process meets the same one.
 static BROKERS: LazyLock<Mutex<HashMap<String, Weak<Broker>>>> = LazyLock::new(Mutex::default);
@@ -51,7 +51,7 @@ struct Queue {
     /// cost an atomic load per look.
     len: AtomicUsize,
     /// The wake-up signals of the consumers reading this queue.
-    consumers: Mutex<Vec<Weak<Notify>>>,
+    consumers: Mutex<Vec<Weak<Signal>>>,
     /// `consumers.len()`, written under its lock.
     consumer_count: AtomicUsize,
 }
@@ -82,7 +82,7 @@ impl Queue {
         let mut consumers = lock(&self.consumers);
         consumers.retain(|c| match c.upgrade() {
             Some(signal) => {
-                signal.notify_one();
+                signal.notify();
                 true
             }
             None => false,
@@ -90,7 +90,7 @@ impl Queue {
         self.consumer_count.store(consumers.len(), Ordering::Relaxed);
     }
 
-    fn add_consumer(&self, signal: &Arc<Notify>) {
+    fn add_consumer(&self, signal: &Arc<Signal>) {
         let mut consumers = lock(&self.consumers);
         consumers.push(Arc::downgrade(signal));
         self.consumer_count.store(consumers.len(), Ordering::Relaxed);
@@ -275,7 +275,7 @@ impl MemoryTransport {
 
     /// A listener reading `queues`; `private` queues are deleted on close.
     fn consume(&self, queues: Vec<Arc<Queue>>, private: Vec<String>) -> Listener {
-        let signal = Arc::new(Notify::new());
+        let signal = Arc::new(Signal::default());
         for q in &queues {
             q.add_consumer(&signal);
         }
@@ -289,7 +289,7 @@ impl MemoryTransport {
 /// Takes messages from its queues, oldest first, waiting when they are all empty.
 pub(super) struct Consumer {
     queues: Vec<Arc<Queue>>,
-    signal: Arc<Notify>,
+    signal: Arc<Signal>,
     stop: CancellationToken,
     /// Waits for `stop`; kept across calls, so waiting for a message does not register with
     /// the token and unregister again every time.
