@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use super::dispatcher::Dispatcher;
 use crate::protocol::{ListenTarget, Reply, ReplyTo, Request};
-use crate::transport::{Body, Incoming, Listener, Transport, TransportError};
+use crate::transport::{Body, DirectHandler, Incoming, Listener, Transport, TransportError};
 
 /// oslo's `executor_thread_pool_size` default.
 pub const DEFAULT_EXECUTOR_SIZE: usize = 64;
@@ -145,6 +145,7 @@ impl RpcServer {
             old.close().await;
         }
         let listener = self.inner.transport.listen(&self.inner.target).await?;
+        listener.deliver_directly(Some(direct_handler(&self.inner)));
         let stop = CancellationToken::new();
         let consumer = tokio::spawn(consume(self.inner.clone(), listener, stop.clone()));
         *state = State::Running { stop, consumer };
@@ -159,6 +160,9 @@ impl RpcServer {
         if let State::Running { stop, consumer } = std::mem::take(&mut *state) {
             stop.cancel();
             let listener = consumer.await.ok();
+            if let Some(listener) = &listener {
+                listener.deliver_directly(None);
+            }
             *state = State::Stopped { listener };
         } else {
             *state = State::Stopped { listener: None };
@@ -242,6 +246,27 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
         inner.tracker.spawn(call);
     }
     listener
+}
+
+/// What an in-process transport hands a request to as it is published, when this server has
+/// nothing older to take: the consume loop's work for one message, without the loop's
+/// wake-up. It declines (the message is queued for the loop) when the backlog is full or the
+/// body is not a decoded request. It holds the server weakly: the listener holding it is the
+/// server's own.
+fn direct_handler(inner: &Arc<Inner>) -> DirectHandler {
+    let inner = Arc::downgrade(inner);
+    // Calls run on the server's runtime, whichever task or thread published them.
+    let runtime = tokio::runtime::Handle::current();
+    Box::new(move |incoming| {
+        let Some(inner) = inner.upgrade() else { return Some(incoming) };
+        let Body::Request(request) = &incoming.body else { return Some(incoming) };
+        let Ok(slot) = inner.backlog.clone().try_acquire_owned() else { return Some(incoming) };
+        let request = request.clone();
+        let duplicate = is_duplicate(&inner, request.unique_id.as_deref());
+        let call = Box::pin(acknowledge_then_handle(inner.clone(), incoming, request, duplicate, slot));
+        inner.tracker.spawn_on(call, &runtime);
+        None
+    })
 }
 
 /// oslo acknowledges RPC requests before dispatching them (at-most-once), and drops a

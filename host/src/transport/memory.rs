@@ -10,7 +10,9 @@
 //!
 //! Consumers take messages from their queues themselves, and replies are handed to the reply
 //! handler by the publisher: a call crosses from client to server and back with two task
-//! wake-ups, nothing in between. Bodies are stored as published: an RPC request or reply stays
+//! wake-ups, nothing in between. A consumer may also take messages as they are published
+//! ([`Listener::deliver_directly`]): an RPC server does, so a request to an idle server is
+//! handed to it by the publisher, without queueing it and waking the server's loop. Bodies are stored as published: an RPC request or reply stays
 //! decoded (see [`Body`]).
 
 use std::collections::{HashMap, VecDeque};
@@ -23,8 +25,8 @@ use bytes::Bytes;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::{
-    Acknowledge, Body, ErrorKind, Incoming, Listener, ListenerControl, Outgoing, ReplyHandler, ReplySlot, Transport,
-    TransportError,
+    Acknowledge, Body, DirectHandler, ErrorKind, Incoming, Listener, ListenerControl, Outgoing, ReplyHandler,
+    ReplySlot, Transport, TransportError,
 };
 use crate::protocol::{ListenTarget, Target, TransportUrl, new_id};
 use crate::signal::Signal;
@@ -50,8 +52,8 @@ struct Queue {
     /// so the queues of a listener that stay empty (its server and fanout queues, usually)
     /// cost an atomic load per look.
     len: AtomicUsize,
-    /// The wake-up signals of the consumers reading this queue.
-    consumers: Mutex<Vec<Weak<Signal>>>,
+    /// The consumers reading this queue.
+    consumers: Mutex<Vec<Weak<Link>>>,
     /// `consumers.len()`, written under its lock.
     consumer_count: AtomicUsize,
 }
@@ -67,7 +69,10 @@ impl Queue {
         })
     }
 
-    fn push(&self, stored: Stored, front: bool) {
+    fn push(self: &Arc<Self>, stored: Stored, front: bool) {
+        if !front && self.deliver_directly(&stored) {
+            return;
+        }
         {
             let mut items = lock(&self.items);
             if front {
@@ -81,8 +86,8 @@ impl Queue {
         // find the queue empty and wait again. Few consumers share a queue, so this is cheap.
         let mut consumers = lock(&self.consumers);
         consumers.retain(|c| match c.upgrade() {
-            Some(signal) => {
-                signal.notify();
+            Some(link) => {
+                link.signal.notify();
                 true
             }
             None => false,
@@ -90,9 +95,42 @@ impl Queue {
         self.consumer_count.store(consumers.len(), Ordering::Relaxed);
     }
 
-    fn add_consumer(&self, signal: &Arc<Signal>) {
+    /// Hands a new message straight to this queue's consumer, if it is the only one, takes
+    /// messages that way, and has nothing older waiting in any of its queues (so it still takes
+    /// the oldest first). Shared queues always queue: their consumers take turns.
+    fn deliver_directly(self: &Arc<Self>, stored: &Stored) -> bool {
+        if self.len() != 0 {
+            return false;
+        }
+        let link = {
+            // A consumer that went away is forgotten here rather than at the next queued message.
+            let mut consumers = lock(&self.consumers);
+            consumers.retain(|c| c.strong_count() > 0);
+            self.consumer_count.store(consumers.len(), Ordering::Relaxed);
+            match consumers.as_slice() {
+                [only] => only.upgrade(),
+                _ => None,
+            }
+        };
+        let Some(link) = link else { return false };
+        if !link.has_direct.load(Ordering::Acquire) || link.queues.iter().any(|q| q.len() != 0) {
+            return false;
+        }
+        // Held while the handler runs: once `set_direct(None)` returns, no delivery is under way.
+        let direct = lock(&link.direct);
+        let Some(handler) = direct.as_ref() else { return false };
+        if link.stop.is_cancelled() {
+            return false;
+        }
+        let ack =
+            MemoryAck { queue: self.clone(), body: stored.body.clone(), deadline: stored.deadline, seq: stored.seq };
+        let incoming = Incoming::new(stored.body.clone(), self.name.clone(), stored.deadline, false, Box::new(ack));
+        handler(incoming).is_none()
+    }
+
+    fn add_consumer(&self, link: &Arc<Link>) {
         let mut consumers = lock(&self.consumers);
-        consumers.push(Arc::downgrade(signal));
+        consumers.push(Arc::downgrade(link));
         self.consumer_count.store(consumers.len(), Ordering::Relaxed);
     }
 
@@ -198,11 +236,12 @@ impl Broker {
         }
         let deadline = message.expiration.map(|ttl| Instant::now() + ttl);
         let seq = self.published.fetch_add(1, Ordering::Relaxed);
-        let store = |q: &Queue| q.push(Stored { seq, body: message.body.clone(), deadline, redelivered: false }, false);
+        let store =
+            |q: &Arc<Queue>| q.push(Stored { seq, body: message.body.clone(), deadline, redelivered: false }, false);
         // Pushed under the broker's lock (queue locks are only ever taken after it): no list of
         // targets to collect first.
         if exchange.is_empty() {
-            return state.queues.get(key).map(|q| store(q)).is_some().into();
+            return state.queues.get(key).map(&store).is_some().into();
         }
         let Some(ex) = state.exchanges.get(exchange) else { return 0 };
         let mut routed = 0;
@@ -275,22 +314,39 @@ impl MemoryTransport {
 
     /// A listener reading `queues`; `private` queues are deleted on close.
     fn consume(&self, queues: Vec<Arc<Queue>>, private: Vec<String>) -> Listener {
-        let signal = Arc::new(Signal::default());
-        for q in &queues {
-            q.add_consumer(&signal);
-        }
         let stop = self.closed.child_token();
+        let link = Arc::new(Link {
+            queues,
+            signal: Signal::default(),
+            direct: Mutex::new(None),
+            has_direct: AtomicBool::new(false),
+            stop: stop.clone(),
+        });
+        for q in &link.queues {
+            q.add_consumer(&link);
+        }
         let stopped = Box::pin(stop.clone().cancelled_owned());
-        let consumer = Consumer { queues, signal, stop: stop.clone(), stopped, took_one: false };
+        let consumer = Consumer { link, stopped, took_one: false };
         Listener::memory(consumer, Arc::new(MemoryListener { broker: self.broker.clone(), stop, private }))
     }
 }
 
+/// What a consumer's queues know of it.
+struct Link {
+    queues: Vec<Arc<Queue>>,
+    /// Wakes the consumer: a message was queued.
+    signal: Signal,
+    /// Takes messages as they are published, when set.
+    direct: Mutex<Option<DirectHandler>>,
+    /// `direct.is_some()`, readable without the lock.
+    has_direct: AtomicBool,
+    /// Cancelled when the listener closes or its transport does.
+    stop: CancellationToken,
+}
+
 /// Takes messages from its queues, oldest first, waiting when they are all empty.
 pub(super) struct Consumer {
-    queues: Vec<Arc<Queue>>,
-    signal: Arc<Signal>,
-    stop: CancellationToken,
+    link: Arc<Link>,
     /// Waits for `stop`; kept across calls, so waiting for a message does not register with
     /// the token and unregister again every time.
     stopped: Pin<Box<WaitForCancellationFutureOwned>>,
@@ -303,11 +359,11 @@ impl Consumer {
         // Competing consumers: after taking a message, let the others in before taking another,
         // so a shared queue is spread over its consumers as RabbitMQ's round-robin spreads it
         // (on one thread the first consumer would otherwise drain it alone).
-        if std::mem::take(&mut self.took_one) && self.queues.iter().any(|q| q.shared()) {
+        if std::mem::take(&mut self.took_one) && self.link.queues.iter().any(|q| q.shared()) {
             tokio::task::yield_now().await;
         }
         loop {
-            if self.stop.is_cancelled() {
+            if self.link.stop.is_cancelled() {
                 return None;
             }
             if let Some(incoming) = self.take() {
@@ -316,7 +372,7 @@ impl Consumer {
             // A message published since the look above left a permit: this returns at once.
             tokio::select! {
                 biased;
-                () = self.signal.notified() => {}
+                () = self.link.signal.notified() => {}
                 () = self.stopped.as_mut() => return None,
             }
         }
@@ -325,7 +381,7 @@ impl Consumer {
     /// The oldest waiting message of its queues, if any.
     fn take(&mut self) -> Option<Incoming> {
         while let Some((i, seq)) = self.oldest() {
-            let queue = &self.queues[i];
+            let queue = &self.link.queues[i];
             if let Some(stored) = queue.pop_if(seq) {
                 self.took_one = true;
                 let ack = MemoryAck { queue: queue.clone(), body: stored.body.clone(), deadline: stored.deadline, seq };
@@ -343,10 +399,19 @@ impl Consumer {
 }
 
 impl Consumer {
+    /// Sets or clears the handler that takes messages as they are published. Clearing it
+    /// waits for a delivery under way to finish.
+    pub(super) fn set_direct(&self, handler: Option<DirectHandler>) {
+        let mut direct = lock(&self.link.direct);
+        self.link.has_direct.store(handler.is_some(), Ordering::Release);
+        *direct = handler;
+    }
+
     /// The index of the queue whose next message was published first, and that message's number.
     fn oldest(&self) -> Option<(usize, u64)> {
         let mut now = None;
-        self.queues
+        self.link
+            .queues
             .iter()
             .enumerate()
             .filter_map(|(i, q)| q.head(&mut now).map(|seq| (i, seq)))
@@ -521,4 +586,104 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding these locks cannot leave the data half-updated (single pushes and
     // pops), so a poisoned lock is still usable.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn transport() -> MemoryTransport {
+        let url = TransportUrl::parse(&format!("memory://direct-{}/", new_id())).expect("a memory URL");
+        MemoryTransport::new(&url, "openstack")
+    }
+
+    fn listen_target(server: &str) -> ListenTarget {
+        ListenTarget { exchange: None, topic: "t".into(), server: server.into() }
+    }
+
+    async fn publish(t: &MemoryTransport, text: &'static str) {
+        t.send(&Target::topic("t"), Outgoing::new(Bytes::from_static(text.as_bytes()))).await.expect("routed");
+    }
+
+    fn text(incoming: &Incoming) -> String {
+        String::from_utf8(incoming.body.wire().to_vec()).expect("UTF-8")
+    }
+
+    /// Records what it takes; takes nothing while `refuse` is set.
+    fn recorder(taken: &Arc<Mutex<Vec<String>>>, refuse: &Arc<AtomicBool>) -> DirectHandler {
+        let (taken, refuse) = (taken.clone(), refuse.clone());
+        Box::new(move |incoming| {
+            if refuse.load(Ordering::SeqCst) {
+                return Some(incoming);
+            }
+            lock(&taken).push(text(&incoming));
+            None
+        })
+    }
+
+    async fn next(listener: &mut Listener) -> String {
+        let incoming =
+            tokio::time::timeout(Duration::from_secs(5), listener.next()).await.expect("a message").expect("open");
+        text(&incoming)
+    }
+
+    #[tokio::test]
+    async fn direct_delivery_takes_only_what_nothing_older_waits_for() {
+        let t = transport();
+        let mut listener = t.listen(&listen_target("s1")).await.unwrap();
+        let (taken, refuse) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicBool::new(false)));
+        assert!(listener.deliver_directly(Some(recorder(&taken, &refuse))));
+
+        publish(&t, "1").await;
+        assert_eq!(*lock(&taken), ["1"], "taken as it was published");
+        assert_eq!(t.queue_depth("t"), Some(0));
+
+        refuse.store(true, Ordering::SeqCst);
+        publish(&t, "2").await;
+        assert_eq!(t.queue_depth("t"), Some(1), "refused, so queued");
+        refuse.store(false, Ordering::SeqCst);
+        publish(&t, "3").await;
+        assert_eq!(t.queue_depth("t"), Some(2), "queued behind the older message, not taken past it");
+        assert_eq!(next(&mut listener).await, "2");
+        assert_eq!(next(&mut listener).await, "3");
+
+        // Older in another of the listener's queues (its fanout queue) counts too.
+        refuse.store(true, Ordering::SeqCst);
+        let fanout = Target { fanout: true, ..Target::topic("t") };
+        t.send(&fanout, Outgoing::new(Bytes::from_static(b"fan"))).await.unwrap();
+        refuse.store(false, Ordering::SeqCst);
+        publish(&t, "5").await;
+        assert_eq!(t.queue_depth("t"), Some(1), "queued behind the fanout message");
+        assert_eq!(next(&mut listener).await, "fan");
+        assert_eq!(next(&mut listener).await, "5");
+
+        assert!(listener.deliver_directly(None));
+        publish(&t, "4").await;
+        assert_eq!(t.queue_depth("t"), Some(1), "direct delivery is off");
+        assert_eq!(next(&mut listener).await, "4");
+        assert_eq!(*lock(&taken), ["1"]);
+    }
+
+    #[tokio::test]
+    async fn a_shared_queue_and_a_closed_listener_get_no_direct_delivery() {
+        let t = transport();
+        let (taken, refuse) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicBool::new(false)));
+        let first = t.listen(&listen_target("s1")).await.unwrap();
+        first.deliver_directly(Some(recorder(&taken, &refuse)));
+        let mut second = t.listen(&listen_target("s2")).await.unwrap();
+        publish(&t, "shared").await;
+        assert!(lock(&taken).is_empty(), "two consumers share the topic queue: they take turns from it");
+        assert_eq!(next(&mut second).await, "shared");
+
+        second.close().await;
+        publish(&t, "alone").await;
+        assert_eq!(*lock(&taken), ["alone"], "the remaining consumer has the queue to itself");
+
+        first.control().close().await;
+        publish(&t, "closed").await;
+        assert_eq!(*lock(&taken), ["alone"], "a closed listener takes nothing");
+        assert_eq!(t.queue_depth("t"), Some(1));
+    }
 }

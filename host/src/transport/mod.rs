@@ -106,6 +106,11 @@ impl Outgoing {
 /// Receives reply bodies (see [`Transport::listen_replies`]).
 pub type ReplyHandler = Arc<dyn Fn(Body) + Send + Sync>;
 
+/// Takes a message in the publisher's task as it is published, instead of leaving it for
+/// [`Listener::next`]; hands it back (`Some`) when it cannot take it now, and it is queued.
+/// It runs under the broker's locks: it must not publish or wait.
+pub type DirectHandler = Box<dyn Fn(Incoming) -> Option<Incoming> + Send + Sync>;
+
 /// Settles a received message with the broker.
 #[async_trait::async_trait]
 pub trait Acknowledge: Send + Sync {
@@ -206,6 +211,21 @@ impl Listener {
         match &mut self.source {
             Source::Channel(rx) => rx.recv().await,
             Source::Memory(consumer) => consumer.next().await,
+        }
+    }
+
+    /// Asks the transport to hand messages to `handler` as they are published whenever
+    /// nothing older waits for this listener, rather than queueing them for
+    /// [`Listener::next`] and waking its reader; `None` stops that, and returns once a
+    /// delivery under way has finished. Returns whether the transport does this: only
+    /// `memory://` (a RabbitMQ delivery arrives on the connection's task anyway).
+    pub fn deliver_directly(&self, handler: Option<DirectHandler>) -> bool {
+        match &self.source {
+            Source::Channel(_) => false,
+            Source::Memory(consumer) => {
+                consumer.set_direct(handler);
+                true
+            }
         }
     }
 

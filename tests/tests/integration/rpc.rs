@@ -481,6 +481,33 @@ async fn serializer_hooks_run_in_oslos_order_on_both_sides() {
     server.wait(Duration::from_secs(5)).await.unwrap();
 }
 
+#[tokio::test]
+async fn a_stopped_server_leaves_requests_queued_and_takes_them_when_restarted() {
+    let url = memory_url();
+    let transport = client_transport(&url).await;
+    let doubler = Arc::new(Doubler {
+        target: EndpointTarget { namespace: None, legacy_namespaces: vec![], version: v("1.0") },
+        seen: Mutex::default(),
+    });
+    let dispatcher = Arc::new(Dispatcher::new(vec![doubler], Arc::new(wasmrpc::rpc::NoOpSerializer)));
+    let target = wasmrpc::protocol::ListenTarget { exchange: None, topic: "restart".into(), server: "s".into() };
+    let server = RpcServer::new(transport.clone(), target, dispatcher, ServerOptions::default());
+    server.start().await.unwrap();
+    let client = RpcClient::new(transport.clone(), Target::topic("restart"));
+    // An idle server on memory:// is handed each request as it is published.
+    assert_eq!(client.call(&ctx(), "double", obj(json!({"x": 1}))).await.unwrap(), json!(2));
+
+    server.stop().await;
+    let waiting = tokio::spawn(async move { client.call(&ctx(), "double", obj(json!({"x": 21}))).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "a stopped server takes nothing, directly or from its queue");
+    server.start().await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("answered after the restart");
+    assert_eq!(answer.unwrap().unwrap(), json!(42));
+    server.stop().await;
+    server.wait(Duration::from_secs(5)).await.unwrap();
+}
+
 /// Runs futures concurrently and collects their outputs in order.
 async fn futures_join<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
 where
