@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -205,6 +206,7 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
     // when the loop has to wait; a stop during a stream of messages is seen at the loop's top.
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
+    let runtime = Handle::current();
     loop {
         if stop.is_cancelled() {
             break;
@@ -237,15 +239,26 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
                 continue;
             }
         };
-        let duplicate = is_duplicate(&inner, request.unique_id.as_deref());
-        // The acknowledgement waits for lapin's IO thread, so it happens in the call's own
-        // task: the loop goes straight back for the next delivery. The call's future (over a
-        // kilobyte: dispatch, reply, retry) is boxed once here; tokio would otherwise copy it
-        // whole into the task and again each time the task changes stage.
-        let call = Box::pin(acknowledge_then_handle(inner.clone(), incoming, request, duplicate, slot));
-        inner.tracker.spawn(call);
+        spawn_call(&inner, &runtime, incoming, request, slot);
     }
     listener
+}
+
+/// Runs a request taken off the transport in a task of its own, after the duplicate check.
+fn spawn_call(
+    inner: &Arc<Inner>,
+    runtime: &Handle,
+    incoming: Incoming,
+    request: Arc<Request>,
+    slot: OwnedSemaphorePermit,
+) {
+    let duplicate = is_duplicate(inner, request.unique_id.as_deref());
+    // The acknowledgement waits for lapin's IO thread, so it happens in the call's own task:
+    // the consume loop goes straight back for the next delivery. The call's future (over a
+    // kilobyte: dispatch, reply, retry) is boxed once here; tokio would otherwise copy it whole
+    // into the task and again each time the task changes stage.
+    let call = Box::pin(acknowledge_then_handle(inner.clone(), incoming, request, duplicate, slot));
+    inner.tracker.spawn_on(call, runtime);
 }
 
 /// What an in-process transport hands a request to as it is published, when this server has
@@ -256,15 +269,13 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
 fn direct_handler(inner: &Arc<Inner>) -> DirectHandler {
     let inner = Arc::downgrade(inner);
     // Calls run on the server's runtime, whichever task or thread published them.
-    let runtime = tokio::runtime::Handle::current();
+    let runtime = Handle::current();
     Box::new(move |incoming| {
         let Some(inner) = inner.upgrade() else { return Some(incoming) };
         let Body::Request(request) = &incoming.body else { return Some(incoming) };
         let Ok(slot) = inner.backlog.clone().try_acquire_owned() else { return Some(incoming) };
         let request = request.clone();
-        let duplicate = is_duplicate(&inner, request.unique_id.as_deref());
-        let call = Box::pin(acknowledge_then_handle(inner.clone(), incoming, request, duplicate, slot));
-        inner.tracker.spawn_on(call, &runtime);
+        spawn_call(&inner, &runtime, incoming, request, slot);
         None
     })
 }
