@@ -12,8 +12,8 @@
 //! handler by the publisher: a call crosses from client to server and back with two task
 //! wake-ups, nothing in between. A consumer may also take messages as they are published
 //! ([`Listener::deliver_directly`]): an RPC server does, so a request to an idle server is
-//! handed to it by the publisher, without queueing it and waking the server's loop. Bodies are stored as published: an RPC request or reply stays
-//! decoded (see [`Body`]).
+//! handed to it by the publisher, without queueing it and waking the server's loop. Bodies
+//! are stored as published: an RPC request or reply stays decoded (see [`Body`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
