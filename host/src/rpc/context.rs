@@ -2,7 +2,7 @@
 //! call-monitor timeout, `null` when unused), as oslo hands it to Python endpoints.
 //!
 //! The two parts stay apart until something reads them as one. Merging them into one map on
-//! every call (a map insert: the key hashed, three allocations, and their frees) was ~6% of an
+//! every call (a map insert: the key hashed, three allocations, and their frees) was ~5% of an
 //! in-process call's instructions; the endpoints that need the merged context mostly encode it
 //! or look up a key, which works as well on the two parts.
 
