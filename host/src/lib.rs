@@ -20,10 +20,12 @@
 //! - [`watch`]: the only module that names notify: debounced file changes for hot reload.
 //! - `signal`: the one-waiter wake-up that a call's reply inbox and a `memory://` consumer
 //!   wait on.
+//! - `locks`: the crate's one way to take a `std::sync` lock, poisoned or not.
 //! - [`cli`]: the `wasmrpc` command line (`src/main.rs` only calls [`cli::main`]).
 
 pub mod cli;
 pub mod host;
+mod locks;
 pub mod manifest;
 pub mod notification;
 pub mod protocol;

@@ -102,13 +102,11 @@ impl Watch {
 
     fn add_dir(&self, dir: &Path) -> Result<(), WatchError> {
         let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
-        let mut dirs = self.dirs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut dirs = crate::locks::lock(&self.dirs);
         if dirs.contains(&dir) {
             return Ok(());
         }
-        self.watcher
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::locks::lock(&self.watcher)
             .watch(&dir, RecursiveMode::NonRecursive)
             .map_err(|e| WatchError { path: dir.clone(), message: e.to_string() })?;
         dirs.insert(dir);

@@ -35,6 +35,7 @@ pub use reload::ReloadSummary;
 pub use wasm_endpoint::{ERRORS_MODULE, WasmEndpoint, failure};
 pub use wasm_listener::WasmListener;
 
+use crate::locks::{lock, read, write};
 use crate::manifest::{EndpointSpec, InstanceMode, Role};
 use crate::notification::{HostNotifications, ListenerOptions, NotificationListener, Notifier};
 use crate::protocol::ListenTarget;
@@ -430,16 +431,4 @@ pub async fn run(config: HostConfig, shutdown: impl Future<Output = ()>) -> Resu
 
 fn rfc3339(t: std::time::SystemTime) -> String {
     time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-}
-
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::filter::NotificationFilter;
+use crate::locks::lock;
 use crate::protocol::Notification;
 use crate::transport::{Incoming, Listener, Transport, TransportError};
 
@@ -221,14 +222,12 @@ async fn handle(inner: &Inner, incoming: Incoming) {
 /// Whether this `_unique_id` is among the last 16 acknowledged, as oslo's listener keeps them.
 /// Requeued messages are not remembered: their redelivery must be handled.
 fn seen(inner: &Inner, unique_id: Option<&str>) -> bool {
-    unique_id.is_some_and(|id| {
-        inner.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().any(|s| s == id)
-    })
+    unique_id.is_some_and(|id| lock(&inner.recent).iter().any(|s| s == id))
 }
 
 fn remember(inner: &Inner, unique_id: Option<String>) {
     let Some(id) = unique_id else { return };
-    let mut recent = inner.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut recent = lock(&inner.recent);
     if recent.len() == 16 {
         recent.pop_front();
     }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::locks::lock;
 use crate::protocol::Reply;
 use crate::signal::Signal;
 use crate::transport::{Body, Transport, TransportError};
@@ -286,10 +287,6 @@ async fn sweep(router: Weak<Router>, running: Running) {
             tokio::time::sleep_until(resume).await;
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::dispatcher::Dispatcher;
+use crate::locks::lock;
 use crate::protocol::{ListenTarget, Reply, ReplyTo, Request};
 use crate::transport::{Body, DirectHandler, Incoming, Listener, Transport, TransportError};
 
@@ -308,7 +309,7 @@ fn is_duplicate(inner: &Inner, unique_id: Option<&str>) -> bool {
     use std::hash::BuildHasher;
     let Some(id) = unique_id else { return false };
     let hash = foldhash::fast::FixedState::default().hash_one(id);
-    let mut recent = inner.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut recent = lock(&inner.recent);
     if recent.iter().any(|(h, seen)| *h == hash && seen == id) {
         return true;
     }

@@ -244,7 +244,7 @@ impl Runtime {
     /// cache) now, once however many loads ask for it at the same time.
     async fn module(&self, bytes: Vec<u8>, sha256: &str) -> Result<(Arc<SharedModule>, Compiled), String> {
         let slot = {
-            let mut modules = self.inner.modules.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut modules = crate::locks::lock(&self.inner.modules);
             // Forget modules nobody uses (unless someone is compiling them right now).
             modules.retain(|_, slot| {
                 Arc::strong_count(slot) > 1 || slot.try_lock().map_or(true, |w| w.strong_count() > 0)

@@ -28,6 +28,7 @@ use super::{
     Acknowledge, Body, DirectHandler, ErrorKind, Incoming, Listener, ListenerControl, Outgoing, ReplyHandler,
     ReplySlot, Transport, TransportError,
 };
+use crate::locks::lock;
 use crate::protocol::{ListenTarget, Target, TransportUrl, new_id};
 use crate::signal::Signal;
 
@@ -580,12 +581,6 @@ impl Transport for MemoryTransport {
             state.reply_handlers.remove(&name);
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding these locks cannot leave the data half-updated (single pushes and
-    // pops), so a poisoned lock is still usable.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

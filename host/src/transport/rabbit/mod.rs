@@ -40,6 +40,7 @@ use super::{
     Acknowledge, Body, ErrorKind, Incoming, Listener, ListenerControl, Outgoing, ReplyHandler, ReplySlot, Transport,
     TransportError,
 };
+use crate::locks::lock;
 use crate::protocol::{ListenTarget, Target, TransportUrl, new_id};
 
 /// How long a publish keeps retrying through reconnects before it gives up.
@@ -256,7 +257,7 @@ impl Shared {
         let (channel, declared) = self.publish_channel(true).await?;
         if let Some(what) = declare_first {
             let id = what.id();
-            let known = declared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&id);
+            let known = lock(&declared).contains(&id);
             if !known {
                 let mut result = match what {
                     Declare::Exchange(ex) => declare_exchange(&channel, ex).await,
@@ -273,7 +274,7 @@ impl Shared {
                     let (fresh, _) = self.publish_channel(true).await?;
                     result = declare_exchange(&fresh, &ExchangeSpec { durable: false, ..ex.clone() }).await;
                     if result.is_ok() {
-                        declared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone());
+                        lock(&declared).insert(id.clone());
                         return self.publish_on(&fresh, exchange, key, message).await;
                     }
                 }
@@ -282,7 +283,7 @@ impl Shared {
                     self.drop_publish_channel().await;
                     return Err(amqp_error(&format!("declaring {id}"), &e));
                 }
-                declared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id);
+                lock(&declared).insert(id);
             }
         }
         self.publish_on(&channel, exchange, key, message).await
