@@ -85,7 +85,7 @@ pub async fn run(a: Args, cast: bool) -> anyhow::Result<ExitCode> {
             eprintln!("wasmrpc: remote error: {}.{}: {}", e.module, e.exc_type, e.value);
             Ok(ExitCode::from(super::EXIT_REMOTE))
         }
-        Err(e @ RpcError::Timeout(_)) => {
+        Err(e @ RpcError::Timeout { .. }) => {
             eprintln!("wasmrpc: {e}");
             Ok(ExitCode::from(super::EXIT_TIMEOUT))
         }

@@ -167,7 +167,7 @@ impl HostConfig {
                 .driver
                 .iter()
                 .map(|d| d.parse())
-                .collect::<Result<_, String>>()
+                .collect::<Result<_, _>>()
                 .map_err(|e| fail(format!("[notifications]: {e}")))?;
             c.notifications.topics = n.topics;
             c.notifications.publisher_id = n.publisher_id;

@@ -22,16 +22,21 @@ pub enum Driver {
     Noop,
 }
 
-impl FromStr for Driver {
-    type Err = String;
+/// A driver name that is not one of [`Driver`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown notification driver {0:?}: use messagingv2, messaging, log or noop")]
+pub struct UnknownDriver(pub String);
 
-    fn from_str(s: &str) -> Result<Driver, String> {
+impl FromStr for Driver {
+    type Err = UnknownDriver;
+
+    fn from_str(s: &str) -> Result<Driver, UnknownDriver> {
         match s {
             "messagingv2" => Ok(Driver::MessagingV2),
             "messaging" => Ok(Driver::Messaging),
             "log" => Ok(Driver::Log),
             "noop" => Ok(Driver::Noop),
-            other => Err(format!("unknown notification driver {other:?}: use messagingv2, messaging, log or noop")),
+            other => Err(UnknownDriver(other.to_owned())),
         }
     }
 }

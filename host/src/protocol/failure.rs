@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::json::{object_from_python_str, to_python_string};
+use super::json::{NotAnObject, object_from_python_str, to_python_string};
 
 /// A remote exception.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,10 +57,21 @@ impl RemoteFailure {
     }
 
     /// Reads a reply's `failure` string.
-    pub fn from_json(text: &str) -> Result<RemoteFailure, String> {
+    pub fn from_json(text: &str) -> Result<RemoteFailure, InvalidFailure> {
         let map = object_from_python_str(text)?;
-        serde_json::from_value(Value::Object(map)).map_err(|e| e.to_string())
+        serde_json::from_value(Value::Object(map)).map_err(InvalidFailure::Shape)
     }
+}
+
+/// Why a reply's `failure` string could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidFailure {
+    /// It is not a JSON object.
+    #[error(transparent)]
+    NotAnObject(#[from] NotAnObject),
+    /// An object, without the keys and types of a serialized exception.
+    #[error(transparent)]
+    Shape(serde_json::Error),
 }
 
 /// A traceback in Python's shape, so tools that print `tb` show something sensible.
@@ -89,6 +100,16 @@ mod tests {
         assert_eq!((f.class.as_str(), f.module.as_str()), ("MyError", "mymod"));
         assert_eq!(f.kwargs["code"], 42);
         assert_eq!(f.to_json(), CAPTURED);
+    }
+
+    #[test]
+    fn unreadable_failures_say_why() {
+        let err = RemoteFailure::from_json(r#""just text""#).unwrap_err();
+        assert!(matches!(err, InvalidFailure::NotAnObject(NotAnObject::OtherValue { found: "a string" })), "{err:?}");
+        assert_eq!(err.to_string(), "expected a JSON object, found a string");
+        assert!(matches!(RemoteFailure::from_json("{"), Err(InvalidFailure::NotAnObject(NotAnObject::Syntax(_)))));
+        let err = RemoteFailure::from_json(r#"{"class": "E"}"#).unwrap_err();
+        assert!(matches!(err, InvalidFailure::Shape(_)) && err.to_string().contains("module"), "{err}");
     }
 
     #[test]

@@ -38,12 +38,25 @@ pub fn from_python_str(text: &str) -> Result<Value, serde_json::Error> {
     }
 }
 
+/// Why text is not the JSON object [`object_from_python_str`] expected.
+#[derive(Debug, thiserror::Error)]
+pub enum NotAnObject {
+    /// Not JSON at all.
+    #[error(transparent)]
+    Syntax(#[from] serde_json::Error),
+    /// JSON, but another kind of value.
+    #[error("expected a JSON object, found {found}")]
+    OtherValue {
+        /// What it is instead: `a string`, `an array`, ….
+        found: &'static str,
+    },
+}
+
 /// Parses a JSON object (see [`from_python_str`]).
-pub fn object_from_python_str(text: &str) -> Result<Map<String, Value>, String> {
-    match from_python_str(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(format!("expected a JSON object, found {}", kind(&other))),
-        Err(e) => Err(e.to_string()),
+pub fn object_from_python_str(text: &str) -> Result<Map<String, Value>, NotAnObject> {
+    match from_python_str(text)? {
+        Value::Object(map) => Ok(map),
+        other => Err(NotAnObject::OtherValue { found: kind(&other) }),
     }
 }
 

@@ -19,12 +19,12 @@ mod url;
 mod version;
 
 pub use envelope::DecodeError;
-pub use failure::RemoteFailure;
+pub use failure::{InvalidFailure, RemoteFailure};
 pub use notification::{Notification, PRIORITY_NAMES, priority, timestamp};
 pub use reply::{Reply, new_id};
 pub use request::{ReplyTo, Request};
 pub use target::{ListenTarget, Target};
-pub use url::{Driver, Host, InvalidUrl, TransportUrl, redact};
+pub use url::{Driver, Host, InvalidUrl, TransportUrl, UrlProblem, redact};
 pub use version::{InvalidVersion, Version};
 
 /// Notification priorities, lowercase, as listener methods are named.

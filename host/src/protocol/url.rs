@@ -62,24 +62,42 @@ pub struct InvalidUrl {
     /// The URL, password redacted.
     pub url: String,
     /// What is wrong.
-    pub reason: String,
+    pub reason: UrlProblem,
+}
+
+/// What is wrong with a transport URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UrlProblem {
+    /// No `://` after a driver name.
+    #[error("expected `driver://…`, e.g. rabbit://guest:guest@127.0.0.1:5672/")]
+    NoScheme,
+    /// A scheme that names no driver.
+    #[error("unknown driver {0:?}: use rabbit:// (or its alias kombu://) or memory://")]
+    UnknownDriver(String),
+    /// `[` with no `]` after it.
+    #[error("unterminated `[` in an IPv6 address")]
+    UnterminatedIpv6,
+    /// A port that is not a number from 0 to 65535.
+    #[error("invalid port {port:?}")]
+    InvalidPort {
+        /// The port as written.
+        port: String,
+        /// Why it is not a port number.
+        #[source]
+        source: std::num::ParseIntError,
+    },
 }
 
 impl TransportUrl {
     /// Parses a URL.
     pub fn parse(text: &str) -> Result<TransportUrl, InvalidUrl> {
-        let fail = |reason: &str| InvalidUrl { url: redact(text), reason: reason.to_owned() };
-        let (scheme, rest) = text
-            .split_once("://")
-            .ok_or_else(|| fail("expected `driver://…`, e.g. rabbit://guest:guest@127.0.0.1:5672/"))?;
+        let fail = |reason: UrlProblem| InvalidUrl { url: redact(text), reason };
+        let (scheme, rest) = text.split_once("://").ok_or_else(|| fail(UrlProblem::NoScheme))?;
         let driver = match scheme {
             "rabbit" | "kombu" => Driver::Rabbit,
             "memory" => Driver::Memory,
-            other => {
-                return Err(fail(&format!(
-                    "unknown driver {other:?}: use rabbit:// (or its alias kombu://) or memory://"
-                )));
-            }
+            other => return Err(fail(UrlProblem::UnknownDriver(other.to_owned()))),
         };
         let (rest, query) = match rest.split_once('?') {
             Some((r, q)) => (r, Some(q)),
@@ -92,7 +110,7 @@ impl TransportUrl {
         let mut hosts = Vec::new();
         if !netloc.is_empty() {
             for entry in netloc.split(',') {
-                hosts.push(parse_host(entry).map_err(|r| fail(&r))?);
+                hosts.push(parse_host(entry).map_err(fail)?);
             }
         }
         let virtual_host = path.map(|p| unquote(&p[1..]));
@@ -122,7 +140,7 @@ impl TransportUrl {
     }
 }
 
-fn parse_host(entry: &str) -> Result<Host, String> {
+fn parse_host(entry: &str) -> Result<Host, UrlProblem> {
     let (creds, hostport) = match entry.rsplit_once('@') {
         Some((c, h)) => (Some(c), h),
         None => (None, entry),
@@ -135,7 +153,7 @@ fn parse_host(entry: &str) -> Result<Host, String> {
         None => (None, None),
     };
     let (hostname, port) = if let Some(rest) = hostport.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').ok_or("unterminated `[` in an IPv6 address")?;
+        let (h, after) = rest.split_once(']').ok_or(UrlProblem::UnterminatedIpv6)?;
         (h.to_owned(), after.strip_prefix(':'))
     } else {
         match hostport.rsplit_once(':') {
@@ -144,7 +162,9 @@ fn parse_host(entry: &str) -> Result<Host, String> {
         }
     };
     let port = match port {
-        Some(p) if !p.is_empty() => Some(p.parse::<u16>().map_err(|_| format!("invalid port {p:?}"))?),
+        Some(p) if !p.is_empty() => {
+            Some(p.parse::<u16>().map_err(|source| UrlProblem::InvalidPort { port: p.to_owned(), source })?)
+        }
         _ => None,
     };
     Ok(Host { hostname, port, username, password })

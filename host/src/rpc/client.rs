@@ -195,11 +195,7 @@ impl RpcClient {
         let mut result = Value::Null;
         loop {
             let Ok(reply) = waiter.recv().await else {
-                // The wording Python callers see from oslo.messaging 18.3.1 (ReplyWaiters.get).
-                return Err(RpcError::Timeout(format!(
-                    "Timed out waiting for a reply to message ID {}",
-                    waiter.msg_id()
-                )));
+                return Err(RpcError::Timeout { msg_id: waiter.msg_id().to_owned() });
             };
             if let Some(failure) = &reply.failure {
                 if reply.ending {

@@ -40,9 +40,13 @@ pub enum RpcError {
     /// The server answered with an exception.
     #[error("remote error: {0}")]
     Remote(RemoteError),
-    /// No final reply in time (oslo's `MessagingTimeout`).
-    #[error("{0}")]
-    Timeout(String),
+    /// No final reply in time (oslo's `MessagingTimeout`, worded as oslo.messaging 18.3.1's
+    /// `ReplyWaiters.get` words it for Python callers).
+    #[error("Timed out waiting for a reply to message ID {msg_id}")]
+    Timeout {
+        /// The call's `_msg_id`.
+        msg_id: String,
+    },
     /// The target cannot be used this way (oslo's `InvalidTarget`), e.g. a fanout call.
     #[error("invalid target: {0}")]
     InvalidTarget(String),
@@ -65,6 +69,6 @@ impl RpcError {
     /// Whether this is a timeout (the CLI exits with its own status for it).
     #[must_use]
     pub fn is_timeout(&self) -> bool {
-        matches!(self, RpcError::Timeout(_))
+        matches!(self, RpcError::Timeout { .. })
     }
 }

@@ -27,7 +27,7 @@ use tokio::sync::{OnceCell, mpsc};
 
 pub use body::Body;
 pub use memory::MemoryTransport;
-pub use rabbit::{FailoverStrategy, RabbitOptions, RabbitTransport};
+pub use rabbit::{FailoverStrategy, OptionError, RabbitOptions, RabbitTransport};
 
 use crate::protocol::{Driver, ListenTarget, Target, TransportUrl};
 

@@ -32,7 +32,7 @@ use lapin::{BasicProperties, Channel, Confirmation, ExchangeKind};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use options::{FailoverStrategy, RabbitOptions};
+pub use options::{FailoverStrategy, OptionError, RabbitOptions};
 
 use self::link::{Connector, Link, describe_error};
 use self::topology::{ArgValue, Binding, ExchangeSpec, ExchangeType, Topology};

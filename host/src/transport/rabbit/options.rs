@@ -114,23 +114,60 @@ const IGNORED: &[&str] = &[
     "processname",
 ];
 
+/// Why `[oslo_messaging_rabbit]` options (or a URL query) cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OptionError {
+    /// A value of the wrong form.
+    #[error("option {name} = {value:?}: expected {expected}")]
+    BadValue {
+        /// The option.
+        name: String,
+        /// Its value as written.
+        value: String,
+        /// What it takes.
+        expected: &'static str,
+    },
+    /// An option oslo has and wasmrpc does not implement, set to something other than off.
+    #[error("option {name}: {why}")]
+    Unsupported {
+        /// The option.
+        name: String,
+        /// Why, and what to set instead.
+        why: &'static str,
+    },
+    /// An option oslo does not have either.
+    #[error("no such option {0:?} in [oslo_messaging_rabbit]; docs/rabbitmq.md lists the supported ones")]
+    Unknown(String),
+    /// Quorum and HA queues at once.
+    #[error("rabbit_quorum_queue and rabbit_ha_queues are both enabled: a queue is quorum or HA (mirrored), not both")]
+    QuorumAndHa,
+    /// A client certificate without its key, or the other way round.
+    #[error("ssl_cert_file and ssl_key_file go together")]
+    CertWithoutKey,
+}
+
 impl RabbitOptions {
     /// Applies `name = value` pairs in order (later ones win).
-    pub fn apply<'a>(mut self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<RabbitOptions, String> {
+    pub fn apply<'a>(
+        mut self,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<RabbitOptions, OptionError> {
         for (name, value) in pairs {
             self.set(name, value)?;
         }
         if self.rabbit_quorum_queue && self.rabbit_ha_queues {
-            return Err("rabbit_quorum_queue and rabbit_ha_queues are both enabled: a queue is quorum or HA (mirrored), not both".into());
+            return Err(OptionError::QuorumAndHa);
         }
         if self.ssl_cert_file.is_some() != self.ssl_key_file.is_some() {
-            return Err("ssl_cert_file and ssl_key_file go together".into());
+            return Err(OptionError::CertWithoutKey);
         }
         Ok(self)
     }
 
-    fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
-        let bad = |what: &str| format!("option {name} = {value:?}: expected {what}");
+    fn set(&mut self, name: &str, value: &str) -> Result<(), OptionError> {
+        let bad =
+            |expected: &'static str| OptionError::BadValue { name: name.to_owned(), value: value.to_owned(), expected };
         let boolean = || parse_bool(value).ok_or_else(|| bad("true or false"));
         let int = || value.trim().parse::<u64>().map_err(|_| bad("a non-negative integer"));
         let seconds = || {
@@ -187,12 +224,10 @@ impl RabbitOptions {
             other => {
                 if let Some((_, why)) = UNSUPPORTED.iter().find(|(n, _)| *n == other) {
                     if parse_bool(value) != Some(false) && !value.is_empty() {
-                        return Err(format!("option {other}: {why}"));
+                        return Err(OptionError::Unsupported { name: other.to_owned(), why });
                     }
                 } else if !IGNORED.contains(&other) {
-                    return Err(format!(
-                        "no such option {other:?} in [oslo_messaging_rabbit]; docs/rabbitmq.md lists the supported ones"
-                    ));
+                    return Err(OptionError::Unknown(other.to_owned()));
                 }
             }
         }
@@ -231,10 +266,16 @@ mod tests {
         assert!(o.rabbit_quorum_queue && o.durable());
         assert_eq!(o.rabbit_qos_prefetch_count, 10);
         assert_eq!(o.rabbit_retry_interval, Duration::from_millis(500));
-        assert!(RabbitOptions::default().apply([("no_such", "1")]).unwrap_err().contains("no such option"));
-        assert!(RabbitOptions::default().apply([("ssl", "maybe")]).unwrap_err().contains("true or false"));
-        assert!(RabbitOptions::default().apply([("rabbit_quorum_queue", "1"), ("rabbit_ha_queues", "1")]).is_err());
-        assert!(RabbitOptions::default().apply([("rabbit_stream_fanout", "true")]).is_err());
+        assert!(RabbitOptions::default().apply([("no_such", "1")]).unwrap_err().to_string().contains("no such option"));
+        assert!(RabbitOptions::default().apply([("ssl", "maybe")]).unwrap_err().to_string().contains("true or false"));
+        assert_eq!(
+            RabbitOptions::default().apply([("rabbit_quorum_queue", "1"), ("rabbit_ha_queues", "1")]),
+            Err(OptionError::QuorumAndHa)
+        );
+        assert!(matches!(
+            RabbitOptions::default().apply([("rabbit_stream_fanout", "true")]),
+            Err(OptionError::Unsupported { .. })
+        ));
         assert!(RabbitOptions::default().apply([("rabbit_stream_fanout", "false"), ("heartbeat_rate", "3")]).is_ok());
     }
 }
