@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use super::error::{RemoteError, RpcError};
-use super::replies::Replies;
+use super::replies::TransportReplies;
 use super::serializer::{NoOpSerializer, Serializer};
 use crate::protocol::{RemoteFailure, ReplyTo, Request, Target, Version, new_id};
 use crate::transport::{Body, Outgoing, Transport};
@@ -20,6 +20,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct RpcClient {
     transport: Arc<dyn Transport>,
+    /// The transport's reply queue, shared with every other client of it.
+    replies: Arc<TransportReplies>,
     target: Target,
     timeout: Duration,
     call_monitor_timeout: Option<Duration>,
@@ -56,6 +58,7 @@ impl RpcClient {
     #[must_use]
     pub fn new(transport: Arc<dyn Transport>, target: Target) -> RpcClient {
         RpcClient {
+            replies: TransportReplies::of(&transport),
             transport,
             target,
             timeout: DEFAULT_TIMEOUT,
@@ -178,7 +181,7 @@ impl RpcClient {
             return Err(RpcError::InvalidTarget(format!("A call cannot be used with fanout:{}", self.target)));
         }
         self.check_version_cap()?;
-        let replies = Replies::of(self.transport.as_ref()).await?;
+        let replies = self.replies.get(self.transport.as_ref()).await?;
         let msg_id = new_id();
         let call_monitor_timeout = self.call_monitor_timeout.map_or(Value::Null, seconds_value);
         // The timeout is a hard cap; the call monitor, when set, ends the call sooner if the

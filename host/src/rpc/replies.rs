@@ -2,6 +2,9 @@
 //! router from `_msg_id` to the call waiting for it. The transport hands reply bodies to the
 //! router as they arrive, so a reply reaches its call without passing through another task.
 //!
+//! The RPC layer keeps each transport's reply queue itself ([`TransportReplies::of`]), keyed by
+//! the transport's identity: a transport only declares the queue and hands over what arrives.
+//!
 //! Call deadlines are kept by the router too, and one sweeper task per router ends the calls
 //! whose deadline passed: it sleeps until the earliest deadline it knows of, and is woken early
 //! only when a call comes with an earlier one. Calls of one client share a timeout, so that is
@@ -9,19 +12,60 @@
 //! wheel was ~7% of an in-process call's instructions). Each pass walks all waiting calls, so
 //! passes are at least [`SWEEP_PERIOD`] apart.
 
-use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OnceCell};
 use tokio::time::Instant;
 
 use crate::locks::lock;
 use crate::protocol::Reply;
 use crate::signal::Signal;
 use crate::transport::{Body, Transport, TransportError};
+
+/// A transport's reply queue and router, started by the first call (oslo's driver keeps one
+/// reply queue too), shared by every client of that transport.
+#[derive(Debug, Default)]
+pub(crate) struct TransportReplies(OnceCell<Replies>);
+
+/// Every transport some client uses, with its replies. A transport is known by its address
+/// while it lives; entries of transports that are gone are dropped at the next lookup.
+static BY_TRANSPORT: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
+
+struct Registered {
+    transport: Weak<dyn Transport>,
+    replies: Arc<TransportReplies>,
+}
+
+impl TransportReplies {
+    /// The replies of `transport`: the same for every client of it.
+    pub fn of(transport: &Arc<dyn Transport>) -> Arc<TransportReplies> {
+        let mut all = lock(&BY_TRANSPORT);
+        all.retain(|r| r.transport.strong_count() > 0);
+        let weak = Arc::downgrade(transport);
+        if let Some(known) = all.iter().find(|r| r.transport.ptr_eq(&weak)) {
+            return known.replies.clone();
+        }
+        let replies = Arc::new(TransportReplies::default());
+        all.push(Registered { transport: weak, replies: replies.clone() });
+        replies
+    }
+
+    /// The router, declaring the reply queue on `transport` (the one these replies are of) first
+    /// if this is the first call.
+    pub async fn get(&self, transport: &dyn Transport) -> Result<&Replies, TransportError> {
+        self.0
+            .get_or_try_init(|| async {
+                let router = Arc::new(Router::default());
+                let handler_router = router.clone();
+                let queue = transport.listen_replies(Arc::new(move |body| handler_router.route(body))).await?;
+                Ok(Replies { queue, router })
+            })
+            .await
+    }
+}
 
 /// Routes replies arriving on the reply queue to waiting calls.
 #[derive(Debug)]
@@ -148,21 +192,6 @@ impl Drop for Waiter {
 }
 
 impl Replies {
-    /// The router of `transport`, starting its reply queue on first use.
-    pub async fn of(transport: &dyn Transport) -> Result<Arc<Replies>, TransportError> {
-        let any = transport
-            .reply_slot()
-            .0
-            .get_or_try_init(|| async {
-                let router = Arc::new(Router::default());
-                let handler_router = router.clone();
-                let queue = transport.listen_replies(Arc::new(move |body| handler_router.route(body))).await?;
-                Ok::<Arc<dyn Any + Send + Sync>, TransportError>(Arc::new(Replies { queue, router }))
-            })
-            .await?;
-        Ok(any.clone().downcast::<Replies>().expect("the reply slot only ever holds `Replies`"))
-    }
-
     /// The reply queue's name (`_reply_q` in requests).
     pub fn queue(&self) -> &str {
         &self.queue
@@ -312,7 +341,7 @@ mod tests {
         assert!(q.pop().is_none());
     }
 
-    /// A router with its sweeper, as `Replies::of` makes them, without a transport.
+    /// A router with its sweeper, as `TransportReplies::get` makes them, without a transport.
     fn replies() -> (Replies, tokio::task::JoinHandle<()>) {
         let router = Arc::new(Router::default());
         let sweeper = router.keep_sweeping().expect("a new router has no sweeper");
@@ -400,6 +429,27 @@ mod tests {
             let ended = tokio::time::timeout(Duration::from_secs(5), waiter.recv()).await;
             assert_eq!(ended, Ok(Err(Expired)), "a new sweeper ended the call");
         });
+    }
+
+    #[tokio::test]
+    async fn every_client_of_a_transport_shares_its_reply_queue() {
+        use crate::protocol::{TransportUrl, new_id};
+        use crate::transport::MemoryTransport;
+        let url = TransportUrl::parse(&format!("memory://replies-{}/", new_id())).expect("a memory URL");
+        let a: Arc<dyn Transport> = Arc::new(MemoryTransport::new(&url, "openstack"));
+        let b: Arc<dyn Transport> = Arc::new(MemoryTransport::new(&url, "openstack"));
+        let (a1, a2, b1) = (TransportReplies::of(&a), TransportReplies::of(&a), TransportReplies::of(&b));
+        assert!(Arc::ptr_eq(&a1, &a2) && !Arc::ptr_eq(&a1, &b1));
+        let queue = a1.get(a.as_ref()).await.expect("declared").queue().to_owned();
+        assert_eq!(a2.get(a.as_ref()).await.expect("declared").queue(), queue, "one reply queue per transport");
+        assert_ne!(b1.get(b.as_ref()).await.expect("declared").queue(), queue);
+
+        drop(a);
+        let _ = TransportReplies::of(&b);
+        assert!(
+            lock(&BY_TRANSPORT).iter().all(|r| !Arc::ptr_eq(&r.replies, &a1)),
+            "a transport that is gone is forgotten"
+        );
     }
 
     #[test]

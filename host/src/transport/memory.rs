@@ -26,7 +26,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::{
     Acknowledge, Body, DirectHandler, ErrorKind, Incoming, Listener, ListenerControl, Outgoing, ReplyHandler,
-    ReplySlot, Transport, TransportError,
+    Transport, TransportError,
 };
 use crate::locks::lock;
 use crate::protocol::{ListenTarget, Target, TransportUrl, new_id};
@@ -262,7 +262,6 @@ pub struct MemoryTransport {
     broker: Arc<Broker>,
     name: String,
     control_exchange: String,
-    replies: ReplySlot,
     /// Reply queues this transport declared (removed on close).
     reply_queues: Mutex<Vec<String>>,
     closed: CancellationToken,
@@ -293,7 +292,6 @@ impl MemoryTransport {
             broker,
             name,
             control_exchange: control_exchange.to_owned(),
-            replies: ReplySlot::default(),
             reply_queues: Mutex::default(),
             closed: CancellationToken::new(),
             is_closed: AtomicBool::new(false),
@@ -566,10 +564,6 @@ impl Transport for MemoryTransport {
             }
         }
         Ok(self.consume(queues, Vec::new()))
-    }
-
-    fn reply_slot(&self) -> &ReplySlot {
-        &self.replies
     }
 
     async fn close(&self) {

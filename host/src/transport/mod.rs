@@ -17,13 +17,12 @@ mod body;
 mod memory;
 mod rabbit;
 
-use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::mpsc;
 
 pub use body::Body;
 pub use memory::MemoryTransport;
@@ -241,17 +240,6 @@ impl Listener {
     }
 }
 
-/// Holds the per-transport reply machinery of the RPC client (one reply queue per process,
-/// shared by every client on the transport). Opaque to transports: they only store it.
-#[derive(Default)]
-pub struct ReplySlot(pub(crate) OnceCell<Arc<dyn Any + Send + Sync>>);
-
-impl fmt::Debug for ReplySlot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ReplySlot")
-    }
-}
-
 /// A broker, as the RPC and notification layers see it (oslo.messaging's driver).
 #[async_trait::async_trait]
 pub trait Transport: Send + Sync + fmt::Debug + 'static {
@@ -293,9 +281,6 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
         priorities: &[String],
         pool: Option<&str>,
     ) -> Result<Listener, TransportError>;
-
-    /// Where the RPC client keeps its reply router.
-    fn reply_slot(&self) -> &ReplySlot;
 
     /// Closes connections; later calls fail with [`ErrorKind::Closed`].
     async fn close(&self);

@@ -37,7 +37,7 @@ pub use options::{FailoverStrategy, OptionError, RabbitOptions};
 use self::link::{Connector, Link, describe_error};
 use self::topology::{ArgValue, Binding, ExchangeSpec, ExchangeType, Topology};
 use super::{
-    Acknowledge, Body, ErrorKind, Incoming, Listener, ListenerControl, Outgoing, ReplyHandler, ReplySlot, Transport,
+    Acknowledge, Body, ErrorKind, Incoming, Listener, ListenerControl, Outgoing, ReplyHandler, Transport,
     TransportError,
 };
 use crate::locks::lock;
@@ -60,7 +60,6 @@ struct Shared {
     publisher: Link,
     consumers: Link,
     publishing: tokio::sync::Mutex<Option<PublishChannel>>,
-    replies: ReplySlot,
     closed: CancellationToken,
     /// Listener tasks, so closing can let them wind down before the connections go.
     listeners: tokio_util::task::TaskTracker,
@@ -101,7 +100,6 @@ impl RabbitTransport {
             publisher: Link::new(connector.clone(), "publisher", closed.clone()),
             consumers: Link::new(connector.clone(), "listener", closed.clone()),
             publishing: tokio::sync::Mutex::new(None),
-            replies: ReplySlot::default(),
             closed,
             listeners: tokio_util::task::TaskTracker::new(),
         });
@@ -707,10 +705,6 @@ impl Transport for RabbitTransport {
         let targets: Vec<(String, String)> =
             targets.iter().map(|(e, t)| (e.clone().unwrap_or_else(|| s.control_exchange.clone()), t.clone())).collect();
         s.consume(s.topology.notification_listener(&targets, priorities, pool), Vec::new()).await
-    }
-
-    fn reply_slot(&self) -> &ReplySlot {
-        &self.shared.replies
     }
 
     async fn close(&self) {
