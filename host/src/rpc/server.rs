@@ -147,7 +147,9 @@ impl RpcServer {
             old.close().await;
         }
         let listener = self.inner.transport.listen(&self.inner.target).await?;
-        listener.deliver_directly(Some(direct_handler(&self.inner)));
+        if let Some(direct) = listener.direct_delivery() {
+            direct.set_handler(Some(direct_handler(&self.inner)));
+        }
         let stop = CancellationToken::new();
         let consumer = tokio::spawn(consume(self.inner.clone(), listener, stop.clone()));
         *state = State::Running { stop, consumer };
@@ -162,8 +164,8 @@ impl RpcServer {
         if let State::Running { stop, consumer } = std::mem::take(&mut *state) {
             stop.cancel();
             let listener = consumer.await.ok();
-            if let Some(listener) = &listener {
-                listener.deliver_directly(None);
+            if let Some(direct) = listener.as_ref().and_then(Listener::direct_delivery) {
+                direct.set_handler(None);
             }
             *state = State::Stopped { listener };
         } else {

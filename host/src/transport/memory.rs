@@ -11,7 +11,7 @@
 //! Consumers take messages from their queues themselves, and replies are handed to the reply
 //! handler by the publisher: a call crosses from client to server and back with two task
 //! wake-ups, nothing in between. A consumer may also take messages as they are published
-//! ([`Listener::deliver_directly`]): an RPC server does, so a request to an idle server is
+//! ([`DirectDelivery`](super::DirectDelivery)): an RPC server does, so a request to an idle server is
 //! handed to it by the publisher, without queueing it and waking the server's loop. Bodies
 //! are stored as published: an RPC request or reply stays decoded (see [`Body`]).
 
@@ -25,8 +25,8 @@ use bytes::Bytes;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::{
-    Acknowledge, Body, DirectHandler, ErrorKind, Incoming, Listener, ListenerControl, Outgoing, ReplyHandler,
-    Transport, TransportError,
+    Acknowledge, Body, DirectDelivery, DirectHandler, ErrorKind, Incoming, Listener, ListenerControl, Outgoing,
+    ReplyHandler, Transport, TransportError,
 };
 use crate::locks::lock;
 use crate::protocol::{ListenTarget, Target, TransportUrl, new_id};
@@ -325,8 +325,12 @@ impl MemoryTransport {
             q.add_consumer(&link);
         }
         let stopped = Box::pin(stop.clone().cancelled_owned());
-        let consumer = Consumer { link, stopped, took_one: false };
-        Listener::memory(consumer, Arc::new(MemoryListener { broker: self.broker.clone(), stop, private }))
+        let consumer = Consumer { link: link.clone(), stopped, took_one: false };
+        let messages = futures_lite::stream::unfold(consumer, |mut consumer| async move {
+            let incoming = consumer.next().await?;
+            Some((incoming, consumer))
+        });
+        Listener::new(messages, Arc::new(MemoryListener { broker: self.broker.clone(), link, stop, private }))
     }
 }
 
@@ -344,7 +348,7 @@ struct Link {
 }
 
 /// Takes messages from its queues, oldest first, waiting when they are all empty.
-pub(super) struct Consumer {
+struct Consumer {
     link: Arc<Link>,
     /// Waits for `stop`; kept across calls, so waiting for a message does not register with
     /// the token and unregister again every time.
@@ -354,7 +358,7 @@ pub(super) struct Consumer {
 }
 
 impl Consumer {
-    pub(super) async fn next(&mut self) -> Option<Incoming> {
+    async fn next(&mut self) -> Option<Incoming> {
         // Competing consumers: after taking a message, let the others in before taking another,
         // so a shared queue is spread over its consumers as RabbitMQ's round-robin spreads it
         // (on one thread the first consumer would otherwise drain it alone).
@@ -398,14 +402,6 @@ impl Consumer {
 }
 
 impl Consumer {
-    /// Sets or clears the handler that takes messages as they are published. Clearing it
-    /// waits for a delivery under way to finish.
-    pub(super) fn set_direct(&self, handler: Option<DirectHandler>) {
-        let mut direct = lock(&self.link.direct);
-        self.link.has_direct.store(handler.is_some(), Ordering::Release);
-        *direct = handler;
-    }
-
     /// The index of the queue whose next message was published first, and that message's number.
     fn oldest(&self) -> Option<(usize, u64)> {
         let mut now = None;
@@ -420,6 +416,7 @@ impl Consumer {
 
 struct MemoryListener {
     broker: Arc<Broker>,
+    link: Arc<Link>,
     stop: CancellationToken,
     private: Vec<String>,
 }
@@ -431,6 +428,19 @@ impl ListenerControl for MemoryListener {
         for q in &self.private {
             self.broker.delete_queue(q);
         }
+    }
+
+    fn direct_delivery(&self) -> Option<&dyn DirectDelivery> {
+        Some(self)
+    }
+}
+
+impl DirectDelivery for MemoryListener {
+    fn set_handler(&self, handler: Option<DirectHandler>) {
+        // Waits for a delivery under way: it holds this lock while its handler runs.
+        let mut direct = lock(&self.link.direct);
+        self.link.has_direct.store(handler.is_some(), Ordering::Release);
+        *direct = handler;
     }
 }
 
@@ -623,7 +633,7 @@ mod tests {
         let t = transport();
         let mut listener = t.listen(&listen_target("s1")).await.unwrap();
         let (taken, refuse) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicBool::new(false)));
-        assert!(listener.deliver_directly(Some(recorder(&taken, &refuse))));
+        listener.direct_delivery().expect("memory:// has it").set_handler(Some(recorder(&taken, &refuse)));
 
         publish(&t, "1").await;
         assert_eq!(*lock(&taken), ["1"], "taken as it was published");
@@ -648,7 +658,7 @@ mod tests {
         assert_eq!(next(&mut listener).await, "fan");
         assert_eq!(next(&mut listener).await, "5");
 
-        assert!(listener.deliver_directly(None));
+        listener.direct_delivery().expect("memory:// has it").set_handler(None);
         publish(&t, "4").await;
         assert_eq!(t.queue_depth("t"), Some(1), "direct delivery is off");
         assert_eq!(next(&mut listener).await, "4");
@@ -660,7 +670,7 @@ mod tests {
         let t = transport();
         let (taken, refuse) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicBool::new(false)));
         let first = t.listen(&listen_target("s1")).await.unwrap();
-        first.deliver_directly(Some(recorder(&taken, &refuse)));
+        first.direct_delivery().expect("memory:// has it").set_handler(Some(recorder(&taken, &refuse)));
         let mut second = t.listen(&listen_target("s2")).await.unwrap();
         publish(&t, "shared").await;
         assert!(lock(&taken).is_empty(), "two consumers share the topic queue: they take turns from it");

@@ -18,11 +18,12 @@ mod memory;
 mod rabbit;
 
 use std::fmt;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use futures_lite::{Stream, StreamExt};
 
 pub use body::Body;
 pub use memory::MemoryTransport;
@@ -110,6 +111,19 @@ pub type ReplyHandler = Arc<dyn Fn(Body) + Send + Sync>;
 /// It runs under the broker's locks: it must not publish or wait.
 pub type DirectHandler = Box<dyn Fn(Incoming) -> Option<Incoming> + Send + Sync>;
 
+/// A listener's messages handed to a [`DirectHandler`] in the publisher's task, as they are
+/// published, whenever nothing older waits for the listener: no queueing, and no wake-up of
+/// the task reading [`Listener::next`]. Only `memory://` can: a RabbitMQ delivery arrives on
+/// the connection's task anyway. An RPC server uses it when its listener has it.
+///
+/// It pays for itself on BENCHMARKS.md's "RPC over memory://" rows (the RPC layer alone is the
+/// row "RPC over memory://: a Rust endpoint (no Wasm)").
+pub trait DirectDelivery: Send + Sync {
+    /// Sets the handler, or clears it (`None`): then it returns once a delivery under way has
+    /// finished, and later messages are queued.
+    fn set_handler(&self, handler: Option<DirectHandler>);
+}
+
 /// Settles a received message with the broker.
 #[async_trait::async_trait]
 pub trait Acknowledge: Send + Sync {
@@ -173,21 +187,18 @@ impl Incoming {
 pub trait ListenerControl: Send + Sync {
     /// Stops consuming and removes private queues (the fanout queue). Idempotent.
     async fn close(&self);
+
+    /// The transport's [`DirectDelivery`] for this listener, if it has that capability.
+    fn direct_delivery(&self) -> Option<&dyn DirectDelivery> {
+        None
+    }
 }
 
 /// A stream of received messages. Dropping it stops consumption; [`Listener::close`] also
 /// deletes the private queues it declared, as oslo does when a server's `wait()` ends.
 pub struct Listener {
-    source: Source,
+    messages: Pin<Box<dyn Stream<Item = Incoming> + Send>>,
     control: Arc<dyn ListenerControl>,
-}
-
-/// Where a listener's messages come from.
-enum Source {
-    /// A task of the transport forwards them (RabbitMQ consumers).
-    Channel(mpsc::Receiver<Incoming>),
-    /// The listener takes them from in-process queues itself: no hand-off between tasks.
-    Memory(memory::Consumer),
 }
 
 impl fmt::Debug for Listener {
@@ -197,35 +208,22 @@ impl fmt::Debug for Listener {
 }
 
 impl Listener {
-    pub(crate) fn new(rx: mpsc::Receiver<Incoming>, control: Arc<dyn ListenerControl>) -> Listener {
-        Listener { source: Source::Channel(rx), control }
-    }
-
-    fn memory(consumer: memory::Consumer, control: Arc<dyn ListenerControl>) -> Listener {
-        Listener { source: Source::Memory(consumer), control }
+    pub(crate) fn new(
+        messages: impl Stream<Item = Incoming> + Send + 'static,
+        control: Arc<dyn ListenerControl>,
+    ) -> Listener {
+        Listener { messages: Box::pin(messages), control }
     }
 
     /// The next message; `None` once the listener is closed.
     pub async fn next(&mut self) -> Option<Incoming> {
-        match &mut self.source {
-            Source::Channel(rx) => rx.recv().await,
-            Source::Memory(consumer) => consumer.next().await,
-        }
+        self.messages.next().await
     }
 
-    /// Asks the transport to hand messages to `handler` as they are published whenever
-    /// nothing older waits for this listener, rather than queueing them for
-    /// [`Listener::next`] and waking its reader; `None` stops that, and returns once a
-    /// delivery under way has finished. Returns whether the transport does this: only
-    /// `memory://` (a RabbitMQ delivery arrives on the connection's task anyway).
-    pub fn deliver_directly(&self, handler: Option<DirectHandler>) -> bool {
-        match &self.source {
-            Source::Channel(_) => false,
-            Source::Memory(consumer) => {
-                consumer.set_direct(handler);
-                true
-            }
-        }
+    /// The transport's [`DirectDelivery`] for this listener, if it has that capability.
+    #[must_use]
+    pub fn direct_delivery(&self) -> Option<&dyn DirectDelivery> {
+        self.control.direct_delivery()
     }
 
     /// A handle that can stop this listener from elsewhere.

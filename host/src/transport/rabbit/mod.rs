@@ -328,9 +328,10 @@ impl Shared {
         bindings: Vec<Binding>,
         private: Vec<String>,
     ) -> Result<Listener, TransportError> {
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, mut rx) = mpsc::channel(64);
         let stop = self.start_consuming(bindings, Sink::Channel(tx)).await?;
-        Ok(Listener::new(rx, Arc::new(RabbitListener { shared: self.clone(), stop, private })))
+        let messages = futures_lite::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        Ok(Listener::new(messages, Arc::new(RabbitListener { shared: self.clone(), stop, private })))
     }
 
     /// Declares and consumes `bindings` into `sink` until the returned token is cancelled
