@@ -18,8 +18,6 @@
 //! - [`host`]: wires it together: manifests → plugins → endpoints grouped by target → one
 //!   RPC server each, plus the control endpoint; hot reload.
 //! - [`watch`]: the only module that names notify: debounced file changes for hot reload.
-//! - `signal`: the one-waiter wake-up that a call's reply inbox and a `memory://` consumer
-//!   wait on.
 //! - `locks`: the crate's one way to take a `std::sync` lock, poisoned or not.
 //! - [`cli`]: the `wasmrpc` command line (`src/main.rs` only calls [`cli::main`]).
 
@@ -31,7 +29,6 @@ pub mod notification;
 pub mod protocol;
 pub mod rpc;
 pub mod runtime;
-mod signal;
 pub mod transport;
 pub mod watch;
 

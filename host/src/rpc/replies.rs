@@ -22,7 +22,6 @@ use tokio::time::Instant;
 
 use crate::locks::lock;
 use crate::protocol::Reply;
-use crate::signal::Signal;
 use crate::transport::{Body, Transport, TransportError};
 
 /// A transport's reply queue and router, started by the first call (oslo's driver keeps one
@@ -115,7 +114,7 @@ fn key(msg_id: &str) -> Option<IdKey> {
 #[derive(Debug, Default)]
 struct Inbox {
     replies: Mutex<Queued>,
-    arrived: Signal,
+    arrived: Notify,
 }
 
 /// The first reply has a place of its own, so the usual single reply allocates nothing.
@@ -152,7 +151,7 @@ impl Waiter {
     /// The next reply to this call, or [`Expired`] once its deadline has passed.
     pub async fn recv(&self) -> Result<Reply, Expired> {
         loop {
-            // `notify` leaves a permit when nobody waits yet, so a reply (or the sweeper)
+            // `notify_one` leaves a permit when nobody waits yet, so a reply (or the sweeper)
             // arriving between this check and the wait below is not missed.
             {
                 let mut queued = lock(&self.inbox.replies);
@@ -227,7 +226,7 @@ impl Router {
                 match waiter {
                     Some(inbox) => {
                         lock(&inbox.replies).push(reply);
-                        inbox.arrived.notify();
+                        inbox.arrived.notify_one();
                     }
                     None => tracing::debug!(msg_id = %reply.msg_id, "no call waiting for this reply; dropped"),
                 }
@@ -263,7 +262,7 @@ impl Router {
                 return true;
             }
             lock(&inbox.replies).expired = true;
-            inbox.arrived.notify();
+            inbox.arrived.notify_one();
             false
         });
         waiting.sweep_at = waiting.calls.values().map(|(_, deadline)| *deadline).min();

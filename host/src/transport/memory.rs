@@ -22,6 +22,7 @@ use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
+use tokio::sync::Notify;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::{
@@ -30,7 +31,6 @@ use super::{
 };
 use crate::locks::lock;
 use crate::protocol::{ListenTarget, Target, TransportUrl, new_id};
-use crate::signal::Signal;
 
 /// Brokers by name, so every transport for the same URL in this process meets the same one.
 static BROKERS: LazyLock<Mutex<HashMap<String, Weak<Broker>>>> = LazyLock::new(Mutex::default);
@@ -88,7 +88,7 @@ impl Queue {
         let mut consumers = lock(&self.consumers);
         consumers.retain(|c| match c.upgrade() {
             Some(link) => {
-                link.signal.notify();
+                link.signal.notify_one();
                 true
             }
             None => false,
@@ -316,7 +316,7 @@ impl MemoryTransport {
         let stop = self.closed.child_token();
         let link = Arc::new(Link {
             queues,
-            signal: Signal::default(),
+            signal: Notify::new(),
             direct: Mutex::new(None),
             has_direct: AtomicBool::new(false),
             stop: stop.clone(),
@@ -338,7 +338,7 @@ impl MemoryTransport {
 struct Link {
     queues: Vec<Arc<Queue>>,
     /// Wakes the consumer: a message was queued.
-    signal: Signal,
+    signal: Notify,
     /// Takes messages as they are published, when set.
     direct: Mutex<Option<DirectHandler>>,
     /// `direct.is_some()`, readable without the lock.
