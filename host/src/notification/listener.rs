@@ -3,7 +3,6 @@
 //! *after* handling; a `requeue` answer (or a failure) puts the message back when requeue is
 //! allowed, as oslo does.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::filter::NotificationFilter;
 use crate::locks::lock;
-use crate::protocol::Notification;
+use crate::protocol::{Notification, RecentIds};
 use crate::transport::{Incoming, Listener, Transport, TransportError};
 
 /// What an endpoint says about a notification.
@@ -87,7 +86,8 @@ struct Inner {
     executor: Arc<Semaphore>,
     tracker: TaskTracker,
     stop: CancellationToken,
-    recent: Mutex<VecDeque<String>>,
+    /// The last `_unique_id`s handled (requeued ones are not).
+    recent: Mutex<RecentIds>,
     listener: tokio::sync::Mutex<Option<tokio::task::JoinHandle<Listener>>>,
 }
 
@@ -219,17 +219,14 @@ async fn handle(inner: &Inner, incoming: Incoming) {
     }
 }
 
-/// Whether this `_unique_id` is among the last 16 acknowledged, as oslo's listener keeps them.
-/// Requeued messages are not remembered: their redelivery must be handled.
+/// Whether this `_unique_id` is among the last ones acknowledged, as oslo's listener keeps
+/// them. Requeued messages are not remembered: their redelivery must be handled.
 fn seen(inner: &Inner, unique_id: Option<&str>) -> bool {
-    unique_id.is_some_and(|id| lock(&inner.recent).iter().any(|s| s == id))
+    unique_id.is_some_and(|id| lock(&inner.recent).contains(id))
 }
 
 fn remember(inner: &Inner, unique_id: Option<String>) {
-    let Some(id) = unique_id else { return };
-    let mut recent = lock(&inner.recent);
-    if recent.len() == 16 {
-        recent.pop_front();
+    if let Some(id) = unique_id {
+        lock(&inner.recent).insert(id);
     }
-    recent.push_back(id);
 }

@@ -7,11 +7,13 @@
 //! - [`Target`], [`ListenTarget`]: where messages go.
 //! - [`TransportUrl`]: `rabbit://…` and `memory://` URLs, passwords redacted when printed.
 //! - [`Version`]: `"X.Y"` API versions and oslo's compatibility rule.
+//! - `RecentIds`: oslo's window of recent `_unique_id`s, for dropping duplicates.
 
 pub mod envelope;
 mod failure;
 pub mod json;
 mod notification;
+mod recent_ids;
 mod reply;
 mod request;
 mod target;
@@ -21,6 +23,7 @@ mod version;
 pub use envelope::DecodeError;
 pub use failure::{InvalidFailure, RemoteFailure};
 pub use notification::{Notification, PRIORITY_NAMES, priority, timestamp};
+pub(crate) use recent_ids::RecentIds;
 pub use reply::{Reply, new_id};
 pub use request::{ReplyTo, Request};
 pub use target::{ListenTarget, Target};

@@ -4,7 +4,6 @@
 //! endpoints. Requests are acknowledged before they are dispatched, as oslo's RPC server does
 //! (at-most-once: a crash mid-call loses the call, and the caller times out).
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,13 +16,11 @@ use tokio_util::task::TaskTracker;
 
 use super::dispatcher::Dispatcher;
 use crate::locks::lock;
-use crate::protocol::{ListenTarget, Reply, ReplyTo, Request};
+use crate::protocol::{ListenTarget, RecentIds, Reply, ReplyTo, Request};
 use crate::transport::{Body, DirectHandler, Incoming, Listener, Transport, TransportError};
 
 /// oslo's `executor_thread_pool_size` default.
 pub const DEFAULT_EXECUTOR_SIZE: usize = 64;
-/// How many recent `_unique_id`s a server remembers to drop duplicates (oslo: 16).
-const DEDUP_WINDOW: usize = 16;
 /// Messages taken off the broker but not yet running, per executor slot. Waiting for a busy
 /// endpoint does not hold an executor slot, so one stuck endpoint cannot starve the others.
 const BACKLOG_FACTOR: usize = 4;
@@ -74,8 +71,8 @@ struct Inner {
     tracker: TaskTracker,
     /// Cancels calls still running when `wait`'s bound runs out.
     abort: CancellationToken,
-    /// The last `_unique_id`s seen, each with its hash (compared first).
-    recent: Mutex<VecDeque<(u64, String)>>,
+    /// The last `_unique_id`s seen.
+    recent: Mutex<RecentIds>,
     state: tokio::sync::Mutex<State>,
 }
 
@@ -306,22 +303,9 @@ async fn acknowledge_then_handle(
     handle(inner, request, deadline, slot).await;
 }
 
-/// oslo's `_MsgIdCache`: drop a request whose `_unique_id` is among the last 16 seen.
+/// Whether a request's `_unique_id` is among the last ones seen (a duplicate, to drop).
 fn is_duplicate(inner: &Inner, unique_id: Option<&str>) -> bool {
-    use std::hash::BuildHasher;
-    let Some(id) = unique_id else { return false };
-    let hash = foldhash::fast::FixedState::default().hash_one(id);
-    let mut recent = lock(&inner.recent);
-    if recent.iter().any(|(h, seen)| *h == hash && seen == id) {
-        return true;
-    }
-    // The oldest entry's buffer is reused for the newest.
-    let mut slot =
-        if recent.len() == DEDUP_WINDOW { recent.pop_front().map(|(_, s)| s) } else { None }.unwrap_or_default();
-    slot.clear();
-    slot.push_str(id);
-    recent.push_back((hash, slot));
-    false
+    unique_id.is_some_and(|id| lock(&inner.recent).seen_before(id))
 }
 
 async fn handle(inner: Arc<Inner>, mut request: Arc<Request>, deadline: Option<Instant>, _slot: OwnedSemaphorePermit) {
