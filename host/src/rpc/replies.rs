@@ -8,9 +8,10 @@
 //! Call deadlines are kept by the router too, and one sweeper task per router ends the calls
 //! whose deadline passed: it sleeps until the earliest deadline it knows of, and is woken early
 //! only when a call comes with an earlier one. Calls of one client share a timeout, so that is
-//! rare: a call costs no timer of its own (registering and cancelling one in tokio's timer
-//! wheel was ~7% of an in-process call's instructions). Each pass walks all waiting calls, so
-//! passes are at least [`SWEEP_PERIOD`] apart.
+//! rare, and a call arms no timer of its own: registering and cancelling one in tokio's timer
+//! wheel costs more than the sweeper does (it pays for itself on BENCHMARKS.md's row "RPC over
+//! memory://: a Rust endpoint (no Wasm)"). Each pass walks all waiting calls, so passes are at
+//! least [`SWEEP_PERIOD`] apart.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,59 +92,42 @@ struct Sweeper {
 
 #[derive(Debug, Default)]
 struct Waiting {
-    calls: foldhash::HashMap<IdKey, (Arc<Inbox>, Instant)>,
+    /// The calls waiting for replies, by `_msg_id`.
+    calls: foldhash::HashMap<Arc<str>, Call>,
     /// When the sweeper looks next; `None` while it waits for a call.
     sweep_at: Option<Instant>,
+}
+
+/// A call waiting for its replies.
+#[derive(Debug)]
+struct Call {
+    inbox: Arc<Inbox>,
+    /// When the sweeper ends it.
+    deadline: Instant,
 }
 
 /// A call's deadline passed before its last reply came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Expired;
 
-/// A call's `_msg_id` as a map key: the 32 hex digits of [`crate::protocol::new_id`], held
-/// inline so registering a call allocates no string.
-type IdKey = [u8; ID_LEN];
-const ID_LEN: usize = 32;
-
-fn key(msg_id: &str) -> Option<IdKey> {
-    msg_id.as_bytes().try_into().ok()
-}
-
-/// Where a call's replies wait for it: usually one, more with call-monitor heartbeats. Lighter
-/// than a channel, which allocates a block of slots per call.
+/// Where a call's replies wait for it: usually one, more with call-monitor heartbeats.
 #[derive(Debug, Default)]
 struct Inbox {
-    replies: Mutex<Queued>,
+    queued: Mutex<Queued>,
     arrived: Notify,
 }
 
-/// The first reply has a place of its own, so the usual single reply allocates nothing.
 #[derive(Debug, Default)]
 struct Queued {
-    first: Option<Arc<Reply>>,
-    more: VecDeque<Arc<Reply>>,
+    replies: VecDeque<Arc<Reply>>,
     /// Set by the sweeper; replies already queued are still handed out first.
     expired: bool,
-}
-
-impl Queued {
-    fn push(&mut self, reply: Arc<Reply>) {
-        if self.first.is_none() && self.more.is_empty() {
-            self.first = Some(reply);
-        } else {
-            self.more.push_back(reply);
-        }
-    }
-
-    fn pop(&mut self) -> Option<Arc<Reply>> {
-        self.first.take().or_else(|| self.more.pop_front())
-    }
 }
 
 /// A registered call; unregisters itself when dropped.
 pub(crate) struct Waiter {
     inbox: Arc<Inbox>,
-    key: IdKey,
+    msg_id: Arc<str>,
     router: Arc<Router>,
 }
 
@@ -154,8 +138,8 @@ impl Waiter {
             // `notify_one` leaves a permit when nobody waits yet, so a reply (or the sweeper)
             // arriving between this check and the wait below is not missed.
             {
-                let mut queued = lock(&self.inbox.replies);
-                if let Some(reply) = queued.pop() {
+                let mut queued = lock(&self.inbox.queued);
+                if let Some(reply) = queued.replies.pop_front() {
                     // An in-process server has let go of its reference by now, except on
                     // another thread still returning from the send: then this copies.
                     return Ok(Arc::unwrap_or_clone(reply));
@@ -172,21 +156,21 @@ impl Waiter {
     /// nothing more: the sweeper finds the call still running when it looks, and sleeps on.
     pub fn set_deadline(&self, deadline: Instant) {
         let mut waiting = lock(&self.router.waiters);
-        if let Some((_, at)) = waiting.calls.get_mut(&self.key) {
-            *at = deadline;
+        if let Some(call) = waiting.calls.get_mut(&self.msg_id) {
+            call.deadline = deadline;
             self.router.wake_for(&mut waiting, deadline);
         }
     }
 
     /// The call's `_msg_id`.
     pub fn msg_id(&self) -> &str {
-        std::str::from_utf8(&self.key).unwrap_or_default()
+        &self.msg_id
     }
 }
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        lock(&self.router.waiters).calls.remove(&self.key);
+        lock(&self.router.waiters).calls.remove(&self.msg_id);
     }
 }
 
@@ -196,18 +180,18 @@ impl Replies {
         &self.queue
     }
 
-    /// Registers a call before its request is sent, so no reply can be missed. `msg_id` is a
-    /// [`crate::protocol::new_id`]; past `deadline` the call's [`Waiter::recv`] says [`Expired`].
+    /// Registers a call before its request is sent, so no reply can be missed; past `deadline`
+    /// the call's [`Waiter::recv`] says [`Expired`].
     pub fn register(&self, msg_id: &str, deadline: Instant) -> Waiter {
-        let key = key(msg_id).expect("call ids come from new_id(): 32 hex digits");
+        let msg_id = Arc::<str>::from(msg_id);
         let inbox = Arc::new(Inbox::default());
         // The first call starts the sweeper, and so does a call from a later runtime.
         self.router.keep_sweeping();
         let mut waiting = lock(&self.router.waiters);
-        waiting.calls.insert(key, (inbox.clone(), deadline));
+        waiting.calls.insert(msg_id.clone(), Call { inbox: inbox.clone(), deadline });
         self.router.wake_for(&mut waiting, deadline);
         drop(waiting);
-        Waiter { inbox, key, router: self.router.clone() }
+        Waiter { inbox, msg_id, router: self.router.clone() }
     }
 }
 
@@ -222,10 +206,10 @@ impl Router {
         };
         match reply {
             Ok(reply) => {
-                let waiter = key(&reply.msg_id).and_then(|k| lock(&self.waiters).calls.get(&k).map(|(i, _)| i.clone()));
+                let waiter = lock(&self.waiters).calls.get(reply.msg_id.as_str()).map(|call| call.inbox.clone());
                 match waiter {
                     Some(inbox) => {
-                        lock(&inbox.replies).push(reply);
+                        lock(&inbox.queued).replies.push_back(reply);
                         inbox.arrived.notify_one();
                     }
                     None => tracing::debug!(msg_id = %reply.msg_id, "no call waiting for this reply; dropped"),
@@ -257,15 +241,15 @@ impl Router {
     fn expire(&self, now: Instant) -> Option<Instant> {
         let mut waiting = lock(&self.waiters);
         // An expired call leaves the map here, so a late reply finds nobody and is dropped.
-        waiting.calls.retain(|_, (inbox, deadline)| {
-            if *deadline > now {
+        waiting.calls.retain(|_, call| {
+            if call.deadline > now {
                 return true;
             }
-            lock(&inbox.replies).expired = true;
-            inbox.arrived.notify_one();
+            lock(&call.inbox.queued).expired = true;
+            call.inbox.arrived.notify_one();
             false
         });
-        waiting.sweep_at = waiting.calls.values().map(|(_, deadline)| *deadline).min();
+        waiting.sweep_at = waiting.calls.values().map(|call| call.deadline).min();
         waiting.sweep_at
     }
 }
@@ -320,25 +304,6 @@ async fn sweep(router: Weak<Router>, running: Running) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn reply(n: i64) -> Arc<Reply> {
-        Arc::new(Reply::result("0123456789abcdef0123456789abcdef", n.into()))
-    }
-
-    #[test]
-    fn an_inbox_gives_replies_back_in_arrival_order() {
-        let mut q = Queued::default();
-        q.push(reply(1));
-        q.push(reply(2));
-        assert_eq!(q.pop().map(|r| r.result.clone()), Some(1.into()));
-        // Arrives while the second still waits: behind it, not in the freed first place.
-        q.push(reply(3));
-        let rest: Vec<_> = std::iter::from_fn(|| q.pop()).map(|r| r.result.clone()).collect();
-        assert_eq!(rest, [serde_json::Value::from(2), 3.into()]);
-        q.push(reply(4));
-        assert_eq!(q.pop().map(|r| r.result.clone()), Some(4.into()));
-        assert!(q.pop().is_none());
-    }
 
     /// A router with its sweeper, as `TransportReplies::get` makes them, without a transport.
     fn replies() -> (Replies, tokio::task::JoinHandle<()>) {
@@ -449,13 +414,5 @@ mod tests {
             lock(&BY_TRANSPORT).iter().all(|r| !Arc::ptr_eq(&r.replies, &a1)),
             "a transport that is gone is forgotten"
         );
-    }
-
-    #[test]
-    fn only_ids_of_our_form_are_keys() {
-        let id = crate::protocol::new_id();
-        assert_eq!(key(&id).map(|k| k.to_vec()), Some(id.as_bytes().to_vec()));
-        assert!(key("short").is_none());
-        assert!(key(&format!("{id}0")).is_none());
     }
 }
