@@ -16,14 +16,13 @@
 //! are stored as published: an RPC request or reply stays decoded (see [`Body`]).
 
 use std::collections::{HashMap, VecDeque};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::sync::CancellationToken;
 
 use super::{
     Acknowledge, Body, DirectDelivery, DirectHandler, ErrorKind, Incoming, Listener, ListenerControl, Outgoing,
@@ -49,25 +48,13 @@ struct Stored {
 struct Queue {
     name: Arc<str>,
     items: Mutex<VecDeque<Stored>>,
-    /// `items.len()`, written under its lock: a consumer looks here before taking the lock,
-    /// so the queues of a listener that stay empty (its server and fanout queues, usually)
-    /// cost an atomic load per look.
-    len: AtomicUsize,
     /// The consumers reading this queue.
     consumers: Mutex<Vec<Weak<Link>>>,
-    /// `consumers.len()`, written under its lock.
-    consumer_count: AtomicUsize,
 }
 
 impl Queue {
     fn new(name: &str) -> Arc<Queue> {
-        Arc::new(Queue {
-            name: Arc::from(name),
-            items: Mutex::default(),
-            len: AtomicUsize::new(0),
-            consumers: Mutex::default(),
-            consumer_count: AtomicUsize::new(0),
-        })
+        Arc::new(Queue { name: Arc::from(name), items: Mutex::default(), consumers: Mutex::default() })
     }
 
     fn push(self: &Arc<Self>, stored: Stored, front: bool) {
@@ -76,12 +63,7 @@ impl Queue {
         }
         {
             let mut items = lock(&self.items);
-            if front {
-                items.push_front(stored)
-            } else {
-                items.push_back(stored)
-            }
-            self.len.store(items.len(), Ordering::Release);
+            if front { items.push_front(stored) } else { items.push_back(stored) }
         }
         // Every consumer gets a wake-up permit; whoever pops first takes the message, the others
         // find the queue empty and wait again. Few consumers share a queue, so this is cheap.
@@ -93,31 +75,27 @@ impl Queue {
             }
             None => false,
         });
-        self.consumer_count.store(consumers.len(), Ordering::Relaxed);
     }
 
     /// Hands a new message straight to this queue's consumer, if it is the only one, takes
     /// messages that way, and has nothing older waiting in any of its queues (so it still takes
     /// the oldest first). Shared queues always queue: their consumers take turns.
     fn deliver_directly(self: &Arc<Self>, stored: &Stored) -> bool {
-        if self.len() != 0 {
-            return false;
-        }
         let link = {
             // A consumer that went away is forgotten here rather than at the next queued message.
             let mut consumers = lock(&self.consumers);
             consumers.retain(|c| c.strong_count() > 0);
-            self.consumer_count.store(consumers.len(), Ordering::Relaxed);
             match consumers.as_slice() {
                 [only] => only.upgrade(),
                 _ => None,
             }
         };
         let Some(link) = link else { return false };
-        if !link.has_direct.load(Ordering::Acquire) || link.queues.iter().any(|q| q.len() != 0) {
+        // This queue is one of them.
+        if link.queues.iter().any(|q| q.len() != 0) {
             return false;
         }
-        // Held while the handler runs: once `set_direct(None)` returns, no delivery is under way.
+        // Held while the handler runs: once `set_handler(None)` returns, no delivery is under way.
         let direct = lock(&link.direct);
         let Some(handler) = direct.as_ref() else { return false };
         if link.stop.is_cancelled() {
@@ -130,18 +108,12 @@ impl Queue {
     }
 
     fn add_consumer(&self, link: &Arc<Link>) {
-        let mut consumers = lock(&self.consumers);
-        consumers.push(Arc::downgrade(link));
-        self.consumer_count.store(consumers.len(), Ordering::Relaxed);
+        lock(&self.consumers).push(Arc::downgrade(link));
     }
 
     /// The publish sequence number of the next unexpired message, if any. `now` is read on
     /// first need and kept for the caller's other queues.
     fn head(&self, now: &mut Option<Instant>) -> Option<u64> {
-        // Stale at worst: a message pushed meanwhile also left its consumers a wake-up permit.
-        if self.len.load(Ordering::Acquire) == 0 {
-            return None;
-        }
         let mut items = lock(&self.items);
         // RabbitMQ discards a message whose TTL ran out before delivery.
         while let Some(stored) = items.front() {
@@ -149,7 +121,6 @@ impl Queue {
                 return Some(stored.seq);
             }
             items.pop_front();
-            self.len.store(items.len(), Ordering::Release);
         }
         None
     }
@@ -157,17 +128,15 @@ impl Queue {
     /// The next message if it is still the one numbered `seq` (another consumer may have taken it).
     fn pop_if(&self, seq: u64) -> Option<Stored> {
         let mut items = lock(&self.items);
-        let taken = if items.front().is_some_and(|s| s.seq == seq) { items.pop_front() } else { None };
-        self.len.store(items.len(), Ordering::Release);
-        taken
+        if items.front().is_some_and(|s| s.seq == seq) { items.pop_front() } else { None }
     }
 
     fn shared(&self) -> bool {
-        self.consumer_count.load(Ordering::Relaxed) > 1
+        lock(&self.consumers).len() > 1
     }
 
     fn len(&self) -> usize {
-        self.len.load(Ordering::Acquire)
+        lock(&self.items).len()
     }
 }
 
@@ -179,8 +148,14 @@ enum Kind {
 
 struct Exchange {
     kind: Kind,
-    /// (binding key, queue name)
-    bindings: Vec<(String, String)>,
+    bindings: Vec<Bound>,
+}
+
+/// A queue bound to an exchange.
+#[derive(PartialEq, Eq)]
+struct Bound {
+    key: String,
+    queue: String,
 }
 
 #[derive(Default)]
@@ -212,8 +187,9 @@ impl Broker {
     fn bind(&self, exchange: &str, kind: Kind, key: &str, queue: &str) {
         let mut state = lock(&self.state);
         let ex = state.exchanges.entry(exchange.to_owned()).or_insert_with(|| Exchange { kind, bindings: Vec::new() });
-        if !ex.bindings.iter().any(|(k, q)| k == key && q == queue) {
-            ex.bindings.push((key.to_owned(), queue.to_owned()));
+        let bound = Bound { key: key.to_owned(), queue: queue.to_owned() };
+        if !ex.bindings.contains(&bound) {
+            ex.bindings.push(bound);
         }
     }
 
@@ -221,7 +197,7 @@ impl Broker {
         let mut state = lock(&self.state);
         state.queues.remove(name);
         for ex in state.exchanges.values_mut() {
-            ex.bindings.retain(|(_, q)| q != name);
+            ex.bindings.retain(|b| b.queue != name);
         }
     }
 
@@ -246,8 +222,8 @@ impl Broker {
         }
         let Some(ex) = state.exchanges.get(exchange) else { return 0 };
         let mut routed = 0;
-        for (_, q) in ex.bindings.iter().filter(|(k, _)| ex.kind == Kind::Fanout || k == key) {
-            if let Some(q) = state.queues.get(q) {
+        for bound in ex.bindings.iter().filter(|b| ex.kind == Kind::Fanout || b.key == key) {
+            if let Some(q) = state.queues.get(&bound.queue) {
                 store(q);
                 routed += 1;
             }
@@ -265,9 +241,6 @@ pub struct MemoryTransport {
     /// Reply queues this transport declared (removed on close).
     reply_queues: Mutex<Vec<String>>,
     closed: CancellationToken,
-    /// `closed`, readable with one atomic load: every publish checks it, and the token's own
-    /// check takes a lock.
-    is_closed: AtomicBool,
 }
 
 impl MemoryTransport {
@@ -294,7 +267,6 @@ impl MemoryTransport {
             control_exchange: control_exchange.to_owned(),
             reply_queues: Mutex::default(),
             closed: CancellationToken::new(),
-            is_closed: AtomicBool::new(false),
         }
     }
 
@@ -305,7 +277,7 @@ impl MemoryTransport {
     }
 
     fn check_open(&self) -> Result<(), TransportError> {
-        if self.is_closed.load(Ordering::Acquire) {
+        if self.closed.is_cancelled() {
             return Err(TransportError::new(ErrorKind::Closed, format!("memory://{} is closed", self.name)));
         }
         Ok(())
@@ -314,18 +286,11 @@ impl MemoryTransport {
     /// A listener reading `queues`; `private` queues are deleted on close.
     fn consume(&self, queues: Vec<Arc<Queue>>, private: Vec<String>) -> Listener {
         let stop = self.closed.child_token();
-        let link = Arc::new(Link {
-            queues,
-            signal: Notify::new(),
-            direct: Mutex::new(None),
-            has_direct: AtomicBool::new(false),
-            stop: stop.clone(),
-        });
+        let link = Arc::new(Link { queues, signal: Notify::new(), direct: Mutex::new(None), stop: stop.clone() });
         for q in &link.queues {
             q.add_consumer(&link);
         }
-        let stopped = Box::pin(stop.clone().cancelled_owned());
-        let consumer = Consumer { link: link.clone(), stopped, took_one: false };
+        let consumer = Consumer { link: link.clone(), took_one: false };
         let messages = futures_lite::stream::unfold(consumer, |mut consumer| async move {
             let incoming = consumer.next().await?;
             Some((incoming, consumer))
@@ -341,8 +306,6 @@ struct Link {
     signal: Notify,
     /// Takes messages as they are published, when set.
     direct: Mutex<Option<DirectHandler>>,
-    /// `direct.is_some()`, readable without the lock.
-    has_direct: AtomicBool,
     /// Cancelled when the listener closes or its transport does.
     stop: CancellationToken,
 }
@@ -350,9 +313,6 @@ struct Link {
 /// Takes messages from its queues, oldest first, waiting when they are all empty.
 struct Consumer {
     link: Arc<Link>,
-    /// Waits for `stop`; kept across calls, so waiting for a message does not register with
-    /// the token and unregister again every time.
-    stopped: Pin<Box<WaitForCancellationFutureOwned>>,
     /// The previous `next` returned a message.
     took_one: bool,
 }
@@ -376,7 +336,7 @@ impl Consumer {
             tokio::select! {
                 biased;
                 () = self.link.signal.notified() => {}
-                () = self.stopped.as_mut() => return None,
+                () = self.link.stop.cancelled() => return None,
             }
         }
     }
@@ -438,9 +398,7 @@ impl ListenerControl for MemoryListener {
 impl DirectDelivery for MemoryListener {
     fn set_handler(&self, handler: Option<DirectHandler>) {
         // Waits for a delivery under way: it holds this lock while its handler runs.
-        let mut direct = lock(&self.link.direct);
-        self.link.has_direct.store(handler.is_some(), Ordering::Release);
-        *direct = handler;
+        *lock(&self.link.direct) = handler;
     }
 }
 
@@ -577,7 +535,6 @@ impl Transport for MemoryTransport {
     }
 
     async fn close(&self) {
-        self.is_closed.store(true, Ordering::Release);
         self.closed.cancel();
         // This transport's reply queues go away with it.
         let mut state = lock(&self.broker.state);
@@ -589,6 +546,7 @@ impl Transport for MemoryTransport {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicBool;
     use std::time::Duration;
 
     use super::*;
