@@ -1,0 +1,201 @@
+//! Publishing: one confirm-mode channel shared by every sender, declaring what a publish needs
+//! once per channel, retrying through reconnects, with the properties oslo sets.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Confirmation};
+
+use super::link::describe_error;
+use super::topology::{Binding, ExchangeSpec};
+use super::{Shared, amqp_error, declare, declare_exchange};
+use crate::locks::lock;
+use crate::transport::{Body, ErrorKind, Outgoing, TransportError};
+
+/// How long a publish keeps retrying through reconnects before it gives up.
+const PUBLISH_RETRY: Duration = Duration::from_secs(30);
+
+/// The confirm-mode channel used for publishing, and what has been declared on it.
+pub(super) struct PublishChannel {
+    channel: Channel,
+    generation: u64,
+    declared: Arc<Mutex<HashSet<String>>>,
+}
+
+/// oslo's message properties: JSON, UTF-8, persistent, priority 0, empty headers, and the
+/// expiration (milliseconds, as text) on calls only.
+fn properties(expiration: Option<Duration>) -> BasicProperties {
+    let props = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_content_encoding("utf-8".into())
+        .with_headers(FieldTable::default())
+        .with_delivery_mode(2)
+        .with_priority(0);
+    match expiration {
+        Some(ttl) => props.with_expiration(ttl.as_millis().to_string().into()),
+        None => props,
+    }
+}
+
+impl Shared {
+    /// The publishing channel, (re)opened in confirm mode when needed.
+    async fn publish_channel(&self, patient: bool) -> Result<(Channel, Arc<Mutex<HashSet<String>>>), TransportError> {
+        let mut current = self.publishing.lock().await;
+        if let Some(p) = current.as_ref()
+            && p.channel.status().connected()
+        {
+            return Ok((p.channel.clone(), p.declared.clone()));
+        }
+        let (conn, generation) = if patient { self.publisher.get().await? } else { self.publisher.try_get().await? };
+        let channel = conn.create_channel().await.map_err(|e| amqp_error("cannot open a channel", &e))?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| amqp_error("cannot enable publisher confirms", &e))?;
+        let declared = Arc::new(Mutex::new(HashSet::new()));
+        *current = Some(PublishChannel { channel: channel.clone(), generation, declared: declared.clone() });
+        Ok((channel, declared))
+    }
+
+    /// Closes the publishing channel (the transport is closing).
+    pub(super) async fn close_publish_channel(&self) {
+        if let Some(p) = self.publishing.lock().await.take() {
+            let _ = p.channel.close(200, "closing".into()).await;
+        }
+    }
+
+    /// Forgets the publishing channel so the next publish opens a new one.
+    async fn drop_publish_channel(&self) {
+        if let Some(p) = self.publishing.lock().await.take() {
+            tracing::debug!(generation = p.generation, "publishing channel dropped");
+        }
+    }
+
+    /// Publishes, declaring `binding`'s exchange (and queue, for notifications) first, once per
+    /// channel. Retries through reconnects for a while. With `confirm`, waits for the broker's
+    /// confirm, and reports a mandatory message the broker returned as unroutable.
+    pub(super) async fn publish(
+        &self,
+        declare_first: Option<Declare<'_>>,
+        exchange: &str,
+        key: &str,
+        message: &Outgoing,
+    ) -> Result<(), TransportError> {
+        // Encoded once, however many attempts it takes (a body already encoded is only shared).
+        let message = &Outgoing { body: Body::Wire(message.body.wire()), ..message.clone() };
+        let give_up = Instant::now() + message.expiration.unwrap_or(PUBLISH_RETRY).min(PUBLISH_RETRY);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match self.publish_once(declare_first.as_ref(), exchange, key, message).await {
+                Ok(()) => return Ok(()),
+                Err(e)
+                    if e.kind == ErrorKind::Connection && Instant::now() < give_up && !self.closed.is_cancelled() =>
+                {
+                    tracing::warn!(%exchange, %key, attempt, "publish failed ({e}); retrying after reconnecting");
+                    self.drop_publish_channel().await;
+                    tokio::time::sleep(self.options.rabbit_retry_interval.min(Duration::from_secs(1))).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn publish_once(
+        &self,
+        declare_first: Option<&Declare<'_>>,
+        exchange: &str,
+        key: &str,
+        message: &Outgoing,
+    ) -> Result<(), TransportError> {
+        let (channel, declared) = self.publish_channel(true).await?;
+        if let Some(what) = declare_first {
+            let id = what.id();
+            let known = lock(&declared).contains(&id);
+            if !known {
+                let mut result = match what {
+                    Declare::Exchange(ex) => declare_exchange(&channel, ex).await,
+                    Declare::Queue(binding) => declare(&channel, binding).await,
+                };
+                // oslo's fallback: a durable exchange refused because a non-durable one exists
+                // (another service declared it first) is declared non-durable instead.
+                if let (Err(e), Declare::Exchange(ex)) = (&result, what)
+                    && ex.durable
+                    && describe_error(e).contains("inequivalent arg 'durable'")
+                {
+                    tracing::info!(exchange = %ex.name, "retrying to declare the exchange as non durable");
+                    self.drop_publish_channel().await;
+                    let (fresh, _) = self.publish_channel(true).await?;
+                    result = declare_exchange(&fresh, &ExchangeSpec { durable: false, ..ex.clone() }).await;
+                    if result.is_ok() {
+                        lock(&declared).insert(id.clone());
+                        return self.publish_on(&fresh, exchange, key, message).await;
+                    }
+                }
+                if let Err(e) = result {
+                    // A refused declaration closes the channel: open a new one next time.
+                    self.drop_publish_channel().await;
+                    return Err(amqp_error(&format!("declaring {id}"), &e));
+                }
+                lock(&declared).insert(id);
+            }
+        }
+        self.publish_on(&channel, exchange, key, message).await
+    }
+
+    async fn publish_on(
+        &self,
+        channel: &Channel,
+        exchange: &str,
+        key: &str,
+        message: &Outgoing,
+    ) -> Result<(), TransportError> {
+        let options = BasicPublishOptions { mandatory: message.mandatory, immediate: false };
+        let body = message.body.wire();
+        let confirm = channel
+            .basic_publish(exchange.into(), key.into(), options, &body, properties(message.expiration))
+            .await
+            .map_err(|e| amqp_error("publish", &e))?;
+        if !message.confirm {
+            // Nothing waits for the broker's confirm; a failure only shows in the log.
+            tokio::spawn(async move {
+                if let Err(e) = confirm.await {
+                    tracing::debug!("publish not confirmed: {}", describe_error(&e));
+                }
+            });
+            return Ok(());
+        }
+        match confirm.await.map_err(|e| amqp_error("publisher confirm", &e))? {
+            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+            Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => Err(TransportError::new(
+                ErrorKind::Unroutable,
+                format!("no queue took the message (exchange {exchange:?}, key {key:?})"),
+            )),
+            Confirmation::Nack(None) => {
+                Err(TransportError::new(ErrorKind::Connection, "the broker refused the message (nack)"))
+            }
+        }
+    }
+}
+
+/// What a publisher declares before its first publish on a channel.
+pub(super) enum Declare<'a> {
+    /// The target exchange (RPC sends).
+    Exchange(ExchangeSpec),
+    /// A queue bound to its exchange (the notifier's default queue).
+    Queue(&'a Binding),
+}
+
+impl Declare<'_> {
+    fn id(&self) -> String {
+        match self {
+            Declare::Exchange(ex) => format!("exchange {}", ex.name),
+            Declare::Queue(b) => {
+                format!("queue {} on {}", b.queue.name, b.exchange.as_ref().map_or("", |e| e.name.as_str()))
+            }
+        }
+    }
+}
