@@ -99,7 +99,10 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("unknown priority {bad:?}: use audit, debug, info, warn, error, critical or sample");
     }
     let options = ListenerOptions {
-        targets: topics.into_iter().map(|t| (a.exchange.clone(), t)).collect(),
+        targets: topics
+            .into_iter()
+            .map(|topic| crate::protocol::NotificationTarget { exchange: a.exchange.clone(), topic })
+            .collect(),
         priorities,
         pool: a.pool,
         allow_requeue: false,

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::notification::{Driver, Notifier};
+use crate::notification::{NotificationDriver, Notifier};
 use crate::protocol::TransportUrl;
 use crate::transport::{self, TransportOptions};
 
@@ -43,7 +43,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         None => serde_json::json!({}),
     };
     let context = a.context.as_deref().map(|c| super::json_object("--context", Some(c))).transpose()?;
-    let driver: Driver = a.driver.parse().map_err(anyhow::Error::msg)?;
+    let driver: NotificationDriver = a.driver.parse().map_err(anyhow::Error::msg)?;
     let url = TransportUrl::parse(a.transport.as_deref().unwrap_or(crate::host::DEFAULT_TRANSPORT_URL))?;
     let transport = transport::connect(
         &url,

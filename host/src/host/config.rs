@@ -76,7 +76,7 @@ pub struct HostConfig {
 #[derive(Debug, Clone, Default)]
 pub struct NotificationsConfig {
     /// Drivers; empty (the default, as in oslo) sends nothing.
-    pub drivers: Vec<crate::notification::Driver>,
+    pub drivers: Vec<crate::notification::NotificationDriver>,
     /// Topics; empty means `["notifications"]`.
     pub topics: Vec<String>,
     /// The host's publisher id (default `wasmrpc.<server>`); endpoints publish as `<name>.<server>`.

@@ -39,7 +39,14 @@ impl WasmListener {
     #[must_use]
     pub fn options(&self, listener: &ListenerSpec, executor_size: usize) -> ListenerOptions {
         ListenerOptions {
-            targets: listener.targets.clone(),
+            targets: listener
+                .targets
+                .iter()
+                .map(|(exchange, topic)| crate::protocol::NotificationTarget {
+                    exchange: exchange.clone(),
+                    topic: topic.clone(),
+                })
+                .collect(),
             priorities: self.priorities.clone(),
             pool: listener.pool.clone(),
             allow_requeue: listener.allow_requeue,

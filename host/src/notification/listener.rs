@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::filter::NotificationFilter;
 use crate::locks::lock;
-use crate::protocol::{Notification, RecentIds};
+use crate::protocol::{Notification, NotificationTarget, RecentIds};
 use crate::transport::{Incoming, Listener, Transport, TransportError};
 
 /// What an endpoint says about a notification.
@@ -61,8 +61,8 @@ pub trait NotificationEndpoint: Send + Sync + fmt::Debug {
 /// Where and how a listener listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerOptions {
-    /// `(exchange, topic)`; `None` is the control exchange.
-    pub targets: Vec<(Option<String>, String)>,
+    /// Where to listen.
+    pub targets: Vec<NotificationTarget>,
     /// Lowercase priorities to consume.
     pub priorities: Vec<String>,
     /// One shared queue named after the pool.
@@ -207,11 +207,11 @@ async fn handle(inner: &Inner, incoming: Incoming) {
         Handled::Requeue => {
             tracing::debug!(endpoint = endpoint.name(), "requeue asked but not allowed; acknowledged");
             remember(inner, unique_id);
-            incoming.ack().await.1
+            incoming.ack().await
         }
         Handled::Handled => {
             remember(inner, unique_id);
-            incoming.ack().await.1
+            incoming.ack().await
         }
     };
     if let Err(e) = settled {

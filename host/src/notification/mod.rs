@@ -9,5 +9,5 @@ mod sink;
 
 pub use filter::NotificationFilter;
 pub use listener::{Delivered, Handled, ListenerOptions, NotificationEndpoint, NotificationListener};
-pub use notifier::{Driver, Notifier, UnknownDriver};
+pub use notifier::{NotificationDriver, Notifier, UnknownNotificationDriver};
 pub use sink::{HostNotifications, as_sink};

@@ -11,7 +11,7 @@ use crate::transport::{Transport, TransportError};
 
 /// A notification driver (oslo's `[oslo_messaging_notifications] driver`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Driver {
+pub enum NotificationDriver {
     /// The 2.0 envelope (what current services use).
     MessagingV2,
     /// Envelope-less 1.0 messages.
@@ -22,32 +22,32 @@ pub enum Driver {
     Noop,
 }
 
-/// A driver name that is not one of [`Driver`]'s.
+/// A driver name that is not one of [`NotificationDriver`]'s.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown notification driver {0:?}: use messagingv2, messaging, log or noop")]
-pub struct UnknownDriver(pub String);
+pub struct UnknownNotificationDriver(pub String);
 
-impl FromStr for Driver {
-    type Err = UnknownDriver;
+impl FromStr for NotificationDriver {
+    type Err = UnknownNotificationDriver;
 
-    fn from_str(s: &str) -> Result<Driver, UnknownDriver> {
+    fn from_str(s: &str) -> Result<NotificationDriver, UnknownNotificationDriver> {
         match s {
-            "messagingv2" => Ok(Driver::MessagingV2),
-            "messaging" => Ok(Driver::Messaging),
-            "log" => Ok(Driver::Log),
-            "noop" => Ok(Driver::Noop),
-            other => Err(UnknownDriver(other.to_owned())),
+            "messagingv2" => Ok(NotificationDriver::MessagingV2),
+            "messaging" => Ok(NotificationDriver::Messaging),
+            "log" => Ok(NotificationDriver::Log),
+            "noop" => Ok(NotificationDriver::Noop),
+            other => Err(UnknownNotificationDriver(other.to_owned())),
         }
     }
 }
 
-impl fmt::Display for Driver {
+impl fmt::Display for NotificationDriver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Driver::MessagingV2 => "messagingv2",
-            Driver::Messaging => "messaging",
-            Driver::Log => "log",
-            Driver::Noop => "noop",
+            NotificationDriver::MessagingV2 => "messagingv2",
+            NotificationDriver::Messaging => "messaging",
+            NotificationDriver::Log => "log",
+            NotificationDriver::Noop => "noop",
         })
     }
 }
@@ -62,7 +62,7 @@ impl fmt::Display for Driver {
 pub struct Notifier {
     transport: Arc<dyn Transport>,
     publisher_id: String,
-    drivers: Vec<Driver>,
+    drivers: Vec<NotificationDriver>,
     topics: Vec<String>,
     exchange: Option<String>,
 }
@@ -83,7 +83,7 @@ impl Notifier {
     pub fn new(
         transport: Arc<dyn Transport>,
         publisher_id: &str,
-        drivers: Vec<Driver>,
+        drivers: Vec<NotificationDriver>,
         topics: Vec<String>,
     ) -> Notifier {
         let topics = if topics.is_empty() { vec!["notifications".to_owned()] } else { topics };
@@ -106,7 +106,7 @@ impl Notifier {
     /// oslo's `is_enabled()`: false with no driver, or only `noop`.
     #[must_use]
     pub fn is_enabled(&self) -> bool {
-        self.drivers.iter().any(|d| *d != Driver::Noop)
+        self.drivers.iter().any(|d| *d != NotificationDriver::Noop)
     }
 
     /// The publisher id.
@@ -136,13 +136,13 @@ impl Notifier {
         let key_priority = upper.to_ascii_lowercase();
         for driver in &self.drivers {
             let body = match driver {
-                Driver::MessagingV2 => notification.encode_v2(),
-                Driver::Messaging => notification.encode_v1(),
-                Driver::Log => {
+                NotificationDriver::MessagingV2 => notification.encode_v2(),
+                NotificationDriver::Messaging => notification.encode_v1(),
+                NotificationDriver::Log => {
                     tracing::info!(target: "wasmrpc::notification", event_type, priority = upper, "{}", String::from_utf8_lossy(&notification.encode_v1()));
                     continue;
                 }
-                Driver::Noop => continue,
+                NotificationDriver::Noop => continue,
             };
             for topic in &self.topics {
                 self.transport

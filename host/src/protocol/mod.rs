@@ -4,7 +4,7 @@
 //! - [`envelope`]: the 2.0 envelope (double-encoded inner message).
 //! - [`Request`], [`Reply`], [`RemoteFailure`]: RPC messages.
 //! - [`Notification`]: notifications, with oslo's timestamp format.
-//! - [`Target`], [`ListenTarget`]: where messages go.
+//! - [`Target`], [`ListenTarget`], [`NotificationTarget`]: where messages go.
 //! - [`TransportUrl`]: `rabbit://…` and `memory://` URLs, passwords redacted when printed.
 //! - [`Version`]: `"X.Y"` API versions and oslo's compatibility rule.
 //! - `RecentIds`: oslo's window of recent `_unique_id`s, for dropping duplicates.
@@ -26,8 +26,8 @@ pub use notification::{Notification, PRIORITY_NAMES, priority, timestamp};
 pub(crate) use recent_ids::RecentIds;
 pub use reply::{Reply, new_id};
 pub use request::{ReplyTo, Request};
-pub use target::{ListenTarget, Target};
-pub use url::{Driver, Host, InvalidUrl, TransportUrl, UrlProblem, redact};
+pub use target::{ListenTarget, NotificationTarget, Target};
+pub use url::{InvalidUrl, TransportDriver, TransportHost, TransportUrl, UrlProblem, redact};
 pub use version::{InvalidVersion, Version};
 
 /// Notification priorities, lowercase, as listener methods are named.

@@ -112,6 +112,16 @@ pub struct ListenTarget {
     pub server: String,
 }
 
+/// What a notification listener listens on: a topic, and the exchange its notifications are
+/// published to (oslo passes a `Target` with only these two set).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NotificationTarget {
+    /// `None` means the control exchange.
+    pub exchange: Option<String>,
+    /// The topic (queues `<topic>.<priority>`).
+    pub topic: String,
+}
+
 impl fmt::Display for ListenTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "topic {} server {}", self.topic, self.server)?;

@@ -9,7 +9,7 @@ use percent_encoding::percent_decode_str;
 
 /// The driver named by the scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Driver {
+pub enum TransportDriver {
     /// `rabbit://` (and oslo's alias `kombu://`): RabbitMQ over AMQP 0-9-1.
     Rabbit,
     /// `memory://`: the in-process transport (oslo's fake driver).
@@ -18,8 +18,8 @@ pub enum Driver {
 
 /// One broker host.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Host {
-    /// Host name or address (IPv6 without brackets).
+pub struct TransportHost {
+    /// TransportHost name or address (IPv6 without brackets).
     pub hostname: String,
     /// Port, when given.
     pub port: Option<u16>,
@@ -29,9 +29,9 @@ pub struct Host {
     pub password: Option<String>,
 }
 
-impl fmt::Debug for Host {
+impl fmt::Debug for TransportHost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Host")
+        f.debug_struct("TransportHost")
             .field("hostname", &self.hostname)
             .field("port", &self.port)
             .field("username", &self.username)
@@ -44,11 +44,11 @@ impl fmt::Debug for Host {
 #[derive(Clone, PartialEq, Eq)]
 pub struct TransportUrl {
     /// The driver.
-    pub driver: Driver,
+    pub driver: TransportDriver,
     /// The scheme as written (`rabbit`, `kombu`, `memory`).
     pub scheme: String,
     /// Broker hosts, in the order written.
-    pub hosts: Vec<Host>,
+    pub hosts: Vec<TransportHost>,
     /// The virtual host: `None` when the URL has no path, `Some("")` for a bare `/`.
     pub virtual_host: Option<String>,
     /// Query options; a key repeated in the URL has its values joined with `,`.
@@ -95,8 +95,8 @@ impl TransportUrl {
         let fail = |reason: UrlProblem| InvalidUrl { url: redact(text), reason };
         let (scheme, rest) = text.split_once("://").ok_or_else(|| fail(UrlProblem::NoScheme))?;
         let driver = match scheme {
-            "rabbit" | "kombu" => Driver::Rabbit,
-            "memory" => Driver::Memory,
+            "rabbit" | "kombu" => TransportDriver::Rabbit,
+            "memory" => TransportDriver::Memory,
             other => return Err(fail(UrlProblem::UnknownDriver(other.to_owned()))),
         };
         let (rest, query) = match rest.split_once('?') {
@@ -140,7 +140,7 @@ impl TransportUrl {
     }
 }
 
-fn parse_host(entry: &str) -> Result<Host, UrlProblem> {
+fn parse_host(entry: &str) -> Result<TransportHost, UrlProblem> {
     let (creds, hostport) = match entry.rsplit_once('@') {
         Some((c, h)) => (Some(c), h),
         None => (None, entry),
@@ -167,7 +167,7 @@ fn parse_host(entry: &str) -> Result<Host, UrlProblem> {
         }
         _ => None,
     };
-    Ok(Host { hostname, port, username, password })
+    Ok(TransportHost { hostname, port, username, password })
 }
 
 fn unquote(s: &str) -> String {
@@ -244,7 +244,7 @@ mod tests {
     fn parses_like_oslo() {
         let u =
             TransportUrl::parse("rabbit://u%40x:p%3Aw@h1:5672,u2:pw2@[::1]:5673,h3/vh%2F1?ssl=true&a=1&a=2").unwrap();
-        assert_eq!(u.driver, Driver::Rabbit);
+        assert_eq!(u.driver, TransportDriver::Rabbit);
         assert_eq!(u.hosts.len(), 3);
         assert_eq!(u.hosts[0].username.as_deref(), Some("u@x"));
         assert_eq!(u.hosts[0].password.as_deref(), Some("p:w"));
@@ -264,8 +264,8 @@ mod tests {
         assert_eq!(vh("rabbit://h/%2F"), Some("/".into()));
         assert_eq!(vh("rabbit://h"), None);
         assert!(TransportUrl::parse("rabbit://").unwrap().hosts.is_empty());
-        assert_eq!(TransportUrl::parse("kombu://h").unwrap().driver, Driver::Rabbit);
-        assert_eq!(TransportUrl::parse("memory://").unwrap().driver, Driver::Memory);
+        assert_eq!(TransportUrl::parse("kombu://h").unwrap().driver, TransportDriver::Rabbit);
+        assert_eq!(TransportUrl::parse("memory://").unwrap().driver, TransportDriver::Memory);
         assert_eq!(TransportUrl::parse("memory://x/").unwrap().hosts[0].hostname, "x");
     }
 

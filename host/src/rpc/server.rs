@@ -291,8 +291,7 @@ async fn acknowledge_then_handle(
 ) {
     let queue = incoming.queue.clone();
     let deadline = incoming.deadline;
-    let (_, acked) = incoming.ack().await;
-    if let Err(e) = acked {
+    if let Err(e) = incoming.ack().await {
         tracing::warn!(%queue, method = %request.method, "could not acknowledge; the request is dropped, as oslo does: {e}");
         return;
     }

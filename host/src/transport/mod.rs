@@ -29,7 +29,7 @@ pub use body::Body;
 pub use memory::MemoryTransport;
 pub use rabbit::{FailoverStrategy, OptionError, RabbitOptions, RabbitTransport};
 
-use crate::protocol::{Driver, ListenTarget, Target, TransportUrl};
+use crate::protocol::{ListenTarget, NotificationTarget, Target, TransportDriver, TransportUrl};
 
 /// What can go wrong moving messages.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -165,10 +165,9 @@ impl Incoming {
         Incoming { body, queue, deadline, redelivered, acker }
     }
 
-    /// Acknowledges, keeping the body.
-    pub async fn ack(self) -> (Body, Result<(), TransportError>) {
-        let body = self.body;
-        (body, self.acker.ack().await)
+    /// Acknowledges: done with it.
+    pub async fn ack(self) -> Result<(), TransportError> {
+        self.acker.ack().await
     }
 
     /// Puts the message back on its queue.
@@ -271,11 +270,11 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
         body: Bytes,
     ) -> Result<(), TransportError>;
 
-    /// Consumes notifications for `(exchange, topic)` targets and priorities: one queue per
+    /// Consumes notifications for `targets` and `priorities`: one queue per
     /// `<topic>.<priority>`, or a single queue named after `pool`.
     async fn listen_notifications(
         &self,
-        targets: &[(Option<String>, String)],
+        targets: &[NotificationTarget],
         priorities: &[String],
         pool: Option<&str>,
     ) -> Result<Listener, TransportError>;
@@ -303,8 +302,8 @@ impl Default for TransportOptions {
 /// Connects the transport a URL names.
 pub async fn connect(url: &TransportUrl, options: TransportOptions) -> Result<Arc<dyn Transport>, TransportError> {
     match url.driver {
-        Driver::Memory => Ok(Arc::new(MemoryTransport::new(url, &options.control_exchange))),
-        Driver::Rabbit => {
+        TransportDriver::Memory => Ok(Arc::new(MemoryTransport::new(url, &options.control_exchange))),
+        TransportDriver::Rabbit => {
             Ok(Arc::new(RabbitTransport::connect(url, &options.control_exchange, &options.rabbit).await?))
         }
     }

@@ -48,7 +48,7 @@ async fn wait_for_records(out: &Path, n: usize) -> Vec<Value> {
 async fn host(exchange: &str, dir: &ManifestDir, topics: &[&str]) -> Host {
     let mut config: HostConfig = host_config(&rabbit_url(), "h1", dir.path());
     config.control_exchange = exchange.to_owned();
-    config.notifications.drivers = vec![wasmrpc::notification::Driver::MessagingV2];
+    config.notifications.drivers = vec![wasmrpc::notification::NotificationDriver::MessagingV2];
     config.notifications.topics = topics.iter().map(|t| (*t).to_owned()).collect();
     Host::start(config).await.unwrap_or_else(|e| panic!("{e:#}"))
 }

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use self::broker::{Broker, Kind, Queue};
 use super::{Body, ErrorKind, Listener, Outgoing, ReplyHandler, Transport, TransportError};
 use crate::locks::lock;
-use crate::protocol::{ListenTarget, Target, TransportUrl, new_id};
+use crate::protocol::{ListenTarget, NotificationTarget, Target, TransportUrl, new_id};
 
 /// Brokers by name, so every transport for the same URL in this process meets the same one.
 static BROKERS: LazyLock<Mutex<HashMap<String, Weak<Broker>>>> = LazyLock::new(Mutex::default);
@@ -172,13 +172,13 @@ impl Transport for MemoryTransport {
 
     async fn listen_notifications(
         &self,
-        targets: &[(Option<String>, String)],
+        targets: &[NotificationTarget],
         priorities: &[String],
         pool: Option<&str>,
     ) -> Result<Listener, TransportError> {
         self.check_open()?;
         let mut queues: Vec<Arc<Queue>> = Vec::new();
-        for (exchange, topic) in targets {
+        for NotificationTarget { exchange, topic } in targets {
             let exchange = exchange.as_deref().unwrap_or(&self.control_exchange);
             for priority in priorities {
                 let key = format!("{topic}.{priority}");

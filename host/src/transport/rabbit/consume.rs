@@ -69,8 +69,8 @@ impl Shared {
     }
 
     async fn try_open_session(&self, bindings: &[Binding], patient: bool) -> Result<Session, Opening> {
-        let (conn, generation) = if patient { self.consumers.get().await? } else { self.consumers.try_get().await? };
-        let channel = conn.create_channel().await.map_err(|e| amqp_error("cannot open a channel", &e))?;
+        let live = if patient { self.consumers.get().await? } else { self.consumers.try_get().await? };
+        let channel = live.connection.create_channel().await.map_err(|e| amqp_error("cannot open a channel", &e))?;
         if self.options.rabbit_qos_prefetch_count > 0 {
             channel
                 .basic_qos(self.options.rabbit_qos_prefetch_count, BasicQosOptions::default())
@@ -105,9 +105,9 @@ impl Shared {
                 )
                 .await
                 .map_err(|e| amqp_error(&format!("consuming {}", b.queue.name), &e))?;
-            consumers.push((Arc::<str>::from(b.queue.name.as_str()), consumer));
+            consumers.push(QueueConsumer { queue: Arc::from(b.queue.name.as_str()), consumer });
         }
-        Ok(Session { channel, generation, consumers })
+        Ok(Session { channel, generation: live.generation, consumers })
     }
 }
 
@@ -133,7 +133,13 @@ fn is_not_found(e: &lapin::Error) -> bool {
 struct Session {
     channel: Channel,
     generation: u64,
-    consumers: Vec<(Arc<str>, lapin::Consumer)>,
+    consumers: Vec<QueueConsumer>,
+}
+
+/// A queue's consumer on a session's channel.
+struct QueueConsumer {
+    queue: Arc<str>,
+    consumer: lapin::Consumer,
 }
 
 /// Where deliveries go.
@@ -158,7 +164,8 @@ impl Sink {
         match self {
             Sink::Channel(tx) => tx.send(incoming).await.is_ok(),
             Sink::Handler(handler) => {
-                let (body, _) = incoming.ack().await;
+                let Incoming { body, acker, .. } = incoming;
+                let _ = acker.ack().await;
                 handler(body);
                 true
             }
@@ -187,7 +194,7 @@ async fn run_listener(
                 match tokio::select! { () = stop.cancelled() => return, s = shared.open_session(&bindings, true) => s }
                 {
                     Ok(s) => {
-                        let queues: Vec<&str> = s.consumers.iter().map(|(q, _)| &**q).collect();
+                        let queues: Vec<&str> = s.consumers.iter().map(|c| &*c.queue).collect();
                         tracing::info!(queues = ?queues, "consuming again after reconnecting");
                         s
                     }
@@ -209,9 +216,9 @@ async fn run_listener(
 }
 
 /// Forwards from every consumer of a session; returns why it ended.
-async fn forward(consumers: Vec<(Arc<str>, lapin::Consumer)>, sink: &Sink, stop: &CancellationToken) -> String {
+async fn forward(consumers: Vec<QueueConsumer>, sink: &Sink, stop: &CancellationToken) -> String {
     let mut tasks = tokio::task::JoinSet::new();
-    for (queue, mut consumer) in consumers {
+    for QueueConsumer { queue, mut consumer } in consumers {
         let sink = sink.clone();
         tasks.spawn(async move {
             while let Some(delivery) = consumer.next().await {
@@ -297,8 +304,8 @@ impl ListenerControl for RabbitListener {
             return;
         }
         // oslo deletes a server's fanout queue when its listener closes.
-        let Ok((conn, _)) = self.shared.consumers.try_get().await else { return };
-        if let Ok(channel) = conn.create_channel().await {
+        let Ok(live) = self.shared.consumers.try_get().await else { return };
+        if let Ok(channel) = live.connection.create_channel().await {
             for q in &self.private {
                 if let Err(e) = channel.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await {
                     tracing::debug!(queue = %q, "could not delete: {}", describe_error(&e));

@@ -48,7 +48,7 @@ impl Connector {
         let mut hosts = url.hosts.clone();
         if hosts.is_empty() {
             // `rabbit://` alone: oslo connects to guest:guest@localhost:5672.
-            hosts.push(crate::protocol::Host {
+            hosts.push(crate::protocol::TransportHost {
                 hostname: "localhost".into(),
                 port: None,
                 username: None,
@@ -179,7 +179,15 @@ pub(super) struct Link {
     connector: Arc<Connector>,
     role: &'static str,
     closed: CancellationToken,
-    current: tokio::sync::Mutex<Option<(Arc<Connection>, u64)>>,
+    current: tokio::sync::Mutex<Option<Connected>>,
+}
+
+/// A live connection of a [`Link`], and which of its connections it is.
+#[derive(Clone)]
+pub(super) struct Connected {
+    pub(super) connection: Arc<Connection>,
+    /// 1 for the first connection, one more for each replacement.
+    pub(super) generation: u64,
 }
 
 impl Link {
@@ -188,45 +196,45 @@ impl Link {
     }
 
     /// Installs a connection made elsewhere (the first one, made while connecting the transport).
-    pub(super) async fn install(&self, conn: Connection) {
-        *self.current.lock().await = Some((Arc::new(conn), 1));
+    pub(super) async fn install(&self, connection: Connection) {
+        *self.current.lock().await = Some(Connected { connection: Arc::new(connection), generation: 1 });
     }
 
-    /// The live connection and its generation, reconnecting (forever, with backoff) if needed.
-    pub(super) async fn get(&self) -> Result<(Arc<Connection>, u64), TransportError> {
-        let mut current = self.current.lock().await;
-        if let Some((conn, generation)) = current.as_ref()
-            && conn.status().connected()
-        {
-            return Ok((conn.clone(), *generation));
-        }
-        let generation = current.as_ref().map_or(1, |(_, g)| g + 1);
-        if self.closed.is_cancelled() {
-            return Err(TransportError::new(ErrorKind::Closed, "the transport was closed"));
-        }
-        let conn = Arc::new(self.connector.connect(self.role, &self.closed).await?);
-        *current = Some((conn.clone(), generation));
-        Ok((conn, generation))
+    /// The live connection, reconnecting (forever, with backoff) if needed.
+    pub(super) async fn get(&self) -> Result<Connected, TransportError> {
+        self.connected(true).await
     }
 
     /// Like [`Link::get`], but makes a single round of attempts.
-    pub(super) async fn try_get(&self) -> Result<(Arc<Connection>, u64), TransportError> {
+    pub(super) async fn try_get(&self) -> Result<Connected, TransportError> {
+        self.connected(false).await
+    }
+
+    async fn connected(&self, patient: bool) -> Result<Connected, TransportError> {
         let mut current = self.current.lock().await;
-        if let Some((conn, generation)) = current.as_ref()
-            && conn.status().connected()
+        if let Some(live) = current.as_ref()
+            && live.connection.status().connected()
         {
-            return Ok((conn.clone(), *generation));
+            return Ok(live.clone());
         }
-        let generation = current.as_ref().map_or(1, |(_, g)| g + 1);
-        let conn = Arc::new(self.connector.connect_once(self.role).await?);
-        *current = Some((conn.clone(), generation));
-        Ok((conn, generation))
+        let generation = current.as_ref().map_or(1, |dead| dead.generation + 1);
+        let connection = if patient {
+            if self.closed.is_cancelled() {
+                return Err(TransportError::new(ErrorKind::Closed, "the transport was closed"));
+            }
+            self.connector.connect(self.role, &self.closed).await?
+        } else {
+            self.connector.connect_once(self.role).await?
+        };
+        let live = Connected { connection: Arc::new(connection), generation };
+        *current = Some(live.clone());
+        Ok(live)
     }
 
     /// Closes the connection (on transport close).
     pub(super) async fn close(&self) {
-        if let Some((conn, _)) = self.current.lock().await.take() {
-            let _ = conn.close(200, "closing".into()).await;
+        if let Some(live) = self.current.lock().await.take() {
+            let _ = live.connection.close(200, "closing".into()).await;
         }
     }
 }

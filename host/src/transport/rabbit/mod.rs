@@ -34,7 +34,7 @@ use self::link::{Connector, Link, describe_error};
 use self::publish::{Declare, PublishChannel};
 use self::topology::{ArgValue, Binding, ExchangeSpec, ExchangeType, Topology};
 use super::{Body, ErrorKind, Listener, Outgoing, ReplyHandler, Transport, TransportError};
-use crate::protocol::{ListenTarget, Target, TransportUrl, new_id};
+use crate::protocol::{ListenTarget, NotificationTarget, Target, TransportUrl, new_id};
 
 /// The `rabbit://` transport.
 pub struct RabbitTransport {
@@ -222,14 +222,13 @@ impl Transport for RabbitTransport {
 
     async fn listen_notifications(
         &self,
-        targets: &[(Option<String>, String)],
+        targets: &[NotificationTarget],
         priorities: &[String],
         pool: Option<&str>,
     ) -> Result<Listener, TransportError> {
         let s = &self.shared;
-        let targets: Vec<(String, String)> =
-            targets.iter().map(|(e, t)| (e.clone().unwrap_or_else(|| s.control_exchange.clone()), t.clone())).collect();
-        s.consume(s.topology.notification_listener(&targets, priorities, pool), Vec::new()).await
+        let bindings = s.topology.notification_listener(&s.control_exchange, targets, priorities, pool);
+        s.consume(bindings, Vec::new()).await
     }
 
     async fn close(&self) {

@@ -19,6 +19,7 @@ use crate::transport::{Body, ErrorKind, Outgoing, TransportError};
 const PUBLISH_RETRY: Duration = Duration::from_secs(30);
 
 /// The confirm-mode channel used for publishing, and what has been declared on it.
+#[derive(Clone)]
 pub(super) struct PublishChannel {
     channel: Channel,
     generation: u64,
@@ -42,22 +43,22 @@ fn properties(expiration: Option<Duration>) -> BasicProperties {
 
 impl Shared {
     /// The publishing channel, (re)opened in confirm mode when needed.
-    async fn publish_channel(&self, patient: bool) -> Result<(Channel, Arc<Mutex<HashSet<String>>>), TransportError> {
+    async fn publish_channel(&self) -> Result<PublishChannel, TransportError> {
         let mut current = self.publishing.lock().await;
         if let Some(p) = current.as_ref()
             && p.channel.status().connected()
         {
-            return Ok((p.channel.clone(), p.declared.clone()));
+            return Ok(p.clone());
         }
-        let (conn, generation) = if patient { self.publisher.get().await? } else { self.publisher.try_get().await? };
-        let channel = conn.create_channel().await.map_err(|e| amqp_error("cannot open a channel", &e))?;
+        let live = self.publisher.get().await?;
+        let channel = live.connection.create_channel().await.map_err(|e| amqp_error("cannot open a channel", &e))?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(|e| amqp_error("cannot enable publisher confirms", &e))?;
-        let declared = Arc::new(Mutex::new(HashSet::new()));
-        *current = Some(PublishChannel { channel: channel.clone(), generation, declared: declared.clone() });
-        Ok((channel, declared))
+        let p = PublishChannel { channel, generation: live.generation, declared: Arc::default() };
+        *current = Some(p.clone());
+        Ok(p)
     }
 
     /// Closes the publishing channel (the transport is closing).
@@ -111,7 +112,7 @@ impl Shared {
         key: &str,
         message: &Outgoing,
     ) -> Result<(), TransportError> {
-        let (channel, declared) = self.publish_channel(true).await?;
+        let PublishChannel { channel, declared, .. } = self.publish_channel().await?;
         if let Some(what) = declare_first {
             let id = what.id();
             let known = lock(&declared).contains(&id);
@@ -128,7 +129,7 @@ impl Shared {
                 {
                     tracing::info!(exchange = %ex.name, "retrying to declare the exchange as non durable");
                     self.drop_publish_channel().await;
-                    let (fresh, _) = self.publish_channel(true).await?;
+                    let fresh = self.publish_channel().await?.channel;
                     result = declare_exchange(&fresh, &ExchangeSpec { durable: false, ..ex.clone() }).await;
                     if result.is_ok() {
                         lock(&declared).insert(id.clone());

@@ -3,6 +3,7 @@
 //! broker closes the channel with `PRECONDITION_FAILED`.
 
 use super::options::RabbitOptions;
+use crate::protocol::NotificationTarget;
 
 /// An AMQP exchange type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,15 +146,18 @@ impl Topology {
         Binding { exchange: None, queue: self.transient_queue(name), key: String::new() }
     }
 
-    /// A notification listener's queues: `<topic>.<priority>` each, or one queue named `pool`.
+    /// A notification listener's queues: `<topic>.<priority>` each, or one queue named `pool`;
+    /// a target with no exchange is on `control_exchange`.
     pub fn notification_listener(
         &self,
-        targets: &[(String, String)],
+        control_exchange: &str,
+        targets: &[NotificationTarget],
         priorities: &[String],
         pool: Option<&str>,
     ) -> Vec<Binding> {
         let mut out = Vec::new();
-        for (exchange, topic) in targets {
+        for NotificationTarget { exchange, topic } in targets {
+            let exchange = exchange.as_deref().unwrap_or(control_exchange);
             for priority in priorities {
                 let key = format!("{topic}.{priority}");
                 out.push(self.topic_queue(exchange, pool.unwrap_or(&key), &key));
@@ -248,8 +252,10 @@ mod tests {
     #[test]
     fn pooled_notification_listeners_share_one_queue() {
         let t = Topology::new(RabbitOptions::default());
+        let target = NotificationTarget { exchange: None, topic: "notifications".into() };
         let b = t.notification_listener(
-            &[("openstack".into(), "notifications".into())],
+            "openstack",
+            std::slice::from_ref(&target),
             &["info".into(), "error".into()],
             Some("mypool"),
         );
@@ -257,7 +263,7 @@ mod tests {
             b.iter().map(|b| (b.queue.name.as_str(), b.key.as_str())).collect::<Vec<_>>(),
             [("mypool", "notifications.info"), ("mypool", "notifications.error")]
         );
-        let b = t.notification_listener(&[("openstack".into(), "notifications".into())], &["info".into()], None);
+        let b = t.notification_listener("openstack", &[target], &["info".into()], None);
         assert_eq!(b[0].queue.name, "notifications.info");
     }
 }
