@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 #[derive(Clone)]
 pub struct Context {
     /// The JSON object the host sent. It is decoded on first use: most methods never look at
-    /// their context, and decoding even the host's one-key context into a map cost a fifth of
-    /// a small call's Wasm operators.
+    /// their context, and decoding even the host's one-key context into a map is a large part
+    /// of a small call's work.
     json: Box<str>,
     map: OnceLock<Map<String, Value>>,
 }

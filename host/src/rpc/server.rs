@@ -253,8 +253,9 @@ fn spawn_call(
     slot: OwnedSemaphorePermit,
 ) {
     let duplicate = is_duplicate(inner, request.unique_id.as_deref());
-    // The acknowledgement waits for lapin's IO thread, so it happens in the call's own task:
-    // the consume loop goes straight back for the next delivery. The call's future (over a
+    // An acknowledgement can wait on the broker (RabbitMQ's goes through its connection's
+    // task), so it happens in the call's own task: the consume loop goes straight back for the
+    // next delivery. The call's future (over a
     // kilobyte: dispatch, reply, retry) is boxed once here; tokio would otherwise copy it whole
     // into the task and again each time the task changes stage.
     let call = Box::pin(acknowledge_then_handle(inner.clone(), incoming, request, duplicate, slot));

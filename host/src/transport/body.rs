@@ -3,9 +3,9 @@
 //!
 //! RabbitMQ only ever sees bytes: a decoded body is encoded (byte for byte what Python writes)
 //! when it leaves the process. `memory://` hands a decoded request or reply from client to
-//! server as it is, as oslo's fake driver hands over its dicts: encoding ~900 bytes of
-//! doubly-nested JSON and parsing them back was half the cost of an in-process call, and
-//! decoding an encoded message gives back the same message (the test below checks it).
+//! server as it is, as oslo's fake driver hands over its dicts: encoding doubly nested JSON
+//! and parsing it back would be the largest part of an in-process call, and decoding an
+//! encoded message gives back the same message (the test below checks it).
 
 use std::fmt;
 use std::sync::Arc;

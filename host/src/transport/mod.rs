@@ -4,12 +4,16 @@
 //! (which exchange and queue a target maps to, how fanout and replies are routed, when to
 //! acknowledge) and nothing about what is inside a message. Two implementations:
 //!
-//! - `memory.rs`: [`MemoryTransport`], an in-process broker with the same topology as
+//! - `memory/`: [`MemoryTransport`], an in-process broker with the same topology as
 //!   RabbitMQ (oslo's fake driver, as a product feature): topic queues shared by competing
 //!   servers, `topic.server` queues, fanout to every server, reply queues, expiration,
 //!   requeue. RPC requests and replies published in-process stay decoded ([`Body`]); bytes
 //!   published as bytes arrive as those bytes.
-//! - `rabbit.rs`: RabbitMQ through lapin (the only file that names lapin).
+//! - `rabbit/`: [`RabbitTransport`], RabbitMQ through lapin (the only module that names
+//!   lapin).
+//!
+//! A [`Listener`] is a stream of [`Incoming`] messages, whatever the transport; what only
+//! some transports can do is a capability a listener may offer ([`DirectDelivery`]).
 //!
 //! [`connect`] picks one from a [`TransportUrl`].
 
