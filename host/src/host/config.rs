@@ -133,13 +133,13 @@ impl HostConfig {
             c.control_topic = v;
         }
         if let Some(v) = raw.drain_timeout {
-            c.drain_timeout = parse_duration(&v).map_err(fail)?;
+            c.drain_timeout = parse_duration(&v).map_err(|e| fail(e.to_string()))?;
         }
         if let Some(v) = raw.watch {
             c.watch = v;
         }
         if let Some(v) = raw.reload_debounce {
-            c.reload_debounce = parse_duration(&v).map_err(fail)?;
+            c.reload_debounce = parse_duration(&v).map_err(|e| fail(e.to_string()))?;
         }
         if let Some(v) = raw.kombu_missing_consumer_retry_timeout {
             c.reply_retry = Duration::from_secs_f64(v);
@@ -180,7 +180,7 @@ impl HostConfig {
                 c.runtime.max_instances = v;
             }
             if let Some(v) = r.max_memory {
-                c.runtime.max_memory = parse_size(&v).map_err(fail)?;
+                c.runtime.max_memory = parse_size(&v).map_err(|e| fail(e.to_string()))?;
             }
             match r.cache_dir.as_deref() {
                 None => {}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_spanned::Spanned;
 
 use super::schema::{DurationOrString, RawDir, RawListener, RawManifest, RawTarget, SizeOrString};
-use super::units::{parse_duration, parse_size};
+use super::units::{parse_duration, parse_size, seconds};
 use super::{
     DEFAULT_MAX_INVOCATIONS, DirGrant, EndpointSpec, FilterSpec, InstanceMode, Limits, ListenerSpec, Location,
     NotificationGrant, Problem, Role, RpcTarget, Sandbox, SpecLocations,
@@ -326,12 +326,12 @@ fn resolve_limits(r: &mut Resolver<'_>, raw: &RawManifest) -> Limits {
                 );
             }
             Ok(bytes) => limits.memory = bytes,
-            Err(e) => r.problem(m.span(), e, Some("write e.g. `memory = \"64MiB\"`")),
+            Err(e) => r.problem(m.span(), e.to_string(), Some("write e.g. `memory = \"64MiB\"`")),
         }
     }
     if let Some(d) = &raw.limits.deadline {
         let parsed = match d.get_ref() {
-            DurationOrString::Seconds(s) => std::time::Duration::try_from_secs_f64(*s).map_err(|e| e.to_string()),
+            DurationOrString::Seconds(s) => seconds(*s),
             DurationOrString::Text(t) => parse_duration(t),
         };
         match parsed {
@@ -339,7 +339,7 @@ fn resolve_limits(r: &mut Resolver<'_>, raw: &RawManifest) -> Limits {
                 r.problem(raw.limits.deadline.as_ref().map_or(0..0, Spanned::span), "deadline must be positive", None)
             }
             Ok(deadline) => limits.deadline = deadline,
-            Err(e) => r.problem(d.span(), e, Some("write e.g. `deadline = \"30s\"`")),
+            Err(e) => r.problem(d.span(), e.to_string(), Some("write e.g. `deadline = \"30s\"`")),
         }
     }
     if let Some(f) = &raw.limits.fuel {
