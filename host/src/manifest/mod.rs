@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{Location, ManifestError, Problem};
-pub use units::{UnitError, parse_duration, parse_size};
+pub use units::{UnitError, from_seconds, parse_duration, parse_size};
 
 use crate::protocol::Version;
 

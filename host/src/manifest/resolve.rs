@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_spanned::Spanned;
 
 use super::schema::{DurationOrString, RawDir, RawListener, RawManifest, RawTarget, SizeOrString};
-use super::units::{parse_duration, parse_size, seconds};
+use super::units::{from_seconds, parse_duration, parse_size};
 use super::{
     DEFAULT_MAX_INVOCATIONS, DirGrant, EndpointSpec, FilterSpec, InstanceMode, Limits, ListenerSpec, Location,
     NotificationGrant, Problem, Role, RpcTarget, Sandbox, SpecLocations,
@@ -331,7 +331,7 @@ fn resolve_limits(r: &mut Resolver<'_>, raw: &RawManifest) -> Limits {
     }
     if let Some(d) = &raw.limits.deadline {
         let parsed = match d.get_ref() {
-            DurationOrString::Seconds(s) => seconds(*s),
+            DurationOrString::Seconds(s) => from_seconds(*s),
             DurationOrString::Text(t) => parse_duration(t),
         };
         match parsed {

@@ -45,7 +45,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
 }
 
 /// A duration written as a number of seconds.
-pub fn seconds(seconds: f64) -> Result<Duration, UnitError> {
+pub fn from_seconds(seconds: f64) -> Result<Duration, UnitError> {
     Duration::try_from_secs_f64(seconds).map_err(|source| UnitError::Seconds { seconds, source })
 }
 
@@ -77,7 +77,7 @@ mod tests {
         let e = parse_duration("soon").unwrap_err();
         assert!(matches!(&e, UnitError::Duration { text, .. } if text == "soon"), "{e:?}");
         assert!(e.to_string().contains("\"30s\""), "{e}");
-        assert!(matches!(seconds(-1.0), Err(UnitError::Seconds { .. })));
-        assert_eq!(seconds(0.5).unwrap(), Duration::from_millis(500));
+        assert!(matches!(from_seconds(-1.0), Err(UnitError::Seconds { .. })));
+        assert_eq!(from_seconds(0.5).unwrap(), Duration::from_millis(500));
     }
 }
