@@ -109,10 +109,10 @@ impl HostConfig {
     pub fn from_file(path: &Path) -> Result<HostConfig, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let file: ConfigFile = toml::from_str(&text).map_err(|source| ConfigError::Invalid {
+        let file: ConfigFile = toml::from_str(&text).map_err(|error| ConfigError::Invalid {
             path: path.to_owned(),
-            at: source.span().map_or(Location { line: 1, column: 1 }, |s| Location::of_offset(&text, s.start)),
-            source,
+            at: error.span().map_or(Location { line: 1, column: 1 }, |s| Location::of_offset(&text, s.start)),
+            error,
         })?;
         Ok(file.resolve(path.parent().unwrap_or(Path::new("."))))
     }
@@ -144,14 +144,15 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not valid TOML, has an unknown key, or a value that does not fit its key.
-    #[error("{}:{}:{}: {}", path.display(), at.line, at.column, source.message().trim())]
+    #[error("{}:{}:{}: {}", path.display(), at.line, at.column, error.message().trim())]
     Invalid {
         /// The configuration file.
         path: PathBuf,
         /// Where in the file.
         at: Location,
-        /// What the TOML reader (or the value's parser) said.
-        source: toml::de::Error,
+        /// What the TOML reader (or the value's parser) said. Not this error's `source()`: its
+        /// `Display` is a multi-line report quoting the file, and its message is already above.
+        error: toml::de::Error,
     },
 }
 
@@ -314,16 +315,16 @@ mod tests {
     use super::*;
 
     fn read(text: &str) -> Result<HostConfig, ConfigError> {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().map_err(|source| ConfigError::Read { path: "tempdir".into(), source })?;
         let path = dir.path().join("wasmrpc.toml");
-        std::fs::write(&path, text).unwrap();
+        std::fs::write(&path, text).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
         HostConfig::from_file(&path)
     }
 
     /// `line:column: message` of an invalid file.
     fn invalid(text: &str) -> String {
         match read(text) {
-            Err(ConfigError::Invalid { at, source, .. }) => format!("{}:{}: {}", at.line, at.column, source.message()),
+            Err(ConfigError::Invalid { at, error, .. }) => format!("{}:{}: {}", at.line, at.column, error.message()),
             other => panic!("expected an invalid file, got {other:?}"),
         }
     }
