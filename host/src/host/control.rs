@@ -94,7 +94,6 @@ impl Inner {
             .map(|l| {
                 let spec = &l.spec;
                 let plugin = l.plugin();
-                let (loaded_at, took) = plugin.loaded();
                 let target = spec.rpc_target();
                 let methods: Vec<&str> =
                     plugin.description().methods.iter().map(|m| m.name.as_str()).filter(|m| !m.starts_with('_')).collect();
@@ -131,8 +130,8 @@ impl Inner {
                         "deadline": spec.limits.deadline.as_secs_f64(),
                         "fuel": spec.limits.fuel,
                     },
-                    "loaded_at": rfc3339(loaded_at),
-                    "load_ms": took.as_secs_f64() * 1000.0,
+                    "loaded_at": rfc3339(plugin.loaded_at()),
+                    "load_ms": plugin.load_time().as_secs_f64() * 1000.0,
                 })
             })
             .collect()

@@ -241,9 +241,8 @@ impl Inner {
                 lock(&self.failed).remove(path);
                 let loaded = Loaded { spec: spec.clone(), served, manifest_digest };
                 let plugin = loaded.plugin();
-                let (_, took) = plugin.loaded();
                 let compiled = plugin.compiled();
-                let took_ms = took.as_secs_f64() * 1000.0;
+                let took_ms = plugin.load_time().as_secs_f64() * 1000.0;
                 match current {
                     Some(old) => {
                         tracing::info!(

@@ -127,10 +127,16 @@ impl Plugin {
         self.inner.limits
     }
 
-    /// When the module was loaded, and how long loading took.
+    /// When the module was loaded.
     #[must_use]
-    pub fn loaded(&self) -> (SystemTime, Duration) {
-        (self.inner.loaded_at, self.inner.load_time)
+    pub fn loaded_at(&self) -> SystemTime {
+        self.inner.loaded_at
+    }
+
+    /// How long loading took (reading, compiling or fetching from the cache, checking).
+    #[must_use]
+    pub fn load_time(&self) -> Duration {
+        self.inner.load_time
     }
 
     /// Whether loading compiled the module or found it in the cache.
