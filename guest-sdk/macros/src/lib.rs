@@ -1,12 +1,5 @@
-//! The `#[endpoint]` attribute of the wasmrpc guest SDK.
-//!
-//! Use it through [`wasmrpc-guest`](https://docs.rs/wasmrpc-guest), which re-exports it as
-//! `wasmrpc_guest::endpoint` and provides the runtime glue its expansion calls: this crate alone
-//! expands to code that names `::wasmrpc_guest`.
-//!
-//! The expansion implements `wasmrpc_guest::__private::Endpoint` for the type (a description of
-//! the methods, a constructor, and a dispatcher that decodes keyword arguments) and emits the six
-//! exports of the wasmrpc ABI. Mistakes are compile errors that point at the offending tokens.
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 mod constructor;
 mod method;
