@@ -5,6 +5,7 @@ mod call;
 mod check;
 mod invoke;
 mod listen;
+mod new;
 mod notify;
 mod serve;
 
@@ -44,6 +45,8 @@ pub enum Command {
     Invoke(invoke::Args),
     /// Validate manifests and their modules; report every problem found.
     Check(check::Args),
+    /// Create a plugin project: an endpoint crate, its manifest and a README.
+    New(new::Args),
 }
 
 /// Parses the command line, runs the subcommand, and returns its exit status.
@@ -90,6 +93,7 @@ fn init_logging(cli: &Cli) {
         Command::Check(_) | Command::Call(_) | Command::Cast(_) | Command::Notify(_) | Command::Listen(_) => {
             "warn,wasmrpc::guest=info"
         }
+        Command::New(_) => "warn",
         Command::Serve(_) => "info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
@@ -105,6 +109,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Listen(args) => listen::run(args).await,
         Command::Invoke(args) => invoke::run(args).await,
         Command::Check(args) => check::run(args).await,
+        Command::New(args) => new::run(args).await,
     }
 }
 
