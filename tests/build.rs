@@ -16,8 +16,9 @@ const PYTHON_EXAMPLES: &[(&str, &str, &str)] = &[
     ("hostile", "hostile:Hostile", "hostile"),
 ];
 
-/// The Rust component examples (wasm32-wasip2 members of the `plugins/` workspace).
-const COMPONENT_EXAMPLES: &[&str] = &["component-calculator"];
+/// The Rust components (wasm32-wasip2 members of the `plugins/` workspace): an example, and one
+/// that does not implement the world, for the tests of what loading refuses.
+const COMPONENT_EXAMPLES: &[&str] = &["component-calculator", "component-broken"];
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the workspace root").to_owned();
