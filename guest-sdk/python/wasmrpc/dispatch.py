@@ -137,8 +137,11 @@ class Dispatcher:
             LOG.debug("Expected exception during message handling (%s)", e.exc_info[1])
             return False, Failure.from_exc_info(e.exc_info)
         except Exception:  # noqa: BLE001 - every failure goes back to the caller, as in oslo
-            LOG.exception("Exception during message handling")
-            return False, Failure.from_exc_info(sys.exc_info())
+            failure = Failure.from_exc_info(sys.exc_info())
+            # oslo's LOG.exception, with the traceback formatted once: formatting reads the
+            # source files, which in a component are WASI file reads.
+            LOG.error("Exception during message handling\n%s", "".join(failure.traceback).rstrip("\n"))
+            return False, failure
 
 
 def public_methods(cls):

@@ -21,9 +21,13 @@ def _primitive(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+# One encoder for every call: `json.dumps` with any non-default option builds a new one each time.
+_ENCODER = json.JSONEncoder(default=_primitive, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def dumps(value):
     """Compact JSON text of ``value``; NaN and infinities are refused (JSON has none)."""
-    return json.dumps(value, default=_primitive, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def loads(text):
