@@ -118,7 +118,11 @@ fn watch(root: &Path, plugins: &Path) {
             let p = entry.path();
             if p.join("Cargo.toml").is_file() {
                 paths.push(p.join("Cargo.toml"));
-                paths.push(p.join("src"));
+                // A watched path that does not exist (versioned-a's sources live in
+                // plugins/versioned) would rerun this script on every build.
+                if p.join("src").is_dir() {
+                    paths.push(p.join("src"));
+                }
             } else if p.is_dir() && p.file_name().is_some_and(|n| n != "target" && n != ".cargo") {
                 paths.push(p); // shared sources (plugins/versioned) and the Python examples
             }
