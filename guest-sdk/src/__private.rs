@@ -14,11 +14,31 @@ use crate::request::Request;
 use crate::{Context, RemoteError, host};
 
 /// Implemented by `#[endpoint]` for the endpoint type.
-pub trait Endpoint: Default + 'static {
+pub trait Endpoint: Sized + 'static {
     /// What `wasmrpc_describe` reports.
     fn description() -> Description;
+    /// Makes the endpoint value: the block's `new()`/`init()`, or [`ByDefault`].
+    fn create() -> Result<Self, RemoteError>;
     /// Runs `method`; `Err` for unknown methods too (the host checks first, so that is rare).
     fn dispatch(&mut self, method: &str, args: Kwargs<'_>, ctx: &Context) -> Result<Reply, RemoteError>;
+}
+
+/// The constructor of an endpoint type whose block has none: `Default`. A trait of its own so
+/// that a type with neither gets an error saying what the choices are.
+#[diagnostic::on_unimplemented(
+    message = "the endpoint type `{Self}` has no constructor",
+    label = "neither `Default` nor a `new()` in its #[endpoint] block",
+    note = "derive or implement `Default` for it, or add `fn new() -> Self` (or `fn init() -> Self`) to the #[endpoint] block"
+)]
+pub trait ByDefault: Sized {
+    /// `Default::default()`.
+    fn by_default() -> Self;
+}
+
+impl<T: Default> ByDefault for T {
+    fn by_default() -> T {
+        T::default()
+    }
 }
 
 thread_local! {
@@ -74,7 +94,7 @@ pub unsafe fn call<E: Endpoint>(ptr: i32, len: i32) -> i64 {
     let outcome = match request {
         Ok(request) => request
             .context()
-            .and_then(|ctx| with_instance::<E, _>(|endpoint| endpoint.dispatch(&request.method, request.args, &ctx))),
+            .and_then(|ctx| with_instance::<E>(|endpoint| endpoint.dispatch(&request.method, request.args, &ctx))),
         Err(e) => Err(RemoteError::new("InvalidRequest", format!("the host sent an unreadable request: {e}"))),
     };
     match outcome {
@@ -83,10 +103,15 @@ pub unsafe fn call<E: Endpoint>(ptr: i32, len: i32) -> i64 {
     }
 }
 
-fn with_instance<E: Endpoint, R>(f: impl FnOnce(&mut E) -> R) -> R {
+/// Runs `f` on the instance's endpoint value, making it first if this is the instance's first
+/// call. A constructor's error fails this call and leaves the slot empty for the next one.
+fn with_instance<E: Endpoint>(f: impl FnOnce(&mut E) -> Result<Reply, RemoteError>) -> Result<Reply, RemoteError> {
     INSTANCE.with(|cell| {
         let mut slot = cell.borrow_mut();
-        let boxed = slot.get_or_insert_with(|| Box::new(E::default()));
+        let boxed = match &mut *slot {
+            Some(boxed) => boxed,
+            empty => empty.insert(Box::new(E::create()?)),
+        };
         // Only `call::<E>` fills the slot, and a module has exactly one endpoint type.
         let endpoint = boxed.downcast_mut::<E>().expect("one endpoint type per module");
         f(endpoint)
@@ -240,6 +265,41 @@ mod tests {
         let error = ok(bad).unwrap_err();
         assert_eq!(error.type_name(), "SerializationError");
         assert!(error.message().starts_with("cannot encode the result: key must be a string"), "{}", error.message());
+    }
+
+    /// Fails to construct once, then counts constructions and calls.
+    struct Flaky {
+        calls: u32,
+    }
+
+    thread_local! {
+        static CREATED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+
+    impl Endpoint for Flaky {
+        fn description() -> Description {
+            unreachable!("not described here")
+        }
+
+        fn create() -> Result<Flaky, RemoteError> {
+            let n = CREATED.get() + 1;
+            CREATED.set(n);
+            if n == 1 { Err(RemoteError::new("NotReady", "first attempt")) } else { Ok(Flaky { calls: 0 }) }
+        }
+
+        fn dispatch(&mut self, _: &str, _: Kwargs<'_>, _: &Context) -> Result<Reply, RemoteError> {
+            self.calls += 1;
+            ok(self.calls)
+        }
+    }
+
+    #[test]
+    fn the_endpoint_is_made_on_an_instances_first_call_and_kept() {
+        let call = || with_instance::<Flaky>(|e| e.dispatch("m", Kwargs::default(), &Context::default()));
+        assert_eq!(call().unwrap_err().type_name(), "NotReady", "a failed constructor fails the call");
+        assert_eq!(call().unwrap().as_bytes(), br#"{"ok":1}"#, "the next call constructs again");
+        assert_eq!(call().unwrap().as_bytes(), br#"{"ok":2}"#, "and later calls reuse the value");
+        assert_eq!(CREATED.get(), 2);
     }
 
     #[test]

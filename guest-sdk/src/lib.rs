@@ -1,46 +1,15 @@
-//! Write wasmrpc endpoints in Rust.
+#![doc = include_str!("../README.md")]
 //!
-//! An endpoint is a type with an `impl` block marked [`endpoint`]. Every public method becomes
-//! an RPC method that oslo.messaging callers reach by name; its arguments are keyword arguments,
-//! named as the parameters are, and decoded with serde.
+//! ## Map
 //!
-//! ```ignore
-//! use wasmrpc_guest::{endpoint, Context};
-//!
-//! #[derive(Default)]
-//! pub struct Calculator;
-//!
-//! #[derive(Debug)]
-//! pub struct DivisionByZero;
-//! impl std::fmt::Display for DivisionByZero {
-//!     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-//!         f.write_str("division by zero")
-//!     }
-//! }
-//! impl std::error::Error for DivisionByZero {}
-//!
-//! #[endpoint(version = "1.0")]
-//! impl Calculator {
-//!     pub fn divide(&self, _ctx: &Context, a: f64, b: f64) -> Result<f64, DivisionByZero> {
-//!         if b == 0.0 { Err(DivisionByZero) } else { Ok(a / b) }
-//!     }
-//! }
-//! ```
-//!
-//! Build with `cargo build --release --target wasm32-wasip1` (crate type `cdylib`), point a
-//! manifest at the `.wasm` file, and the host serves it.
-//!
-//! - [`endpoint`]: the attribute; see its docs for what it accepts.
-//! - [`Context`]: the request context a caller sent.
-//! - [`RemoteError`] and [`IntoRemoteError`]: how a method's `Err` reaches the caller.
-//! - [`info!`], [`warn!`], …: lines in the host's log, tagged with the endpoint's name.
-//! - [`notifier`]: emit oslo notifications while handling a call.
-//!
-//! The rules of the boundary (exports, imports, encoding) are in `docs/abi.md`; this crate is
-//! one implementation of them.
-
+//! - [`endpoint`]: the attribute, with the rules for methods and constructors.
+//! - [`Context`]: the request context.
+//! - [`RemoteError`], [`IntoRemoteError`]: errors as the caller sees them.
+//! - [`info!`], [`warn!`], [`error!`], [`debug!`], [`trace!`], [`log`], [`Level`]: the host's log.
+//! - [`notifier`]: [`Notifier`] and [`NotificationResult`].
+#![warn(missing_docs)]
 // The ABI moves raw pointers across the wasm boundary; the unsafe code is confined to
-// `private.rs` and `host.rs`.
+// `__private.rs` and `host.rs`.
 #![allow(unsafe_code)]
 
 mod context;

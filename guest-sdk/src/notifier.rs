@@ -8,10 +8,40 @@
 //! configured with, but only for event types the endpoint's manifest lists under
 //! `[notifications] allow`; anything else is dropped and the host logs why.
 //!
-//! ```ignore
-//! use wasmrpc_guest::{notifier::Notifier, Context};
-//! fn added(ctx: &Context, sum: f64) -> Result<(), wasmrpc_guest::notifier::NotifyError> {
-//!     Notifier.info(ctx, "calc.added", serde_json::json!({"sum": sum}))
+//! ```
+//! use serde_json::{Value, json};
+//! use wasmrpc_guest::notifier::{NotificationResult, Notifier, NotifyError};
+//! use wasmrpc_guest::{Context, endpoint, info};
+//!
+//! #[derive(Default)]
+//! pub struct Calculator;
+//!
+//! #[endpoint]
+//! impl Calculator {
+//!     /// Emits `calc.added` (if the manifest allows it) and returns the sum.
+//!     pub fn add(&self, ctx: &Context, a: f64, b: f64) -> Result<f64, NotifyError> {
+//!         Notifier.info(ctx, "calc.added", json!({"sum": a + b}))?;
+//!         Ok(a + b)
+//!     }
+//! }
+//!
+//! // A listener is an endpoint too, in a module of its own; its manifest has `[listener]`.
+//! #[derive(Default)]
+//! pub struct Audit;
+//!
+//! impl Audit {
+//!     /// The method for priority `info`.
+//!     pub fn info(
+//!         &self,
+//!         _ctx: &Context,
+//!         publisher_id: String,
+//!         event_type: String,
+//!         payload: Value,
+//!         metadata: Value,
+//!     ) -> NotificationResult {
+//!         info!("{publisher_id} sent {event_type}: {payload} ({metadata})");
+//!         NotificationResult::Handled
+//!     }
 //! }
 //! ```
 

@@ -5,14 +5,20 @@
 //! files by renaming over them or deleting and recreating them, and a watch on the old inode
 //! would go quiet. Bursts of events are debounced into one [`Changes`] once the paths have been
 //! quiet for a moment; deciding what changed for real (content hashes) is the reloader's job.
+//!
+//! The debounce is ours, not `notify-debouncer-mini`'s: that one passes on every event kind,
+//! and inotify reports opens, so each reload's own reads of the files would schedule the next
+//! reload; it also drops notify's "rescan" flag. It runs on tokio's clock, so the tests below
+//! drive it with paused time.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// The longest a burst may delay a reload (a file written continuously still gets picked up).
 const MAX_DELAY: Duration = Duration::from_secs(2);
@@ -28,12 +34,12 @@ pub struct Changes {
 
 /// Why watching could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot watch {}: {message}", path.display())]
+#[error("cannot watch {}: {source}", path.display())]
 pub struct WatchError {
     /// The directory.
     pub path: PathBuf,
-    /// What notify said.
-    pub message: String,
+    /// What notify said (private: notify's types stay in this module).
+    source: notify::Error,
 }
 
 /// A running watcher. Dropping it stops watching.
@@ -80,8 +86,8 @@ impl Watch {
                 }
             }
         };
-        let watcher = notify::recommended_watcher(handler)
-            .map_err(|e| WatchError { path: dir.to_owned(), message: e.to_string() })?;
+        let watcher =
+            notify::recommended_watcher(handler).map_err(|source| WatchError { path: dir.to_owned(), source })?;
         let watch = Watch { watcher: Mutex::new(watcher), dirs: Mutex::default() };
         watch.add_dir(dir)?;
         let (tx, rx) = mpsc::channel(16);
@@ -108,7 +114,7 @@ impl Watch {
         }
         crate::locks::lock(&self.watcher)
             .watch(&dir, RecursiveMode::NonRecursive)
-            .map_err(|e| WatchError { path: dir.clone(), message: e.to_string() })?;
+            .map_err(|source| WatchError { path: dir.clone(), source })?;
         dirs.insert(dir);
         Ok(())
     }
@@ -140,5 +146,87 @@ async fn debounce(mut raw: mpsc::UnboundedReceiver<Raw>, out: mpsc::Sender<Chang
         if out.send(changes).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Whole milliseconds at every step: tokio's timer rounds up to the next one.
+    const QUIET: Duration = Duration::from_millis(20);
+
+    fn start() -> (mpsc::UnboundedSender<Raw>, mpsc::Receiver<Changes>) {
+        let (raw_tx, raw_rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(debounce(raw_rx, tx, QUIET));
+        (raw_tx, rx)
+    }
+
+    fn path(name: &str) -> Raw {
+        Raw::Path(PathBuf::from(name))
+    }
+
+    fn paths(c: &Changes) -> Vec<&str> {
+        c.paths.iter().map(|p| p.to_str().unwrap()).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_becomes_one_batch_once_the_paths_are_quiet() {
+        let (raw, mut out) = start();
+        let began = Instant::now();
+        for name in ["a.toml", "b.wasm", "a.toml"] {
+            raw.send(path(name)).unwrap();
+            tokio::time::sleep(QUIET / 2).await;
+            assert!(out.try_recv().is_err(), "nothing before the burst is over");
+        }
+        let batch = out.recv().await.unwrap();
+        assert_eq!(paths(&batch), ["a.toml", "b.wasm"]);
+        assert!(!batch.rescan);
+        // The last event came at 2 × QUIET/2; the batch goes out one QUIET after it.
+        assert_eq!(began.elapsed(), QUIET + QUIET);
+        tokio::time::sleep(QUIET * 4).await;
+        assert!(out.try_recv().is_err(), "one batch per burst");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bursts_apart_make_separate_batches() {
+        let (raw, mut out) = start();
+        raw.send(path("a.toml")).unwrap();
+        assert_eq!(paths(&out.recv().await.unwrap()), ["a.toml"]);
+        tokio::time::sleep(QUIET * 2).await;
+        raw.send(path("b.toml")).unwrap();
+        raw.send(Raw::Rescan).unwrap();
+        let batch = out.recv().await.unwrap();
+        assert_eq!(paths(&batch), ["b.toml"]);
+        assert!(batch.rescan, "a lost-events flag is passed on");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_file_written_continuously_is_still_picked_up() {
+        let (raw, mut out) = start();
+        let began = Instant::now();
+        let writer = tokio::spawn(async move {
+            loop {
+                if raw.send(path("busy.wasm")).is_err() {
+                    return;
+                }
+                tokio::time::sleep(QUIET / 2).await;
+            }
+        });
+        let batch = tokio::time::timeout(MAX_DELAY * 2, out.recv()).await.expect("a batch within the cap").unwrap();
+        assert_eq!(paths(&batch), ["busy.wasm"]);
+        let waited = began.elapsed();
+        assert!(waited > MAX_DELAY && waited <= MAX_DELAY + QUIET, "{waited:?}");
+        writer.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn it_stops_when_the_watcher_is_gone() {
+        let (raw, mut out) = start();
+        raw.send(path("a.toml")).unwrap();
+        drop(raw);
+        // The pending burst is dropped with the watcher, and the receiver sees the end.
+        assert_eq!(out.recv().await, None);
     }
 }

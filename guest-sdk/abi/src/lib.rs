@@ -1,14 +1,14 @@
-//! The contract between the wasmrpc host and its guests.
+#![doc = include_str!("../README.md")]
 //!
-//! Both sides depend on this crate so the export names, the ABI version and the JSON shapes
-//! that cross the boundary cannot drift apart. `docs/abi.md` describes the same contract for
-//! authors who write guests in other languages; keep the two in step.
+//! ## In short
 //!
-//! In short: a guest is a core wasm module (wasm32-wasip1) that exports [`MEMORY`],
+//! A guest is a core wasm module (wasm32-wasip1) that exports [`MEMORY`],
 //! [`ABI_VERSION_EXPORT`], [`ALLOC_EXPORT`], [`DEALLOC_EXPORT`], [`DESCRIBE_EXPORT`] and
 //! [`CALL_EXPORT`]. The host writes a JSON [`CallRequest`] into guest memory and receives a JSON
 //! [`CallResponse`]; buffers travel as a `(ptr, len)` pair packed into one `i64`
 //! (see [`pack`] and [`unpack`]).
+
+#![warn(missing_docs)]
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -1,33 +1,97 @@
-//! `#[endpoint]`: turns an inherent `impl` block into a wasmrpc endpoint.
-//!
-//! The expansion implements `wasmrpc_guest::__private::Endpoint` for the type (a description of
-//! the methods and a dispatcher that decodes keyword arguments) and emits the six exports of the
-//! wasmrpc ABI. Mistakes are reported as compile errors pointing at the offending tokens.
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod constructor;
+mod method;
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
-use quote::{quote, quote_spanned};
-use syn::spanned::Spanned;
-use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, LitStr, Pat, ReturnType, Type, Visibility};
+use quote::quote;
+use syn::{ImplItem, ItemImpl, LitStr, Type, Visibility};
 
-/// Marks an `impl` block whose public methods are RPC methods.
+/// Turns an inherent `impl` block into a wasmrpc endpoint: its public methods become RPC
+/// methods that oslo.messaging callers reach by name.
 ///
-/// ```ignore
-/// #[endpoint(version = "1.0", namespace = "calc")]   // both optional
-/// impl Calculator {
-///     pub fn add(&self, ctx: &Context, a: f64, b: f64) -> f64 { a + b }
+/// ```
+/// use wasmrpc_guest::{Context, RemoteError, endpoint};
+///
+/// pub struct Greeter {
+///     greeting: String,
 /// }
+///
+/// #[endpoint(version = "1.1", namespace = "greetings")] // both optional
+/// impl Greeter {
+///     /// The constructor the macro calls (see "The endpoint value" below).
+///     fn new() -> Self {
+///         Greeter { greeting: "Hello".to_owned() }
+///     }
+///
+///     /// `greet(name="Ada")` returns "Hello, Ada!".
+///     pub fn greet(&self, name: String) -> String {
+///         format!("{}, {name}!", self.greeting)
+///     }
+///
+///     /// Reads the caller's request context; `excited` may be left out.
+///     pub fn whoami(&self, ctx: &Context, excited: Option<bool>) -> Result<String, RemoteError> {
+///         let user = ctx.user().ok_or_else(|| RemoteError::new("NotAuthenticated", "no user in the context"))?;
+///         Ok(if excited == Some(true) { format!("{user}!") } else { user.to_owned() })
+///     }
+///
+///     /// `pub`, but not callable: its name starts with `_`.
+///     pub fn _internal(&mut self) {}
+/// }
+///
+/// // The methods stay ordinary Rust methods, for a plugin's own tests.
+/// assert_eq!(Greeter::new().greet("Ada".into()), "Hello, Ada!");
 /// ```
 ///
-/// - Every `pub fn` whose name does not start with `_` is callable; other methods are ordinary
-///   Rust methods (oslo's default access policy refuses `_private` names too).
-/// - A method takes `&self` or `&mut self`, then the request context (`&Context`), then its
-///   arguments. Callers pass arguments by keyword, named as the parameters are; an `Option<T>`
-///   parameter may be omitted.
-/// - It returns a serializable value, or `Result<T, E>` where `E` is a `std::error::Error` or a
-///   `wasmrpc_guest::RemoteError`.
-/// - The type must implement `Default`: the host creates it on the first call of an instance.
-/// - One `#[endpoint]` per module: the block defines the module's exports.
+/// # Options
+///
+/// - `version = "X.Y"` (or `"X.Y.Z"`): the API version the module implements. A manifest's
+///   `[target] version` must be one it can serve.
+/// - `namespace = "…"`: oslo's endpoint namespace; a manifest's `[target] namespace` must equal it.
+///
+/// # Methods
+///
+/// - Every `pub fn` with a receiver whose name does not start with `_` is callable; other
+///   functions are ordinary Rust (oslo's default access policy refuses `_private` names too).
+/// - A method takes `&self` or `&mut self`; then, if it wants it, the request context as
+///   `ctx: &Context` (right after `self`, nowhere else); then its arguments. Callers pass
+///   arguments by keyword, named as the parameters are, and each is decoded with serde into
+///   its parameter's owned type. An `Option<T>` parameter may be omitted.
+/// - It returns nothing, a serializable value, or `Result<T, E>` where `E` is a
+///   `std::error::Error` or a `wasmrpc_guest::RemoteError`; the caller gets `Err` as an oslo
+///   remote error named after `E`.
+///
+/// # The endpoint value
+///
+/// The macro chooses how to make the value the methods run on:
+///
+/// 1. an associated function of the block named `new` or `init` that takes no arguments and
+///    returns `Self` or `Result<Self, E>` (any visibility; one of the two names, not both);
+/// 2. otherwise `Default::default()`: the type must implement `Default`.
+///
+/// It runs when an instance of the module handles its first call, never at load time (the host
+/// reads the description without making one). That is once per instance: with the manifest's
+/// default `[instance] mode = "fresh"` every call gets a new instance, so the constructor runs
+/// before every call; with `mode = "warm"` it runs once per warm instance, and the value (with
+/// whatever the methods changed in it) serves that instance's calls until the host replaces it.
+/// If a fallible constructor returns `Err`, the call fails with that error and the next call
+/// tries again.
+///
+/// # One per module
+///
+/// A module has exactly one `#[endpoint]` block: the block defines the module's exports
+/// (`wasmrpc_call`, `wasmrpc_describe`, …; see `docs/abi.md`).
+///
+/// # Compile errors
+///
+/// Each rule above is checked while expanding, and its error points at the tokens to change:
+/// an `async` or generic method, a missing receiver, a context that is not `&Context` or not
+/// right after `self`, a pattern or a reference as an argument, a constructor with arguments, an
+/// unknown option or a malformed version. An argument type that is not `Deserialize`, a return
+/// type that is not `Serialize`, and a type without `Default` or a constructor are reported by
+/// the compiler at that type.
 #[proc_macro_attribute]
 pub fn endpoint(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = TokenStream2::from(item);
@@ -45,18 +109,6 @@ pub fn endpoint(attr: TokenStream, item: TokenStream) -> TokenStream {
 struct Options {
     version: Option<LitStr>,
     namespace: Option<LitStr>,
-}
-
-struct Method {
-    ident: syn::Ident,
-    params: Vec<Param>,
-    fallible: bool,
-}
-
-struct Param {
-    name: syn::Ident,
-    ty: Type,
-    optional: bool,
 }
 
 fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
@@ -87,14 +139,16 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         if let ImplItem::Fn(f) = item
             && matches!(f.vis, Visibility::Public(_))
             && !f.sig.ident.to_string().starts_with('_')
+            && !constructor::is_constructor(f)
         {
-            methods.push(parse_method(f)?);
+            methods.push(method::parse(f)?);
         }
     }
+    let create = constructor::create(&block)?;
 
     let describe = methods.iter().map(|m| {
-        let name = m.ident.to_string();
-        let params = m.params.iter().map(|p| p.name.to_string());
+        let name = m.name();
+        let params = m.param_names();
         quote! {
             ::wasmrpc_guest::__private::MethodDescription {
                 name: ::std::string::String::from(#name),
@@ -102,7 +156,7 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             }
         }
     });
-    let arms = methods.iter().map(dispatch_arm);
+    let arms = methods.iter().map(method::dispatch_arm);
     let version = option_tokens(options.version.as_ref());
     let namespace = option_tokens(options.namespace.as_ref());
 
@@ -118,6 +172,10 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                     namespace: #namespace,
                     methods: ::std::vec![#(#describe),*],
                 }
+            }
+
+            fn create() -> ::std::result::Result<Self, ::wasmrpc_guest::RemoteError> {
+                #create
             }
 
             fn dispatch(
@@ -199,108 +257,7 @@ fn is_version(s: &str) -> bool {
     (2..=3).contains(&parts.len()) && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn parse_method(f: &ImplItemFn) -> syn::Result<Method> {
-    let sig = &f.sig;
-    if let Some(token) = &sig.asyncness {
-        return Err(syn::Error::new_spanned(
-            token,
-            "RPC methods cannot be `async`: the host calls into the module synchronously",
-        ));
-    }
-    if !sig.generics.params.is_empty() {
-        return Err(syn::Error::new_spanned(
-            &sig.generics,
-            "RPC methods cannot be generic: arguments are decoded into concrete types",
-        ));
-    }
-    let mut inputs = sig.inputs.iter();
-    match inputs.next() {
-        Some(FnArg::Receiver(r)) if r.reference.is_some() => {}
-        Some(other) => {
-            return Err(syn::Error::new_spanned(other, "RPC methods take `&self` or `&mut self` first"));
-        }
-        None => {
-            return Err(syn::Error::new_spanned(sig, "RPC methods take `&self` or `&mut self` first"));
-        }
-    }
-    match inputs.next() {
-        Some(FnArg::Typed(pt)) if is_context_ref(&pt.ty) => {}
-        Some(other) => {
-            return Err(syn::Error::new_spanned(
-                other,
-                "the request context comes right after `self`: add `ctx: &Context` (oslo passes it to every method)",
-            ));
-        }
-        None => {
-            return Err(syn::Error::new(
-                sig.paren_token.span.join(),
-                "RPC methods take the request context after `self`: add `ctx: &Context`",
-            ));
-        }
-    }
-    let mut params = Vec::new();
-    for input in inputs {
-        let FnArg::Typed(pt) = input else { unreachable!("receivers only come first") };
-        let Pat::Ident(pat) = pt.pat.as_ref() else {
-            return Err(syn::Error::new_spanned(
-                &pt.pat,
-                "RPC arguments are keyword arguments named after the parameter: use a plain name such as `a: f64`",
-            ));
-        };
-        if let Type::Reference(r) = pt.ty.as_ref() {
-            return Err(syn::Error::new_spanned(
-                r,
-                "RPC arguments are decoded into owned values: use an owned type (`String`, `Vec<T>`, …) instead of a reference",
-            ));
-        }
-        params.push(Param {
-            name: pat.ident.clone(),
-            ty: (*pt.ty).clone(),
-            optional: last_segment_is(&pt.ty, "Option"),
-        });
-    }
-    let fallible = match &sig.output {
-        ReturnType::Default => false,
-        ReturnType::Type(_, ty) => last_segment_is(ty, "Result"),
-    };
-    Ok(Method { ident: sig.ident.clone(), params, fallible })
-}
-
-fn dispatch_arm(m: &Method) -> TokenStream2 {
-    let ident = &m.ident;
-    let name = ident.to_string();
-    let all: Vec<String> = m.params.iter().map(|p| p.name.to_string()).collect();
-    let required: Vec<String> = m.params.iter().filter(|p| !p.optional).map(|p| p.name.to_string()).collect();
-    let decode = m.params.iter().map(|p| {
-        let (var, ty, key) = (&p.name, &p.ty, p.name.to_string());
-        quote_spanned! {ty.span()=> let #var: #ty = __args.take(#key)?; }
-    });
-    let vars = m.params.iter().map(|p| &p.name);
-    let finish = if m.fallible {
-        quote! {
-            match __ret {
-                ::std::result::Result::Ok(v) => ::wasmrpc_guest::__private::ok(v),
-                ::std::result::Result::Err(e) => ::std::result::Result::Err(::wasmrpc_guest::IntoRemoteError::into_remote_error(e)),
-            }
-        }
-    } else {
-        quote! { ::wasmrpc_guest::__private::ok(__ret) }
-    };
-    quote! {
-        #name => {
-            #[allow(unused_mut)]
-            let mut __args = ::wasmrpc_guest::__private::Args::new(#name, args, &[#(#all),*], &[#(#required),*])?;
-            #(#decode)*
-            let __ret = self.#ident(ctx, #(#vars),*);
-            #finish
-        }
-    }
-}
-
-fn is_context_ref(ty: &Type) -> bool {
-    matches!(ty, Type::Reference(r) if last_segment_is(&r.elem, "Context"))
-}
-
+/// Whether `ty` is a path whose last segment is `name` (`Option`, `std::option::Option`, …).
 fn last_segment_is(ty: &Type, name: &str) -> bool {
     matches!(ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == name))
 }

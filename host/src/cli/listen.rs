@@ -64,7 +64,7 @@ impl NotificationEndpoint for Printer {
         None
     }
 
-    async fn handle(&self, n: Delivered) -> Result<Handled, String> {
+    async fn handle(&self, n: Delivered) -> Result<Handled, Box<dyn std::error::Error + Send + Sync>> {
         let line = if self.json {
             json!({"priority": n.priority, "publisher_id": n.publisher_id, "event_type": n.event_type, "payload": n.payload, "ctxt": n.ctx, "metadata": n.metadata}).to_string()
         } else {

@@ -5,6 +5,7 @@ mod call;
 mod check;
 mod invoke;
 mod listen;
+mod new;
 mod notify;
 mod serve;
 
@@ -44,6 +45,8 @@ pub enum Command {
     Invoke(invoke::Args),
     /// Validate manifests and their modules; report every problem found.
     Check(check::Args),
+    /// Create a plugin project: an endpoint crate, its manifest and a README.
+    New(new::Args),
 }
 
 /// Parses the command line, runs the subcommand, and returns its exit status.
@@ -60,11 +63,26 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(args)) {
         Ok(code) => code,
         Err(e) => {
-            // One line: the whole context chain, as `{:#}` prints it.
-            eprintln!("wasmrpc: {e:#}");
+            eprintln!("wasmrpc: {}", one_line(&e));
             ExitCode::from(EXIT_USAGE)
         }
     }
+}
+
+/// The error and its causes on one line, each said once: our errors spell out their source in
+/// their own text (so a log line is complete), and `{:#}` would print it again.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 /// Logs go to stderr; `RUST_LOG` overrides the default filter of each command.
@@ -75,6 +93,7 @@ fn init_logging(cli: &Cli) {
         Command::Check(_) | Command::Call(_) | Command::Cast(_) | Command::Notify(_) | Command::Listen(_) => {
             "warn,wasmrpc::guest=info"
         }
+        Command::New(_) => "warn",
         Command::Serve(_) => "info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
@@ -90,6 +109,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Listen(args) => listen::run(args).await,
         Command::Invoke(args) => invoke::run(args).await,
         Command::Check(args) => check::run(args).await,
+        Command::New(args) => new::run(args).await,
     }
 }
 
@@ -104,5 +124,24 @@ pub fn json_object(what: &str, text: Option<&str>) -> anyhow::Result<serde_json:
             anyhow::bail!("{what} must be a JSON object such as '{{\"a\": 1}}', not {other}")
         }
         Err(e) => anyhow::bail!("{what} is not valid JSON ({e}): {text}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn an_error_chain_is_one_line_without_repeats() {
+        let io = std::io::Error::other("disk on fire");
+        let e = anyhow::Error::new(crate::runtime::LoadError::Read {
+            endpoint: "calc".into(),
+            path: "calc.wasm".into(),
+            source: io,
+        })
+        .context("cannot load calc.toml");
+        assert_eq!(one_line(&e), "cannot load calc.toml: endpoint calc: cannot read module calc.wasm: disk on fire");
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(one_line(&e), "outer: inner");
     }
 }

@@ -30,8 +30,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::{self, Deserializer};
 
-use crate::manifest::{parse_duration, parse_size};
+use crate::manifest::{Location, from_seconds, parse_duration, parse_size};
 use crate::protocol::TransportUrl;
 use crate::rpc::DEFAULT_EXECUTOR_SIZE;
 use crate::runtime::RuntimeConfig;
@@ -107,88 +108,13 @@ impl HostConfig {
     /// Reads `wasmrpc.toml` over the defaults; relative paths are relative to the file.
     pub fn from_file(path: &Path) -> Result<HostConfig, ConfigError> {
         let text =
-            std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
-        let raw: RawConfig = toml::from_str(&text).map_err(|e| {
-            let at = e.span().map(|s| crate::manifest::Location::of_offset(&text, s.start)).unwrap_or_default();
-            ConfigError(format!("{}:{}:{}: {}", path.display(), at.line, at.column, e.message().trim()))
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let file: ConfigFile = toml::from_str(&text).map_err(|error| ConfigError::Invalid {
+            path: path.to_owned(),
+            at: error.span().map_or(Location { line: 1, column: 1 }, |s| Location::of_offset(&text, s.start)),
+            error,
         })?;
-        let fail = |what: String| ConfigError(format!("{}: {what}", path.display()));
-        let mut c = HostConfig::new();
-        if let Some(url) = raw.transport_url {
-            c.transport_url = TransportUrl::parse(&url).map_err(|e| fail(e.to_string()))?;
-        }
-        if let Some(v) = raw.control_exchange {
-            c.control_exchange = v;
-        }
-        if let Some(v) = raw.server {
-            c.server = v;
-        }
-        if let Some(v) = raw.manifests {
-            c.manifests = path.parent().unwrap_or(Path::new(".")).join(v);
-        }
-        if let Some(v) = raw.executor_thread_pool_size {
-            c.executor_size = v;
-        }
-        if let Some(v) = raw.control_topic {
-            c.control_topic = v;
-        }
-        if let Some(v) = raw.drain_timeout {
-            c.drain_timeout = parse_duration(&v).map_err(fail)?;
-        }
-        if let Some(v) = raw.watch {
-            c.watch = v;
-        }
-        if let Some(v) = raw.reload_debounce {
-            c.reload_debounce = parse_duration(&v).map_err(fail)?;
-        }
-        if let Some(v) = raw.kombu_missing_consumer_retry_timeout {
-            c.reply_retry = Duration::from_secs_f64(v);
-        }
-        if let Some(table) = raw.oslo_messaging_rabbit {
-            c.rabbit_options = table
-                .into_iter()
-                .map(|(k, v)| {
-                    let text = match v {
-                        toml::Value::String(s) => s,
-                        toml::Value::Integer(i) => i.to_string(),
-                        toml::Value::Float(f) => f.to_string(),
-                        toml::Value::Boolean(b) => b.to_string(),
-                        other => format!("{other:?}"),
-                    };
-                    (k, text)
-                })
-                .collect();
-            crate::transport::RabbitOptions::default()
-                .apply(c.rabbit_options.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .map_err(|e| fail(format!("[oslo_messaging_rabbit]: {e}")))?;
-        }
-        if let Some(n) = raw.notifications {
-            c.notifications.drivers = n
-                .driver
-                .iter()
-                .map(|d| d.parse())
-                .collect::<Result<_, _>>()
-                .map_err(|e| fail(format!("[notifications]: {e}")))?;
-            c.notifications.topics = n.topics;
-            c.notifications.publisher_id = n.publisher_id;
-        }
-        if let Some(r) = raw.runtime {
-            if let Some(v) = r.pooling {
-                c.runtime.pooling = v;
-            }
-            if let Some(v) = r.max_instances {
-                c.runtime.max_instances = v;
-            }
-            if let Some(v) = r.max_memory {
-                c.runtime.max_memory = parse_size(&v).map_err(fail)?;
-            }
-            match r.cache_dir.as_deref() {
-                None => {}
-                Some("") => c.runtime.cache_dir = None,
-                Some(dir) => c.runtime.cache_dir = Some(path.parent().unwrap_or(Path::new(".")).join(dir)),
-            }
-        }
-        Ok(c)
+        Ok(file.resolve(path.parent().unwrap_or(Path::new("."))))
     }
 }
 
@@ -208,42 +134,275 @@ fn default_cache_dir() -> Option<PathBuf> {
 
 /// A configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    transport_url: Option<String>,
-    control_exchange: Option<String>,
-    server: Option<String>,
-    manifests: Option<String>,
-    executor_thread_pool_size: Option<usize>,
-    control_topic: Option<String>,
-    drain_timeout: Option<String>,
-    kombu_missing_consumer_retry_timeout: Option<f64>,
-    watch: Option<bool>,
-    reload_debounce: Option<String>,
-    runtime: Option<RawRuntime>,
-    oslo_messaging_rabbit: Option<toml::Table>,
-    notifications: Option<RawNotifications>,
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        /// The configuration file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key, or a value that does not fit its key.
+    #[error("{}:{}:{}: {}", path.display(), at.line, at.column, error.message().trim())]
+    Invalid {
+        /// The configuration file.
+        path: PathBuf,
+        /// Where in the file.
+        at: Location,
+        /// What the TOML reader (or the value's parser) said. Not this error's `source()`: its
+        /// `Display` is a multi-line report quoting the file, and its message is already above.
+        error: toml::de::Error,
+    },
 }
 
+/// `wasmrpc.toml` as written: every key optional (its default is [`HostConfig::new`]'s),
+/// unknown keys refused, values parsed where they are read so that errors carry their position.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNotifications {
-    #[serde(default)]
-    driver: Vec<String>,
-    #[serde(default)]
+#[serde(default, deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(deserialize_with = "transport_url")]
+    transport_url: TransportUrl,
+    control_exchange: String,
+    server: String,
+    /// Relative to the file; absent means [`HostConfig::new`]'s (relative to the working directory).
+    manifests: Option<PathBuf>,
+    executor_thread_pool_size: usize,
+    control_topic: String,
+    #[serde(deserialize_with = "duration")]
+    drain_timeout: Duration,
+    #[serde(deserialize_with = "seconds")]
+    kombu_missing_consumer_retry_timeout: Duration,
+    watch: bool,
+    #[serde(deserialize_with = "duration")]
+    reload_debounce: Duration,
+    runtime: RuntimeSection,
+    #[serde(deserialize_with = "rabbit_options")]
+    oslo_messaging_rabbit: Vec<(String, String)>,
+    notifications: NotificationsSection,
+}
+
+/// `[runtime]`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RuntimeSection {
+    pooling: bool,
+    max_instances: u32,
+    #[serde(deserialize_with = "size")]
+    max_memory: u64,
+    /// Relative to the file; `""` disables the cache; absent means the default directory.
+    cache_dir: Option<String>,
+}
+
+/// `[notifications]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct NotificationsSection {
+    #[serde(deserialize_with = "drivers")]
+    driver: Vec<crate::notification::NotificationDriver>,
     topics: Vec<String>,
     publisher_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRuntime {
-    pooling: Option<bool>,
-    max_instances: Option<u32>,
-    max_memory: Option<String>,
-    cache_dir: Option<String>,
+impl Default for ConfigFile {
+    fn default() -> ConfigFile {
+        let d = HostConfig::new();
+        ConfigFile {
+            transport_url: d.transport_url,
+            control_exchange: d.control_exchange,
+            server: d.server,
+            manifests: None,
+            executor_thread_pool_size: d.executor_size,
+            control_topic: d.control_topic,
+            drain_timeout: d.drain_timeout,
+            kombu_missing_consumer_retry_timeout: d.reply_retry,
+            watch: d.watch,
+            reload_debounce: d.reload_debounce,
+            runtime: RuntimeSection::default(),
+            oslo_messaging_rabbit: d.rabbit_options,
+            notifications: NotificationsSection::default(),
+        }
+    }
+}
+
+impl Default for RuntimeSection {
+    fn default() -> RuntimeSection {
+        let d = RuntimeConfig::default();
+        RuntimeSection { pooling: d.pooling, max_instances: d.max_instances, max_memory: d.max_memory, cache_dir: None }
+    }
+}
+
+impl ConfigFile {
+    /// The configuration, with relative paths anchored at `base` (the file's directory).
+    fn resolve(self, base: &Path) -> HostConfig {
+        let cache_dir = match self.runtime.cache_dir.as_deref() {
+            None => default_cache_dir(),
+            Some("") => None,
+            Some(dir) => Some(base.join(dir)),
+        };
+        HostConfig {
+            transport_url: self.transport_url,
+            control_exchange: self.control_exchange,
+            server: self.server,
+            manifests: self.manifests.map_or_else(|| HostConfig::new().manifests, |m| base.join(m)),
+            executor_size: self.executor_thread_pool_size,
+            control_topic: self.control_topic,
+            drain_timeout: self.drain_timeout,
+            reply_retry: self.kombu_missing_consumer_retry_timeout,
+            runtime: RuntimeConfig {
+                pooling: self.runtime.pooling,
+                max_instances: self.runtime.max_instances,
+                max_memory: self.runtime.max_memory,
+                cache_dir,
+                ..RuntimeConfig::default()
+            },
+            rabbit_options: self.oslo_messaging_rabbit,
+            watch: self.watch,
+            reload_debounce: self.reload_debounce,
+            notifications: NotificationsConfig {
+                drivers: self.notifications.driver,
+                topics: self.notifications.topics,
+                publisher_id: self.notifications.publisher_id,
+            },
+        }
+    }
+}
+
+fn transport_url<'de, D: Deserializer<'de>>(d: D) -> Result<TransportUrl, D::Error> {
+    TransportUrl::parse(&String::deserialize(d)?).map_err(de::Error::custom)
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    parse_duration(&String::deserialize(d)?).map_err(de::Error::custom)
+}
+
+fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    from_seconds(f64::deserialize(d)?).map_err(de::Error::custom)
+}
+
+fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    parse_size(&String::deserialize(d)?).map_err(de::Error::custom)
+}
+
+fn drivers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<crate::notification::NotificationDriver>, D::Error> {
+    Vec::<String>::deserialize(d)?.iter().map(|name| name.parse().map_err(de::Error::custom)).collect()
+}
+
+/// `[oslo_messaging_rabbit]`: oslo's option names and values, as text (the transport reads them
+/// again, after the URL's query); checked here so that a bad one is reported at the table.
+fn rabbit_options<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+    let options: Vec<(String, String)> = toml::Table::deserialize(d)?
+        .into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => format!("{other:?}"),
+            };
+            (k, text)
+        })
+        .collect();
+    crate::transport::RabbitOptions::default()
+        .apply(options.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(de::Error::custom)?;
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<HostConfig, ConfigError> {
+        let dir = tempfile::tempdir().map_err(|source| ConfigError::Read { path: "tempdir".into(), source })?;
+        let path = dir.path().join("wasmrpc.toml");
+        std::fs::write(&path, text).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+        HostConfig::from_file(&path)
+    }
+
+    /// `line:column: message` of an invalid file.
+    fn invalid(text: &str) -> String {
+        match read(text) {
+            Err(ConfigError::Invalid { at, error, .. }) => format!("{}:{}: {}", at.line, at.column, error.message()),
+            other => panic!("expected an invalid file, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let c = read("").unwrap();
+        let d = HostConfig::new();
+        assert_eq!(c.transport_url.to_string(), d.transport_url.to_string());
+        assert_eq!((c.manifests, c.executor_size, c.drain_timeout), (d.manifests, d.executor_size, d.drain_timeout));
+        assert_eq!((c.watch, c.reload_debounce, c.reply_retry), (d.watch, d.reload_debounce, d.reply_retry));
+        assert_eq!((c.runtime.max_instances, c.runtime.max_memory), (1000, 1 << 30));
+        assert_eq!(c.runtime.cache_dir, d.runtime.cache_dir);
+        assert!(c.rabbit_options.is_empty() && c.notifications.drivers.is_empty());
+    }
+
+    #[test]
+    fn every_key_is_read_and_paths_are_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wasmrpc.toml");
+        std::fs::write(
+            &path,
+            "transport_url = \"memory://x/\"\ncontrol_exchange = \"nova\"\nserver = \"host-a\"\nmanifests = \"m\"\n\
+             executor_thread_pool_size = 8\ncontrol_topic = \"ctl\"\ndrain_timeout = \"1m\"\n\
+             kombu_missing_consumer_retry_timeout = 2.5\nwatch = false\nreload_debounce = \"40ms\"\n\
+             [runtime]\npooling = false\nmax_instances = 7\nmax_memory = \"256MiB\"\ncache_dir = \"cache\"\n\
+             [oslo_messaging_rabbit]\nrabbit_qos_prefetch_count = 16\nrabbit_quorum_queue = true\n\
+             [notifications]\ndriver = [\"messagingv2\"]\ntopics = [\"n\"]\npublisher_id = \"p\"\n",
+        )
+        .unwrap();
+        let c = HostConfig::from_file(&path).unwrap();
+        assert_eq!(c.transport_url.to_string(), "memory://x/");
+        assert_eq!((c.control_exchange.as_str(), c.server.as_str()), ("nova", "host-a"));
+        assert_eq!(c.manifests, dir.path().join("m"));
+        assert_eq!((c.executor_size, c.control_topic.as_str()), (8, "ctl"));
+        assert_eq!((c.drain_timeout, c.reply_retry), (Duration::from_secs(60), Duration::from_millis(2500)));
+        assert_eq!((c.watch, c.reload_debounce), (false, Duration::from_millis(40)));
+        assert_eq!((c.runtime.pooling, c.runtime.max_instances, c.runtime.max_memory), (false, 7, 256 << 20));
+        assert_eq!(c.runtime.cache_dir, Some(dir.path().join("cache")));
+        let options: Vec<(&str, &str)> = c.rabbit_options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(options, [("rabbit_qos_prefetch_count", "16"), ("rabbit_quorum_queue", "true")]);
+        assert_eq!(c.notifications.drivers, [crate::notification::NotificationDriver::MessagingV2]);
+        assert_eq!(
+            (c.notifications.topics, c.notifications.publisher_id),
+            (vec!["n".to_owned()], Some("p".to_owned()))
+        );
+        assert_eq!(read("[runtime]\ncache_dir = \"\"\n").unwrap().runtime.cache_dir, None);
+    }
+
+    #[test]
+    fn unknown_keys_are_located() {
+        assert!(invalid("watch = true\nwatchh = true\n").starts_with("2:1: unknown field `watchh`"));
+        assert!(invalid("[runtime]\n\nmax_memroy = \"1GiB\"\n").starts_with("3:1: unknown field `max_memroy`"));
+        assert!(invalid("[runtime]\nepoch_tick = \"1ms\"\n").starts_with("2:1: unknown field `epoch_tick`"));
+    }
+
+    #[test]
+    fn bad_values_are_located_and_explained() {
+        let e = invalid("watch = true\ndrain_timeout = \"soon\"\n");
+        assert!(e.starts_with("2:17: invalid duration \"soon\""), "{e}");
+        let e = invalid("[runtime]\nmax_memory = \"lots\"\n");
+        assert!(e.starts_with("2:14: invalid size \"lots\""), "{e}");
+        let e = invalid("kombu_missing_consumer_retry_timeout = -1.0\n");
+        assert!(e.starts_with("1:40: invalid duration of -1 seconds"), "{e}");
+        let e = invalid("\ntransport_url = \"carrier-pigeon://x/\"\n");
+        assert!(e.starts_with("2:17: ") && e.contains("carrier-pigeon"), "{e}");
+        let e = invalid("[notifications]\ndriver = [\"messagingv2\", \"smoke\"]\n");
+        assert!(e.starts_with("2:10: unknown notification driver \"smoke\""), "{e}");
+        let e = invalid("watch = true\n[oslo_messaging_rabbit]\nrabbit_qos_prefetch_count = \"many\"\n");
+        assert!(e.starts_with("2:1: ") && e.contains("rabbit_qos_prefetch_count"), "{e}");
+        let e = invalid("executor_thread_pool_size = \"64\"\n");
+        assert!(e.starts_with("1:29: invalid type"), "{e}");
+    }
+
+    #[test]
+    fn an_unreadable_file_is_named() {
+        let e = HostConfig::from_file(Path::new("/nonexistent/wasmrpc.toml")).unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }), "{e:?}");
+        assert!(e.to_string().starts_with("/nonexistent/wasmrpc.toml: cannot read: "), "{e}");
+    }
 }

@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
-use super::Inner;
+use super::{Inner, read};
+use crate::manifest::{InstanceMode, Role};
 use crate::protocol::{RemoteFailure, Version};
 use crate::rpc::{CallContext, Endpoint, EndpointTarget};
 
@@ -83,4 +84,60 @@ impl Endpoint for ControlEndpoint {
             other => Err(crate::rpc::no_such_method(other)),
         }
     }
+}
+
+impl Inner {
+    /// What `list_endpoints` returns: every loaded endpoint, in manifest-file order.
+    pub(super) fn endpoint_listing(&self) -> Vec<Value> {
+        read(&self.endpoints)
+            .iter()
+            .map(|l| {
+                let spec = &l.spec;
+                let plugin = l.plugin();
+                let target = spec.rpc_target();
+                let methods: Vec<&str> =
+                    plugin.description().methods.iter().map(|m| m.name.as_str()).filter(|m| !m.starts_with('_')).collect();
+                let (mode, max_invocations) = match spec.instance {
+                    InstanceMode::Fresh => ("fresh", None),
+                    InstanceMode::Warm { max_invocations } => ("warm", Some(max_invocations)),
+                };
+                let listener = match &spec.role {
+                    Role::Listener(ls) => json!({
+                        "targets": ls.targets.iter().map(|(e, t)| json!({"exchange": e, "topic": t})).collect::<Vec<_>>(),
+                        "pool": ls.pool,
+                        "allow_requeue": ls.allow_requeue,
+                    }),
+                    Role::Rpc(_) => Value::Null,
+                };
+                json!({
+                    "name": spec.name,
+                    "role": if listener.is_null() { "rpc" } else { "listener" },
+                    "listener": listener,
+                    "manifest": spec.manifest_path.display().to_string(),
+                    "module": spec.module_path.display().to_string(),
+                    "sha256": plugin.sha256(),
+                    "topic": target.map(|t| t.topic.clone()),
+                    "server": target.map(|t| t.server.clone().unwrap_or_else(|| self.config.server.clone())),
+                    "exchange": target.map(|t| t.exchange.clone().unwrap_or_else(|| self.transport.control_exchange().to_owned())),
+                    "namespace": target.and_then(|t| t.namespace.clone()),
+                    "version": target.map(|t| t.version.to_string()),
+                    "methods": methods,
+                    "instance_mode": mode,
+                    "max_invocations": max_invocations,
+                    "max_concurrency": spec.max_concurrency,
+                    "limits": {
+                        "memory": spec.limits.memory,
+                        "deadline": spec.limits.deadline.as_secs_f64(),
+                        "fuel": spec.limits.fuel,
+                    },
+                    "loaded_at": rfc3339(plugin.loaded_at()),
+                    "load_ms": plugin.load_time().as_secs_f64() * 1000.0,
+                })
+            })
+            .collect()
+    }
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }

@@ -12,7 +12,7 @@
 //!   keeping the last good version, swapping endpoint lists atomically.
 //! - `wasm_endpoint.rs`: a loaded plugin as an RPC endpoint; failures as oslo sees them.
 //! - `wasm_listener.rs`: a loaded plugin as a notification listener.
-//! - `control.rs`: `ping`, `list_endpoints`, `stop`.
+//! - `control.rs`: `ping`, `list_endpoints` (the endpoint listing), `stop`.
 
 mod config;
 mod control;
@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{ConfigError, DEFAULT_CONTROL_TOPIC, DEFAULT_TRANSPORT_URL, HostConfig, NotificationsConfig};
@@ -36,13 +36,13 @@ pub use wasm_endpoint::{ERRORS_MODULE, WasmEndpoint, failure};
 pub use wasm_listener::WasmListener;
 
 use crate::locks::{lock, read, write};
-use crate::manifest::{EndpointSpec, InstanceMode, Role};
+use crate::manifest::{EndpointSpec, Role};
 use crate::notification::{HostNotifications, ListenerOptions, NotificationListener, Notifier};
 use crate::protocol::ListenTarget;
 use crate::rpc::{Dispatcher, DrainTimeout, Endpoint, NoOpSerializer, RpcServer, ServerOptions};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::transport::{self, Transport, TransportError, TransportOptions};
-use crate::watch::Watch;
+use crate::watch::{Watch, WatchError};
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,24 +51,25 @@ pub enum HostError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The transport could not connect or declare.
-    #[error("transport {url}: {error}")]
+    #[error("transport {url}: {source}")]
     Transport {
         /// The URL, password redacted.
         url: String,
         /// What failed.
-        error: TransportError,
+        source: TransportError,
     },
     /// The WebAssembly runtime could not start.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    /// The manifest directory cannot be read or watched.
-    #[error("manifest directory {}: {error}", path.display())]
-    Manifests {
+    /// The manifest directory is not a directory.
+    #[error("manifest directory {}: not a directory", path.display())]
+    NotADirectory {
         /// The directory.
         path: PathBuf,
-        /// Why.
-        error: String,
     },
+    /// The manifest directory cannot be watched.
+    #[error("manifest directory: {0}")]
+    Watch(#[from] WatchError),
 }
 
 /// A running host. Cloning is cheap.
@@ -115,6 +116,28 @@ impl Loaded {
     }
 }
 
+/// A manifest whose current content failed to load.
+#[derive(Debug)]
+struct FailedManifest {
+    /// The digests of the manifest and module that failed, so the same failure is logged once.
+    fingerprint: String,
+    /// The module it names, if it parsed, so changes to the module are noticed.
+    module: Option<PathBuf>,
+}
+
+/// A listener endpoint's running notification listener, and the options it was started with.
+#[derive(Debug)]
+struct RunningListener {
+    listener: NotificationListener,
+    options: ListenerOptions,
+}
+
+/// What a listener endpoint should be served with after a reload.
+struct WantedListener {
+    endpoint: Arc<WasmListener>,
+    options: ListenerOptions,
+}
+
 #[derive(Debug)]
 struct Inner {
     config: HostConfig,
@@ -122,15 +145,14 @@ struct Inner {
     runtime: Runtime,
     /// Loaded endpoints in manifest-file order. Replaced whole by each reload.
     endpoints: RwLock<Vec<Loaded>>,
-    /// Manifests whose current content failed to load, by path: the content's fingerprint, so
-    /// the same failure is logged once, and the module path, so its changes are noticed.
-    failed: Mutex<HashMap<PathBuf, (String, Option<PathBuf>)>>,
+    /// Manifests whose current content failed to load, by path.
+    failed: Mutex<HashMap<PathBuf, FailedManifest>>,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
     /// One RPC server per listen target.
     servers: tokio::sync::Mutex<BTreeMap<ListenTarget, RpcServer>>,
     /// One notification listener per listener endpoint, by endpoint name.
-    listeners: tokio::sync::Mutex<BTreeMap<String, (NotificationListener, ListenerOptions)>>,
+    listeners: tokio::sync::Mutex<BTreeMap<String, RunningListener>>,
     /// The host's notifier (guests emit through it), when a driver is configured.
     notifications: Option<HostNotifications>,
     control: tokio::sync::Mutex<Option<RpcServer>>,
@@ -149,7 +171,7 @@ impl Host {
         };
         let transport = transport::connect(&config.transport_url, options)
             .await
-            .map_err(|error| HostError::Transport { url: config.transport_url.to_string(), error })?;
+            .map_err(|source| HostError::Transport { url: config.transport_url.to_string(), source })?;
         Host::with_transport(config, transport).await
     }
 
@@ -181,7 +203,7 @@ impl Host {
         };
         let dir = host.inner.config.manifests.clone();
         if !dir.is_dir() {
-            return Err(HostError::Manifests { path: dir, error: "not a directory".into() });
+            return Err(HostError::NotADirectory { path: dir });
         }
         if host.inner.config.watch {
             host.start_watching()?;
@@ -199,8 +221,8 @@ impl Host {
         Ok(host)
     }
 
-    fn transport_error(&self, error: TransportError) -> HostError {
-        HostError::Transport { url: self.inner.config.transport_url.to_string(), error }
+    fn transport_error(&self, source: TransportError) -> HostError {
+        HostError::Transport { url: self.inner.config.transport_url.to_string(), source }
     }
 
     /// The configuration.
@@ -244,7 +266,7 @@ impl Host {
         }
         let deadline = Instant::now() + self.inner.config.drain_timeout;
         let listeners: Vec<NotificationListener> =
-            std::mem::take(&mut *self.inner.listeners.lock().await).into_values().map(|(l, _)| l).collect();
+            std::mem::take(&mut *self.inner.listeners.lock().await).into_values().map(|r| r.listener).collect();
         for l in listeners {
             l.stop(deadline.saturating_duration_since(Instant::now())).await;
         }
@@ -264,7 +286,7 @@ impl Host {
     /// endpoints stop taking calls and drain in the background.
     async fn reconcile(&self) -> Result<(), TransportError> {
         let mut groups: BTreeMap<ListenTarget, Vec<Arc<dyn Endpoint>>> = BTreeMap::new();
-        let mut wanted_listeners: BTreeMap<String, (Arc<WasmListener>, ListenerOptions)> = BTreeMap::new();
+        let mut wanted_listeners: BTreeMap<String, WantedListener> = BTreeMap::new();
         for l in read(&self.inner.endpoints).iter() {
             match (&l.spec.role, &l.served) {
                 (Role::Rpc(t), Served::Rpc(endpoint)) => {
@@ -277,7 +299,8 @@ impl Host {
                 }
                 (Role::Listener(spec), Served::Listener(listener)) => {
                     let options = listener.options(spec, self.inner.config.executor_size);
-                    wanted_listeners.insert(l.spec.name.clone(), (listener.clone(), options));
+                    wanted_listeners
+                        .insert(l.spec.name.clone(), WantedListener { endpoint: listener.clone(), options });
                 }
                 _ => unreachable!("a manifest's role decides what is served"),
             }
@@ -314,29 +337,26 @@ impl Host {
 
     /// Listeners: same options → the endpoint is swapped in place; new or changed options → a
     /// new listener (the old one stops and drains in the background); gone → stopped.
-    async fn reconcile_listeners(
-        &self,
-        wanted: BTreeMap<String, (Arc<WasmListener>, ListenerOptions)>,
-    ) -> Result<(), TransportError> {
+    async fn reconcile_listeners(&self, wanted: BTreeMap<String, WantedListener>) -> Result<(), TransportError> {
         let mut running = self.inner.listeners.lock().await;
         let drain = self.inner.config.drain_timeout;
         let stale: Vec<String> = running
             .iter()
-            .filter(|(name, (_, opts))| wanted.get(*name).is_none_or(|(_, o)| o != opts))
+            .filter(|(name, r)| wanted.get(*name).is_none_or(|w| w.options != r.options))
             .map(|(n, _)| n.clone())
             .collect();
         for name in stale {
-            if let Some((listener, _)) = running.remove(&name) {
+            if let Some(RunningListener { listener, .. }) = running.remove(&name) {
                 tokio::spawn(async move { listener.stop(drain).await });
             }
         }
-        for (name, (endpoint, options)) in wanted {
+        for (name, WantedListener { endpoint, options }) in wanted {
             match running.get(&name) {
-                Some((listener, _)) => listener.replace(endpoint),
+                Some(r) => r.listener.replace(endpoint),
                 None => {
                     let listener =
                         NotificationListener::start(&self.inner.transport, options.clone(), endpoint).await?;
-                    running.insert(name, (listener, options));
+                    running.insert(name, RunningListener { listener, options });
                 }
             }
         }
@@ -362,58 +382,6 @@ impl Host {
     }
 }
 
-impl Inner {
-    fn endpoint_listing(&self) -> Vec<Value> {
-        read(&self.endpoints)
-            .iter()
-            .map(|l| {
-                let spec = &l.spec;
-                let plugin = l.plugin();
-                let (loaded_at, took) = plugin.loaded();
-                let target = spec.rpc_target();
-                let methods: Vec<&str> =
-                    plugin.description().methods.iter().map(|m| m.name.as_str()).filter(|m| !m.starts_with('_')).collect();
-                let (mode, max_invocations) = match spec.instance {
-                    InstanceMode::Fresh => ("fresh", None),
-                    InstanceMode::Warm { max_invocations } => ("warm", Some(max_invocations)),
-                };
-                let listener = match &spec.role {
-                    Role::Listener(ls) => json!({
-                        "targets": ls.targets.iter().map(|(e, t)| json!({"exchange": e, "topic": t})).collect::<Vec<_>>(),
-                        "pool": ls.pool,
-                        "allow_requeue": ls.allow_requeue,
-                    }),
-                    Role::Rpc(_) => Value::Null,
-                };
-                json!({
-                    "name": spec.name,
-                    "role": if listener.is_null() { "rpc" } else { "listener" },
-                    "listener": listener,
-                    "manifest": spec.manifest_path.display().to_string(),
-                    "module": spec.module_path.display().to_string(),
-                    "sha256": plugin.sha256(),
-                    "topic": target.map(|t| t.topic.clone()),
-                    "server": target.map(|t| t.server.clone().unwrap_or_else(|| self.config.server.clone())),
-                    "exchange": target.map(|t| t.exchange.clone().unwrap_or_else(|| self.transport.control_exchange().to_owned())),
-                    "namespace": target.and_then(|t| t.namespace.clone()),
-                    "version": target.map(|t| t.version.to_string()),
-                    "methods": methods,
-                    "instance_mode": mode,
-                    "max_invocations": max_invocations,
-                    "max_concurrency": spec.max_concurrency,
-                    "limits": {
-                        "memory": spec.limits.memory,
-                        "deadline": spec.limits.deadline.as_secs_f64(),
-                        "fuel": spec.limits.fuel,
-                    },
-                    "loaded_at": rfc3339(loaded_at),
-                    "load_ms": took.as_secs_f64() * 1000.0,
-                })
-            })
-            .collect()
-    }
-}
-
 /// Serves until `shutdown` resolves or the control endpoint's `stop` is called, then drains.
 pub async fn run(config: HostConfig, shutdown: impl Future<Output = ()>) -> Result<(), HostError> {
     let host = Host::start(config).await?;
@@ -427,8 +395,4 @@ pub async fn run(config: HostConfig, shutdown: impl Future<Output = ()>) -> Resu
         Err(e) => tracing::warn!("stopped after waiting {drain:?}: {e}"),
     }
     Ok(())
-}
-
-fn rfc3339(t: std::time::SystemTime) -> String {
-    time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }

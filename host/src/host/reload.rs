@@ -16,10 +16,10 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{Host, HostError, Inner, Loaded, Served, WasmEndpoint, WasmListener, lock, read, write};
-use crate::manifest::{self, Role};
+use super::{FailedManifest, Host, HostError, Inner, Loaded, Served, WasmEndpoint, WasmListener, lock, read, write};
+use crate::manifest::{self, EndpointSpec, ManifestError, Role};
 use crate::notification::{HostNotifications, as_sink};
-use crate::runtime::digest;
+use crate::runtime::{LoadError, digest};
 use crate::transport::TransportError;
 use crate::watch::{Changes, Watch};
 
@@ -34,6 +34,25 @@ pub struct ReloadSummary {
     pub unloaded: Vec<String>,
     /// Manifests that failed (their last good version, if any, still serves).
     pub failed: Vec<PathBuf>,
+}
+
+/// Why a manifest's endpoint could not be loaded (the last good version, if any, keeps serving).
+#[derive(Debug, thiserror::Error)]
+enum EndpointError {
+    /// The manifest cannot be read or is invalid.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The module cannot be read, compiled, or does not fit the ABI or its manifest.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// `[listener.filter]` has a pattern the filter cannot compile.
+    #[error("{}: [listener.filter]: {source}", manifest.display())]
+    Filter {
+        /// The manifest.
+        manifest: PathBuf,
+        /// What the regex compiler said.
+        source: regex::Error,
+    },
 }
 
 /// What a manifest file comes to after a reload looked at it.
@@ -141,8 +160,7 @@ impl Host {
     /// Starts the watcher and the task that reloads on its changes.
     pub(super) fn start_watching(&self) -> Result<(), HostError> {
         let dir = &self.inner.config.manifests;
-        let (watch, mut changes) = Watch::start(dir, self.inner.config.reload_debounce)
-            .map_err(|e| HostError::Manifests { path: dir.clone(), error: e.to_string() })?;
+        let (watch, mut changes) = Watch::start(dir, self.inner.config.reload_debounce)?;
         *lock(&self.inner.watch) = Some(watch);
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
@@ -165,7 +183,7 @@ impl Host {
         let Some(watch) = guard.as_ref() else { return };
         let mut modules: Vec<PathBuf> =
             read(&self.inner.endpoints).iter().map(|l| l.spec.module_path.clone()).collect();
-        modules.extend(lock(&self.inner.failed).values().filter_map(|(_, m)| m.clone()));
+        modules.extend(lock(&self.inner.failed).values().filter_map(|f| f.module.clone()));
         watch.watch_files(modules.iter().map(PathBuf::as_path));
     }
 }
@@ -179,7 +197,7 @@ impl Inner {
         }
         let module = loaded
             .map(|l| l.spec.module_path.clone())
-            .or_else(|| lock(&self.failed).get(path).and_then(|(_, m)| m.clone()));
+            .or_else(|| lock(&self.failed).get(path).and_then(|f| f.module.clone()));
         module.is_some_and(|m| c.paths.contains(&m))
     }
 
@@ -195,12 +213,18 @@ impl Inner {
             }
         };
         let manifest_digest = digest(text.as_bytes());
-        let spec = manifest::from_str(path, &text);
-        let module = match &spec {
-            Ok(s) => tokio::fs::read(&s.module_path).await.ok(),
-            Err(_) => None,
+        // The manifest and, if it parses, its module's bytes (or why they cannot be read).
+        let parsed = match manifest::from_str(path, &text) {
+            Ok(spec) => {
+                let module = tokio::fs::read(&spec.module_path).await;
+                Ok((spec, module))
+            }
+            Err(e) => Err(e),
         };
-        let module_digest = module.as_deref().map_or_else(|| "-".to_owned(), digest);
+        let module_digest = match &parsed {
+            Ok((_, Ok(bytes))) => digest(bytes),
+            _ => "-".to_owned(),
+        };
         if let Some(c) = current
             && c.manifest_digest == manifest_digest
             && c.sha256() == module_digest
@@ -208,18 +232,17 @@ impl Inner {
             return keep(); // touched, not changed
         }
         let fingerprint = format!("{manifest_digest}:{module_digest}");
-        let module_path = spec.as_ref().ok().map(|s| s.module_path.clone());
-        if lock(&self.failed).get(path).is_some_and(|(f, _)| *f == fingerprint) {
+        let module_path = parsed.as_ref().ok().map(|(s, _)| s.module_path.clone());
+        if lock(&self.failed).get(path).is_some_and(|f| f.fingerprint == fingerprint) {
             return keep(); // the same broken content: already reported
         }
-        match self.load(spec, module).await {
+        match self.load(parsed).await {
             Ok((spec, served)) => {
                 lock(&self.failed).remove(path);
                 let loaded = Loaded { spec: spec.clone(), served, manifest_digest };
                 let plugin = loaded.plugin();
-                let (_, took) = plugin.loaded();
                 let compiled = plugin.compiled();
-                let took_ms = took.as_secs_f64() * 1000.0;
+                let took_ms = plugin.load_time().as_secs_f64() * 1000.0;
                 match current {
                     Some(old) => {
                         tracing::info!(
@@ -240,10 +263,10 @@ impl Inner {
                 Verdict::Serve(loaded)
             }
             Err(error) => {
-                lock(&self.failed).insert(path.to_owned(), (fingerprint, module_path));
+                lock(&self.failed).insert(path.to_owned(), FailedManifest { fingerprint, module: module_path });
                 if let Some(n) = &self.notifications {
                     let name = current.map_or_else(|| path.display().to_string(), |c| c.spec.name.clone());
-                    let payload = json!({"endpoint": name, "manifest": path.display().to_string(), "error": error, "serving_sha256": current.map(Loaded::sha256)});
+                    let payload = json!({"endpoint": name, "manifest": path.display().to_string(), "error": error.to_string(), "serving_sha256": current.map(Loaded::sha256)});
                     n.host_event("load_failed", "error", payload);
                 }
                 match current {
@@ -260,20 +283,27 @@ impl Inner {
         }
     }
 
-    /// Loads a parsed manifest with its module bytes.
+    /// Loads a parsed manifest with its module's bytes.
     async fn load(
         &self,
-        spec: Result<crate::manifest::EndpointSpec, manifest::ManifestError>,
-        module: Option<Vec<u8>>,
-    ) -> Result<(Arc<crate::manifest::EndpointSpec>, Served), String> {
-        let spec = Arc::new(spec.map_err(|e| e.to_string())?);
-        let bytes = module
-            .ok_or_else(|| format!("endpoint {}: cannot read module {}", spec.name, spec.module_path.display()))?;
+        parsed: Result<(EndpointSpec, std::io::Result<Vec<u8>>), ManifestError>,
+    ) -> Result<(Arc<EndpointSpec>, Served), EndpointError> {
+        let (spec, module) = parsed?;
+        let spec = Arc::new(spec);
+        let bytes = module.map_err(|source| LoadError::Read {
+            endpoint: spec.name.clone(),
+            path: spec.module_path.clone(),
+            source,
+        })?;
         let sink = self.notifications.as_ref().map(as_sink);
-        let plugin = self.runtime.load_bytes(&spec, bytes, sink).await.map_err(|e| e.to_string())?;
+        let plugin = self.runtime.load_bytes(&spec, bytes, sink).await?;
         let served = match &spec.role {
             Role::Rpc(target) => Served::Rpc(Arc::new(WasmEndpoint::new(spec.clone(), target, plugin))),
-            Role::Listener(listener) => Served::Listener(Arc::new(WasmListener::new(spec.clone(), listener, plugin)?)),
+            Role::Listener(listener) => {
+                let listener = WasmListener::new(spec.clone(), listener, plugin)
+                    .map_err(|source| EndpointError::Filter { manifest: spec.manifest_path.clone(), source })?;
+                Served::Listener(Arc::new(listener))
+            }
         };
         Ok((spec, served))
     }

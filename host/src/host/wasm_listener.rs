@@ -19,13 +19,13 @@ pub struct WasmListener {
 }
 
 impl WasmListener {
-    /// Wraps a loaded plugin for a listener manifest.
-    pub fn new(spec: Arc<EndpointSpec>, listener: &ListenerSpec, plugin: Plugin) -> Result<WasmListener, String> {
+    /// Wraps a loaded plugin for a listener manifest; fails if a filter pattern does not compile.
+    pub fn new(spec: Arc<EndpointSpec>, listener: &ListenerSpec, plugin: Plugin) -> Result<WasmListener, regex::Error> {
         let priorities = match &listener.priorities {
             Some(p) => p.clone(),
             None => PRIORITIES.iter().filter(|p| plugin.has_method(p)).map(|p| (*p).to_owned()).collect(),
         };
-        let filter = listener.filter.as_ref().map(NotificationFilter::new).transpose().map_err(|e| e.to_string())?;
+        let filter = listener.filter.as_ref().map(NotificationFilter::new).transpose()?;
         Ok(WasmListener { spec, plugin, priorities, filter })
     }
 
@@ -69,7 +69,7 @@ impl NotificationEndpoint for WasmListener {
         self.filter.as_ref()
     }
 
-    async fn handle(&self, n: Delivered) -> Result<Handled, String> {
+    async fn handle(&self, n: Delivered) -> Result<Handled, Box<dyn std::error::Error + Send + Sync>> {
         let mut args = Map::new();
         args.insert("publisher_id".into(), Value::String(n.publisher_id));
         args.insert("event_type".into(), Value::String(n.event_type));
@@ -79,7 +79,7 @@ impl NotificationEndpoint for WasmListener {
             Ok(Value::String(s)) if s == "requeue" => Ok(Handled::Requeue),
             Ok(_) => Ok(Handled::Handled),
             // A trap or a guest error counts as requeue, as an exception does in oslo.
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -2,19 +2,22 @@
 //!
 //! Parsing has two stages, as in Spin: `schema.rs` mirrors the file with serde
 //! (`deny_unknown_fields`, so a typo is an error), `resolve.rs` fills defaults, makes paths
-//! absolute and checks every rule, collecting all problems rather than stopping at the first.
+//! absolute and checks every rule, collecting all problems rather than stopping at the first;
+//! `toml_error.rs` turns a TOML error into a located problem with a suggestion; `units.rs`
+//! parses sizes and durations.
 //! `docs/manifest.md` documents each field.
 
 mod error;
 mod resolve;
 mod schema;
+mod toml_error;
 mod units;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{Location, ManifestError, Problem};
-pub use units::{parse_duration, parse_size};
+pub use units::{UnitError, from_seconds, parse_duration, parse_size};
 
 use crate::protocol::Version;
 

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use serde_spanned::Spanned;
 
 use super::schema::{DurationOrString, RawDir, RawListener, RawManifest, RawTarget, SizeOrString};
-use super::units::{parse_duration, parse_size};
+use super::toml_error::toml_problem;
+use super::units::{from_seconds, parse_duration, parse_size};
 use super::{
     DEFAULT_MAX_INVOCATIONS, DirGrant, EndpointSpec, FilterSpec, InstanceMode, Limits, ListenerSpec, Location,
     NotificationGrant, Problem, Role, RpcTarget, Sandbox, SpecLocations,
@@ -326,12 +327,12 @@ fn resolve_limits(r: &mut Resolver<'_>, raw: &RawManifest) -> Limits {
                 );
             }
             Ok(bytes) => limits.memory = bytes,
-            Err(e) => r.problem(m.span(), e, Some("write e.g. `memory = \"64MiB\"`")),
+            Err(e) => r.problem(m.span(), e.to_string(), Some("write e.g. `memory = \"64MiB\"`")),
         }
     }
     if let Some(d) = &raw.limits.deadline {
         let parsed = match d.get_ref() {
-            DurationOrString::Seconds(s) => std::time::Duration::try_from_secs_f64(*s).map_err(|e| e.to_string()),
+            DurationOrString::Seconds(s) => from_seconds(*s),
             DurationOrString::Text(t) => parse_duration(t),
         };
         match parsed {
@@ -339,7 +340,7 @@ fn resolve_limits(r: &mut Resolver<'_>, raw: &RawManifest) -> Limits {
                 r.problem(raw.limits.deadline.as_ref().map_or(0..0, Spanned::span), "deadline must be positive", None)
             }
             Ok(deadline) => limits.deadline = deadline,
-            Err(e) => r.problem(d.span(), e, Some("write e.g. `deadline = \"30s\"`")),
+            Err(e) => r.problem(d.span(), e.to_string(), Some("write e.g. `deadline = \"30s\"`")),
         }
     }
     if let Some(f) = &raw.limits.fuel {
@@ -394,80 +395,4 @@ fn valid_name(name: &str) -> bool {
     name.len() <= 64
         && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-}
-
-/// Fields of each table, for "did you mean" suggestions on unknown fields.
-const KNOWN_FIELDS: &[&str] = &[
-    "manifest_version",
-    "name",
-    "module",
-    "methods",
-    "target",
-    "instance",
-    "limits",
-    "sandbox",
-    "notifications",
-    "listener",
-    "topic",
-    "version",
-    "namespace",
-    "legacy_namespaces",
-    "server",
-    "exchange",
-    "mode",
-    "max_invocations",
-    "max_concurrency",
-    "memory",
-    "deadline",
-    "fuel",
-    "env",
-    "inherit_env",
-    "dirs",
-    "host",
-    "guest",
-    "writable",
-    "allow",
-    "publisher_id",
-    "targets",
-    "priorities",
-    "pool",
-    "allow_requeue",
-    "filter",
-    "event_type",
-    "context",
-    "metadata",
-    "payload",
-];
-
-/// Turns a TOML/serde error into a located problem with advice.
-fn toml_problem(source: &str, e: &toml::de::Error) -> Problem {
-    let at = e.span().map_or(Location { line: 1, column: 1 }, |s| Location::of_offset(source, s.start));
-    let message = e.message().trim().to_owned();
-    let help = if let Some(field) = between(&message, "unknown field `", "`") {
-        let best = KNOWN_FIELDS.iter().map(|k| (strsim::levenshtein(field, k), *k)).filter(|(d, _)| *d <= 3).min();
-        Some(match best {
-            Some((_, k)) => format!("did you mean `{k}`?"),
-            None => "remove it; docs/manifest.md lists every field".to_owned(),
-        })
-    } else if let Some(field) = between(&message, "missing field `", "`") {
-        Some(match field {
-            "name" => "add `name = \"my-endpoint\"`".to_owned(),
-            "module" => "add `module = \"path/to/plugin.wasm\"` (relative to the manifest)".to_owned(),
-            other => format!("add `{other} = …`; docs/manifest.md describes it"),
-        })
-    } else if message.contains("SizeOrString") {
-        Some("write a size such as \"64MiB\" or a number of bytes".to_owned())
-    } else if message.contains("DurationOrString") {
-        Some("write a duration such as \"30s\" or a number of seconds".to_owned())
-    } else {
-        None
-    };
-    let message = if message.contains("untagged enum") { "invalid value".to_owned() } else { message };
-    Problem { at, message, help }
-}
-
-fn between<'m>(text: &'m str, start: &str, end: &str) -> Option<&'m str> {
-    let from = text.find(start)? + start.len();
-    let len = text[from..].find(end)?;
-    Some(&text[from..from + len])
 }

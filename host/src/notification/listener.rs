@@ -55,7 +55,7 @@ pub trait NotificationEndpoint: Send + Sync + fmt::Debug {
     /// The filter selecting what reaches it.
     fn filter(&self) -> Option<&NotificationFilter>;
     /// Handles one notification; an error counts as `Requeue`, as an exception does in oslo.
-    async fn handle(&self, notification: Delivered) -> Result<Handled, String>;
+    async fn handle(&self, notification: Delivered) -> Result<Handled, Box<dyn std::error::Error + Send + Sync>>;
 }
 
 /// Where and how a listener listens.

@@ -1,5 +1,5 @@
 //! The compiled-module cache: Cranelift output on disk, so a restart or the reload of a module
-//! seen before skips compilation (~100 ms per module in release, seconds in debug builds).
+//! seen before skips compilation.
 //!
 //! An entry is `<module sha256>-<engine compatibility>.cwasm` plus a `.sha256` file holding the
 //! artifact's own digest. The key changes when the module or anything that affects code
@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
+use super::error::EngineError;
 use super::hex;
 
 /// Where a module came from.
@@ -70,17 +71,27 @@ impl ModuleCache {
 
     /// Stores a compiled module; failures only cost the next start a compilation.
     pub(crate) fn put(&self, module: &Module, module_sha256: &str) {
-        let result = (|| -> Result<(), String> {
-            std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
-            let bytes = module.serialize().map_err(|e| format!("{e:#}"))?;
-            let (artifact, digest) = self.entry(module_sha256);
-            write_atomically(&artifact, &bytes)?;
-            write_atomically(&digest, hex(&Sha256::digest(&bytes)).as_bytes())
-        })();
-        if let Err(e) = result {
+        if let Err(e) = self.try_put(module, module_sha256) {
             tracing::warn!(dir = %self.dir.display(), "cannot store a compiled module: {e}");
         }
     }
+
+    fn try_put(&self, module: &Module, module_sha256: &str) -> Result<(), StoreError> {
+        std::fs::create_dir_all(&self.dir).map_err(|source| StoreError::Io { path: self.dir.clone(), source })?;
+        let bytes = module.serialize().map_err(|e| StoreError::Serialize(EngineError(e)))?;
+        let (artifact, digest) = self.entry(module_sha256);
+        write_atomically(&artifact, &bytes)?;
+        write_atomically(&digest, hex(&Sha256::digest(&bytes)).as_bytes())
+    }
+}
+
+/// Why a compiled module could not be stored.
+#[derive(Debug, thiserror::Error)]
+enum StoreError {
+    #[error("cannot serialize it: {0}")]
+    Serialize(#[source] EngineError),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 /// Loads an artifact this cache verified.
@@ -92,11 +103,11 @@ fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
     unsafe { Module::deserialize(engine, bytes) }
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     // Unique per writer: two hosts (or two loads) may store the same entry at once.
     let tmp = path.with_extension(format!("tmp-{}-{}", std::process::id(), crate::protocol::new_id()));
-    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::write(&tmp, bytes).map_err(|source| StoreError::Io { path: tmp.clone(), source })?;
+    std::fs::rename(&tmp, path).map_err(|source| StoreError::Io { path: path.to_owned(), source })
 }
 
 fn remove(artifact: &Path, digest: &Path) {

@@ -8,9 +8,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use wasmrpc_abi::GuestError;
+use wasmrpc_abi::{ABI_VERSION, GuestError};
 
 use crate::manifest::Location;
+use crate::protocol::{InvalidVersion, Version};
 
 /// A module that could not be loaded for an endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -32,27 +33,168 @@ pub enum LoadError {
         endpoint: String,
         /// The module.
         path: PathBuf,
-        /// What is wrong, phrased to follow "module X".
-        problem: String,
+        /// What is wrong.
+        #[source]
+        problem: ModuleProblem,
     },
     /// The module works but disagrees with its manifest.
-    #[error("{}:{}:{}: {message}", manifest.display(), at.line, at.column)]
+    #[error("{}:{}:{}: {disagreement}", manifest.display(), at.line, at.column)]
     Inconsistent {
         /// The manifest.
         manifest: PathBuf,
         /// The manifest field in question.
         at: Location,
         /// What disagrees and how to fix it.
-        message: String,
+        #[source]
+        disagreement: Disagreement,
     },
-    /// The manifest asks for more than this host allows.
-    #[error("{}: {message}", manifest.display())]
-    Limit {
+    /// The manifest asks for more memory than this host allows.
+    #[error(
+        "{}: [limits] memory = {asked} bytes is more than this host allows ({allowed} bytes); lower it or raise `max_memory` in wasmrpc.toml",
+        manifest.display()
+    )]
+    MemoryLimit {
         /// The manifest.
         manifest: PathBuf,
-        /// What was asked and what the host allows.
-        message: String,
+        /// What the manifest asks, in bytes.
+        asked: u64,
+        /// What the host allows (`max_memory`), in bytes.
+        allowed: u64,
     },
+}
+
+/// What is wrong with a module itself; each message follows "module X".
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleProblem {
+    /// Not WebAssembly, or rejected by the compiler.
+    #[error("is not a valid WebAssembly module: {0}")]
+    Invalid(#[source] EngineError),
+    /// Compilation did not finish (the blocking task panicked or was cancelled).
+    #[error("could not be compiled: {0}")]
+    CompileTask(#[source] tokio::task::JoinError),
+    /// Exports the ABI requires are missing or have the wrong type.
+    #[error(
+        "does not provide what the wasmrpc ABI requires: missing or mistyped {}; see docs/abi.md (guests built with wasmrpc-guest get them from #[endpoint])",
+        .0.join(", ")
+    )]
+    MissingExports(Vec<String>),
+    /// It imports something the linker does not have.
+    #[error(
+        "needs an import this host does not provide ({0}); wasmrpc provides wasi_snapshot_preview1 and wasmrpc.log/panic/notify"
+    )]
+    UnknownImport(#[source] EngineError),
+    /// It trapped while being asked its ABI version or description.
+    #[error("trapped while being probed ({}: {})", .0.kind, .0.message)]
+    ProbeTrapped(#[source] GuestTrap),
+    /// It broke the ABI while being asked its ABI version or description.
+    #[error("broke the ABI while being probed: {0}")]
+    ProbeAbi(String),
+    /// The host could not make an instance of it (sandbox, instance pool).
+    #[error("could not be instantiated: {0}")]
+    Instantiate(#[source] EngineError),
+    /// `wasmrpc_abi_version` returned another version.
+    #[error(
+        "was built for wasmrpc ABI version {0}, but this host speaks version {ABI_VERSION}; rebuild it against a wasmrpc-guest release for ABI {ABI_VERSION}"
+    )]
+    AbiVersion(i32),
+    /// `wasmrpc_describe` returned something that is not a description.
+    #[error("returned an unreadable description from wasmrpc_describe: {0}")]
+    Description(#[source] serde_json::Error),
+    /// The description names another ABI version than `wasmrpc_abi_version` did.
+    #[error("describes itself as ABI version {0}, but this host speaks version {ABI_VERSION}")]
+    DescribedAbiVersion(u32),
+}
+
+/// How a module's description disagrees with its manifest; each message says how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum Disagreement {
+    /// `methods` lists methods the module does not have.
+    #[error(
+        "`methods` lists {} but the module does not provide {}; it has: {}",
+        .missing.join(", "),
+        if .missing.len() == 1 { "it" } else { "them" },
+        .available.join(", ")
+    )]
+    MissingMethods {
+        /// Listed but not provided.
+        missing: Vec<String>,
+        /// What the module provides.
+        available: Vec<String>,
+    },
+    /// The module's own version string does not parse.
+    #[error("the module declares an unreadable version: {0}")]
+    UnreadableVersion(#[source] InvalidVersion),
+    /// The module implements a version that cannot serve the manifest's.
+    #[error(
+        "`version = \"{manifest}\"` but the module implements version {module}; set `version = \"{module}\"` or rebuild the module"
+    )]
+    Version {
+        /// `[target] version`.
+        manifest: Version,
+        /// What the module says it implements.
+        module: Version,
+    },
+    /// The module implements another namespace.
+    #[error(
+        "the module implements namespace {module:?} but the manifest serves {manifest:?}; set `namespace = {module:?}` in [target]"
+    )]
+    Namespace {
+        /// `[target] namespace`.
+        manifest: Option<String>,
+        /// What the module says it implements.
+        module: String,
+    },
+    /// A listener module without a method for any priority.
+    #[error(
+        "a listener module must provide a method per priority it handles (info, error, …); it has: {}",
+        .available.join(", ")
+    )]
+    NoPriorityMethod {
+        /// What the module provides.
+        available: Vec<String>,
+    },
+    /// `[listener] priorities` lists priorities the module has no method for.
+    #[error(
+        "`priorities` lists {} but the module has no method for it; it has: {}",
+        .missing.join(", "),
+        .available.join(", ")
+    )]
+    MissingPriorities {
+        /// Listed but not provided.
+        missing: Vec<String>,
+        /// What the module provides.
+        available: Vec<String>,
+    },
+}
+
+/// The runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// wasmtime refused the engine's configuration (even without the pooling allocator).
+    #[error("cannot start the WebAssembly runtime: {0}")]
+    Engine(#[source] EngineError),
+    /// WASI or the wasmrpc host functions could not be added to the linker.
+    #[error("cannot start the WebAssembly runtime: cannot link the host functions: {0}")]
+    Linker(#[source] EngineError),
+}
+
+/// An error from the WebAssembly engine. Its text is wasmtime's whole chain of causes: the
+/// engine's types stay inside this module.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct EngineError(pub(crate) wasmtime::Error);
+
+/// A trap, classified: its kind, a message for the caller, and wasmtime's error for the log.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct GuestTrap {
+    /// Which trap.
+    pub kind: TrapKind,
+    /// The panic message, or a description of the trap.
+    pub message: String,
+    /// wasmtime's error, with the guest's backtrace when there is one.
+    #[source]
+    pub(crate) error: EngineError,
 }
 
 /// The kinds of trap a call can end in.

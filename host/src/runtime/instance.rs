@@ -1,4 +1,4 @@
-//! One live instance of a module and the mechanics of a call through the ABI.
+//! One instance of a guest module and the mechanics of a call through the ABI.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use wasmrpc_abi::unpack;
 use wasmtime::{Extern, Instance, InstancePre, Memory, ModuleExport, Store, Trap, TypedFunc, WasmParams, WasmResults};
 
-use super::error::{DeadlineExceeded, MemoryLimitExceeded, TrapKind};
-use super::store::{GuestInfo, StoreState, arm, new_store};
+use super::error::{DeadlineExceeded, EngineError, GuestTrap, MemoryLimitExceeded, TrapKind};
+use super::store::{GuestInfo, StoreState, new_store, reset_for_call};
 
 /// Largest response read back from a guest (its memory limit bounds it anyway).
 const MAX_RESPONSE: u32 = 256 << 20;
@@ -23,8 +23,9 @@ pub(crate) struct Exports {
     pub call: ModuleExport,
 }
 
-/// Everything needed to make instances of one module.
-pub(crate) struct Template {
+/// A compiled module with its imports resolved (wasmtime's `InstancePre`) and what every store
+/// of its endpoint shares: everything needed to make instances of it.
+pub(crate) struct PreparedModule {
     pub engine: wasmtime::Engine,
     pub pre: InstancePre<StoreState>,
     pub exports: Exports,
@@ -33,12 +34,13 @@ pub(crate) struct Template {
     pub _module: Arc<super::SharedModule>,
 }
 
-/// An instantiated module with its store.
+/// An instance of a guest module with its own store: serves one call (fresh mode) or several
+/// (warm mode).
 ///
 /// Only the exports every call uses are resolved when the instance is made: checking a
 /// function's type goes through the engine's type registry (a lock and reference counts), and
 /// a fresh instance serves one call, so the others are looked up when first needed.
-pub(crate) struct Live {
+pub(crate) struct GuestInstance {
     pub store: Store<StoreState>,
     instance: Instance,
     memory: Memory,
@@ -54,32 +56,32 @@ pub(crate) struct Live {
 /// Why a call into an instance failed.
 pub(crate) enum Failure {
     /// The guest trapped; the instance must be discarded.
-    Trap(TrapKind, String, wasmtime::Error),
+    Trap(GuestTrap),
     /// The guest returned a buffer the host cannot read.
     Abi(String),
     /// The host could not set up an instance (sandbox, instance pool).
-    Setup(String),
+    Setup(EngineError),
 }
 
-impl Live {
+impl GuestInstance {
     /// Instantiates the module. Instantiation runs under the given deadline too.
-    pub async fn new(t: &Template, deadline: Instant, budget: Duration) -> Result<Live, Failure> {
-        let mut store = new_store(&t.engine, &t.guest, deadline).map_err(|e| Failure::Setup(format!("{e:#}")))?;
-        arm(&mut store, deadline, budget, None).map_err(|e| Failure::Setup(format!("{e:#}")))?;
+    pub async fn new(t: &PreparedModule, deadline: Instant, budget: Duration) -> Result<GuestInstance, Failure> {
+        let mut store = new_store(&t.engine, &t.guest, deadline).map_err(|e| Failure::Setup(EngineError(e)))?;
+        reset_for_call(&mut store, deadline, budget, None).map_err(|e| Failure::Setup(EngineError(e)))?;
         let instance = match t.pre.instantiate_async(&mut store).await {
             Ok(i) => i,
             Err(e) if is_trap(&e) || store.data().deadline_hit => {
                 return Err(classify(Some(store.data()), e));
             }
             // Not the guest's doing: typically every slot of the instance pool is in use.
-            Err(e) => return Err(Failure::Setup(format!("{e:#}"))),
+            Err(e) => return Err(Failure::Setup(EngineError(e))),
         };
         let e = &t.exports;
         let memory = match instance.get_module_export(&mut store, &e.memory) {
             Some(Extern::Memory(m)) => m,
             _ => return Err(Failure::Abi("`memory` is not a memory".into())),
         };
-        Ok(Live {
+        Ok(GuestInstance {
             alloc: typed_func(&mut store, instance, &e.alloc, "wasmrpc_alloc")?,
             call: typed_func(&mut store, instance, &e.call, "wasmrpc_call")?,
             dealloc: None,
@@ -116,7 +118,7 @@ impl Live {
         fuel: Option<u64>,
         release: bool,
     ) -> Result<Vec<u8>, Failure> {
-        arm(&mut self.store, deadline, budget, fuel).map_err(|e| classify(Some(self.store.data()), e))?;
+        reset_for_call(&mut self.store, deadline, budget, fuel).map_err(|e| classify(Some(self.store.data()), e))?;
         self.invocations += 1;
         let len = i32::try_from(request.len()).map_err(|_| Failure::Abi("request larger than 2 GiB".into()))?;
         let ptr =
@@ -206,7 +208,7 @@ fn classify(state: Option<&StoreState>, error: wasmtime::Error) -> Failure {
     } else {
         (TrapKind::Other, format!("{error:#}"))
     };
-    Failure::Trap(kind, message, error)
+    Failure::Trap(GuestTrap { kind, message, error: EngineError(error) })
 }
 
 /// `2s`, `250ms`, `1.5s`.

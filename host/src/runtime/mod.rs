@@ -8,12 +8,16 @@
 //! interruption, and optional fuel.
 //!
 //! - `store.rs`: per-store state, the sandbox (deny-by-default WASI), limiter and deadline.
-//! - `instance.rs`: one live instance and the ABI mechanics of a call; trap classification.
+//! - `instance.rs`: one instance of a guest and the ABI mechanics of a call; trap
+//!   classification.
+//! - `validate.rs`: what a module must be to load: the ABI's exports, its ABI version, a
+//!   description that agrees with the manifest.
 //! - `plugin.rs`: [`Plugin`], the loaded module, fresh or warm instances.
 //! - `host_api.rs`: `wasmrpc.log`, `wasmrpc.panic`, `wasmrpc.notify`.
 //! - `guest_log.rs`: guest stdout/stderr into the host's log.
 //! - `cache.rs`: compiled modules on disk, keyed by module digest and engine settings.
-//! - `error.rs`: [`LoadError`], [`CallError`], [`TrapKind`].
+//! - `error.rs`: [`LoadError`] (with [`ModuleProblem`], [`Disagreement`]), [`CallError`],
+//!   [`TrapKind`], [`RuntimeError`].
 
 mod cache;
 mod error;
@@ -22,26 +26,24 @@ mod host_api;
 mod instance;
 mod plugin;
 mod store;
+mod validate;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use wasmrpc_abi::{ABI_VERSION, Description, NotifyRequest, REQUIRED_EXPORTS};
-use wasmtime::{
-    Config, Engine, ExternType, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig, ValType,
-};
+use wasmrpc_abi::NotifyRequest;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig};
 
 pub use cache::Compiled;
-pub use error::{CallError, LoadError, TrapKind};
+pub use error::{CallError, Disagreement, EngineError, GuestTrap, LoadError, ModuleProblem, RuntimeError, TrapKind};
 pub use plugin::Plugin;
 
-use self::instance::{Exports, Failure, Live, Template};
+use self::instance::PreparedModule;
 use self::store::{GuestInfo, StoreState};
-use crate::manifest::{EndpointSpec, InstanceMode, Role};
-use crate::protocol::Version;
+use crate::manifest::{EndpointSpec, InstanceMode};
 
 /// Where notifications emitted by guests go (implemented by the host's notifier).
 pub trait Notifications: Send + Sync + fmt::Debug {
@@ -111,18 +113,13 @@ impl fmt::Debug for Runtime {
     }
 }
 
-/// The runtime could not start.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot start the WebAssembly runtime: {0}")]
-pub struct RuntimeError(String);
-
 impl Runtime {
     /// Builds the engine (trying the pooling allocator first), the linker and the epoch ticker.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
         let mut cfg = Config::new();
         cfg.epoch_interruption(true);
         // Fuel is compiled into the code, so it is on for every module; unmetered endpoints get
-        // u64::MAX. It costs a few percent on hot loops (wasmtime-notes.md §3).
+        // u64::MAX. Hot loops pay for the metering (wasmtime-notes.md §3).
         cfg.consume_fuel(true);
         let mut pooling = false;
         if config.pooling {
@@ -139,14 +136,14 @@ impl Runtime {
                 );
                 pooling = false;
                 cfg.allocation_strategy(InstanceAllocationStrategy::OnDemand);
-                Engine::new(&cfg).map_err(|e| RuntimeError(format!("{e:#}")))?
+                Engine::new(&cfg).map_err(|e| RuntimeError::Engine(EngineError(e)))?
             }
-            Err(e) => return Err(RuntimeError(format!("{e:#}"))),
+            Err(e) => return Err(RuntimeError::Engine(EngineError(e))),
         };
         let mut linker: Linker<StoreState> = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut StoreState| &mut s.wasi)
-            .map_err(|e| RuntimeError(format!("{e:#}")))?;
-        host_api::add_to_linker(&mut linker).map_err(|e| RuntimeError(format!("{e:#}")))?;
+            .map_err(|e| RuntimeError::Linker(EngineError(e)))?;
+        host_api::add_to_linker(&mut linker).map_err(|e| RuntimeError::Linker(EngineError(e)))?;
         spawn_epoch_ticker(&engine, config.epoch_tick);
         let cache = config.cache_dir.clone().map(|dir| cache::ModuleCache::new(dir, &engine));
         Ok(Runtime { inner: Arc::new(Inner { engine, linker, config, pooling, cache, modules: Default::default() }) })
@@ -188,26 +185,21 @@ impl Runtime {
     ) -> Result<Plugin, LoadError> {
         let started = Instant::now();
         let path = &spec.module_path;
-        let problem = |problem: String| LoadError::Module { endpoint: spec.name.clone(), path: path.clone(), problem };
+        let problem = |problem| LoadError::Module { endpoint: spec.name.clone(), path: path.clone(), problem };
         let sha256 = digest(&bytes);
-        let (shared, compiled) = self
-            .module(bytes, &sha256)
-            .await
-            .map_err(|e| problem(format!("is not a valid WebAssembly module: {e}")))?;
+        let (shared, compiled) = self.module(bytes, &sha256).await.map_err(problem)?;
         let module = shared.module.clone();
-        let exports = check_exports(&module).map_err(problem)?;
+        let exports = validate::check_exports(&module).map_err(problem)?;
         let pre = self
             .inner
             .linker
             .instantiate_pre(&module)
-            .map_err(|e| problem(format!("needs an import this host does not provide ({e:#}); wasmrpc provides wasi_snapshot_preview1 and wasmrpc.log/panic/notify")))?;
+            .map_err(|e| problem(ModuleProblem::UnknownImport(EngineError(e))))?;
         if spec.limits.memory > self.inner.config.max_memory {
-            return Err(LoadError::Limit {
+            return Err(LoadError::MemoryLimit {
                 manifest: spec.manifest_path.clone(),
-                message: format!(
-                    "[limits] memory = {} bytes is more than this host allows ({} bytes); lower it or raise `max_memory` in wasmrpc.toml",
-                    spec.limits.memory, self.inner.config.max_memory
-                ),
+                asked: spec.limits.memory,
+                allowed: self.inner.config.max_memory,
             });
         }
         let mut env = spec.sandbox.env.clone();
@@ -220,15 +212,15 @@ impl Runtime {
             grant: spec.notifications.clone(),
             notifications,
         });
-        let template = Template { engine: self.inner.engine.clone(), pre, exports, guest, _module: shared };
-        let description = probe(&template, spec.limits.deadline).await.map_err(problem)?;
-        check_description(spec, &description)?;
+        let prepared = PreparedModule { engine: self.inner.engine.clone(), pre, exports, guest, _module: shared };
+        let description = validate::probe(&prepared, spec.limits.deadline).await.map_err(problem)?;
+        validate::check_description(spec, &description)?;
         let max_idle = match spec.instance {
             InstanceMode::Fresh => 0,
             InstanceMode::Warm { .. } => spec.max_concurrency.unwrap_or(self.inner.config.default_max_idle),
         };
         Ok(Plugin::new(plugin::Parts {
-            template,
+            module: prepared,
             description,
             sha256,
             module_path: path.clone(),
@@ -242,7 +234,7 @@ impl Runtime {
 
     /// The compiled module for these bytes: one already loaded, or compiled (or read from the
     /// cache) now, once however many loads ask for it at the same time.
-    async fn module(&self, bytes: Vec<u8>, sha256: &str) -> Result<(Arc<SharedModule>, Compiled), String> {
+    async fn module(&self, bytes: Vec<u8>, sha256: &str) -> Result<(Arc<SharedModule>, Compiled), ModuleProblem> {
         let slot = {
             let mut modules = crate::locks::lock(&self.inner.modules);
             // Forget modules nobody uses (unless someone is compiling them right now).
@@ -261,9 +253,9 @@ impl Runtime {
         Ok((shared, compiled))
     }
 
-    /// Compiles (or loads from the cache) on a blocking thread: Cranelift takes ~100 ms for a
-    /// typical guest, far too long for an async worker.
-    async fn compile(&self, bytes: Vec<u8>, sha256: String) -> Result<(Module, Compiled), String> {
+    /// Compiles (or loads from the cache) on a blocking thread: Cranelift takes far too long
+    /// for an async worker.
+    async fn compile(&self, bytes: Vec<u8>, sha256: String) -> Result<(Module, Compiled), ModuleProblem> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             if let Some(cache) = &inner.cache
@@ -271,14 +263,14 @@ impl Runtime {
             {
                 return Ok((module, Compiled::Cached));
             }
-            let module = Module::new(&inner.engine, &bytes).map_err(|e| format!("{e:#}"))?;
+            let module = Module::new(&inner.engine, &bytes).map_err(|e| ModuleProblem::Invalid(EngineError(e)))?;
             if let Some(cache) = &inner.cache {
                 cache.put(&module, &sha256);
             }
             Ok((module, Compiled::Fresh))
         })
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(ModuleProblem::CompileTask)?
     }
 }
 
@@ -288,12 +280,12 @@ impl Runtime {
 ///
 /// By default a freed slot's memory is reset with `madvise`, so the next instance page-faults
 /// on every page it touches (stack, heap, data) and the `madvise` itself shoots down TLBs on
-/// the other cores: profiled, that was most of a fresh instance's cost. With PAGEMAP_SCAN
-/// (Linux 6.7+) wasmtime finds the pages the instance actually dirtied and restores just those
-/// with `memcpy`, keeping them mapped: no faults, no shootdowns. Up to 1 MiB per memory is kept
-/// resident that way (a call of the example plugins dirties a few dozen KiB); beyond it, or on
-/// kernels without the ioctl, the default applies. Decommits are batched to amortise the
-/// syscalls that remain. At most 32 idle slots stay warm.
+/// the other cores. With PAGEMAP_SCAN (Linux 6.7+) wasmtime finds the pages the instance
+/// actually dirtied and restores just those with `memcpy`, keeping them mapped: no faults, no
+/// shootdowns. Up to 1 MiB per memory is kept resident that way (more than a call of the
+/// example plugins dirties); beyond it, or on kernels without the ioctl, the default applies.
+/// Decommits are batched to amortise the syscalls that remain. At most 32 idle slots stay
+/// warm. BENCHMARKS.md has what each setting buys.
 #[must_use]
 pub fn pool_config(config: &RuntimeConfig) -> PoolingAllocationConfig {
     let n = config.max_instances;
@@ -328,163 +320,6 @@ fn spawn_epoch_ticker(engine: &Engine, tick: Duration) {
     if let Err(e) = spawned {
         tracing::error!("cannot start the epoch ticker thread ({e}): deadlines will not be enforced");
     }
-}
-
-/// Checks that every export the ABI requires exists with the right type.
-fn check_exports(module: &Module) -> Result<Exports, String> {
-    let mut missing = Vec::new();
-    for (name, signature) in REQUIRED_EXPORTS {
-        let found = module.get_export(name);
-        let ok = match (&found, *name) {
-            (Some(ExternType::Memory(_)), wasmrpc_abi::MEMORY) => true,
-            (Some(ExternType::Func(f)), _) => {
-                let params: Vec<String> = f.params().map(|p| val_name(&p)).collect();
-                let results: Vec<String> = f.results().map(|r| val_name(&r)).collect();
-                let actual = match results.as_slice() {
-                    [] => format!("func ({})", params.join(", ")),
-                    _ => format!("func ({}) -> {}", params.join(", "), results.join(", ")),
-                };
-                actual == *signature
-            }
-            _ => false,
-        };
-        if !ok {
-            missing.push(format!("`{name}` ({signature})"));
-        }
-    }
-    if !missing.is_empty() {
-        return Err(format!(
-            "does not provide what the wasmrpc ABI requires: missing or mistyped {}; see docs/abi.md (guests built with wasmrpc-guest get them from #[endpoint])",
-            missing.join(", ")
-        ));
-    }
-    let index = |name: &str| module.get_export_index(name).ok_or_else(|| format!("lost export `{name}`"));
-    Ok(Exports {
-        memory: index(wasmrpc_abi::MEMORY)?,
-        abi_version: index(wasmrpc_abi::ABI_VERSION_EXPORT)?,
-        alloc: index(wasmrpc_abi::ALLOC_EXPORT)?,
-        dealloc: index(wasmrpc_abi::DEALLOC_EXPORT)?,
-        describe: index(wasmrpc_abi::DESCRIBE_EXPORT)?,
-        call: index(wasmrpc_abi::CALL_EXPORT)?,
-    })
-}
-
-fn val_name(v: &ValType) -> String {
-    match v {
-        ValType::I32 => "i32".into(),
-        ValType::I64 => "i64".into(),
-        ValType::F32 => "f32".into(),
-        ValType::F64 => "f64".into(),
-        other => format!("{other}"),
-    }
-}
-
-/// Instantiates once to ask the ABI version and the description.
-async fn probe(template: &Template, deadline: Duration) -> Result<Description, String> {
-    let budget = deadline.min(Duration::from_secs(10));
-    let started = Instant::now() + budget;
-    let explain = |f: Failure| match f {
-        Failure::Trap(kind, message, _) => {
-            format!("trapped while being probed ({kind}: {message})")
-        }
-        Failure::Abi(m) => format!("broke the ABI while being probed: {m}"),
-        Failure::Setup(m) => format!("could not be instantiated: {m}"),
-    };
-    let mut live = Live::new(template, started, budget).await.map_err(explain)?;
-    let version = live.abi_version(&template.exports).await.map_err(explain)?;
-    if version != ABI_VERSION as i32 {
-        return Err(format!(
-            "was built for wasmrpc ABI version {version}, but this host speaks version {ABI_VERSION}; rebuild it against a wasmrpc-guest release for ABI {ABI_VERSION}"
-        ));
-    }
-    let raw = live.describe(&template.exports).await.map_err(explain)?;
-    let description: Description = serde_json::from_slice(&raw)
-        .map_err(|e| format!("returned an unreadable description from wasmrpc_describe: {e}"))?;
-    if description.abi_version != ABI_VERSION {
-        return Err(format!(
-            "describes itself as ABI version {}, but this host speaks version {ABI_VERSION}",
-            description.abi_version
-        ));
-    }
-    Ok(description)
-}
-
-/// The description must agree with the manifest: methods it lists, version, namespace.
-fn check_description(spec: &EndpointSpec, d: &Description) -> Result<(), LoadError> {
-    let inconsistent =
-        |at, message: String| LoadError::Inconsistent { manifest: spec.manifest_path.clone(), at, message };
-    let exported: BTreeSet<&str> = d.methods.iter().map(|m| m.name.as_str()).collect();
-    let available = || exported.iter().copied().collect::<Vec<_>>().join(", ");
-    if let Some(declared) = &spec.declared_methods {
-        let missing: Vec<&str> = declared.iter().map(String::as_str).filter(|m| !exported.contains(m)).collect();
-        if !missing.is_empty() {
-            return Err(inconsistent(
-                spec.locations.methods,
-                format!(
-                    "`methods` lists {} but the module does not provide {}; it has: {}",
-                    missing.join(", "),
-                    if missing.len() == 1 { "it" } else { "them" },
-                    available()
-                ),
-            ));
-        }
-    }
-    match &spec.role {
-        Role::Rpc(target) => {
-            if let Some(v) = &d.version {
-                let module_version: Version = v.parse().map_err(|e| {
-                    inconsistent(spec.locations.version, format!("the module declares an unreadable version: {e}"))
-                })?;
-                if !module_version.can_serve(&target.version) {
-                    return Err(inconsistent(
-                        spec.locations.version,
-                        format!(
-                            "`version = \"{}\"` but the module implements version {module_version}; set `version = \"{module_version}\"` or rebuild the module",
-                            target.version
-                        ),
-                    ));
-                }
-            }
-            if let Some(ns) = &d.namespace
-                && target.namespace.as_deref() != Some(ns.as_str())
-            {
-                return Err(inconsistent(
-                    spec.locations.namespace,
-                    format!(
-                        "the module implements namespace {ns:?} but the manifest serves {:?}; set `namespace = {ns:?}` in [target]",
-                        target.namespace
-                    ),
-                ));
-            }
-        }
-        Role::Listener(listener) => {
-            let handled: Vec<&str> =
-                crate::protocol::PRIORITIES.iter().copied().filter(|p| exported.contains(p)).collect();
-            if handled.is_empty() {
-                return Err(inconsistent(
-                    spec.locations.listener,
-                    format!(
-                        "a listener module must provide a method per priority it handles (info, error, …); it has: {}",
-                        available()
-                    ),
-                ));
-            }
-            if let Some(wanted) = &listener.priorities {
-                let missing: Vec<&str> = wanted.iter().map(String::as_str).filter(|p| !exported.contains(p)).collect();
-                if !missing.is_empty() {
-                    return Err(inconsistent(
-                        spec.locations.listener,
-                        format!(
-                            "`priorities` lists {} but the module has no method for it; it has: {}",
-                            missing.join(", "),
-                            available()
-                        ),
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The hex sha256 of `bytes` (how modules are identified in logs, listings and the cache).

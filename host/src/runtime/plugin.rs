@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use wasmrpc_abi::{CallResponse, Description};
 
-use super::error::CallError;
-use super::instance::{Failure, Live, Template, humanize};
+use super::error::{CallError, GuestTrap};
+use super::instance::{Failure, GuestInstance, PreparedModule, humanize};
 use crate::manifest::{InstanceMode, Limits};
 
 /// A module ready to serve calls. Cloning is cheap; in-flight calls keep the module alive
@@ -21,7 +21,7 @@ pub struct Plugin {
 }
 
 struct Inner {
-    template: Template,
+    module: PreparedModule,
     description: Description,
     methods: HashSet<String>,
     sha256: String,
@@ -29,7 +29,7 @@ struct Inner {
     mode: InstanceMode,
     limits: Limits,
     /// Idle warm instances. A std mutex: it is held only to push or pop, never across an await.
-    warm: Mutex<Vec<Live>>,
+    warm: Mutex<Vec<GuestInstance>>,
     /// Idle warm instances kept; more are dropped, returning their pool slots.
     max_idle: usize,
     loaded_at: SystemTime,
@@ -53,7 +53,7 @@ struct Request<'a, C: ?Sized> {
 
 /// What `Runtime::load` hands over to build a [`Plugin`].
 pub(crate) struct Parts {
-    pub template: Template,
+    pub module: PreparedModule,
     pub description: Description,
     pub sha256: String,
     pub module_path: PathBuf,
@@ -69,7 +69,7 @@ impl Plugin {
         let methods = p.description.methods.iter().map(|m| m.name.clone()).collect();
         Plugin {
             inner: Arc::new(Inner {
-                template: p.template,
+                module: p.module,
                 methods,
                 description: p.description,
                 sha256: p.sha256,
@@ -88,7 +88,7 @@ impl Plugin {
     /// The endpoint's name.
     #[must_use]
     pub fn name(&self) -> &str {
-        &self.inner.template.guest.name
+        &self.inner.module.guest.name
     }
 
     /// Hex sha256 of the module file.
@@ -127,10 +127,16 @@ impl Plugin {
         self.inner.limits
     }
 
-    /// When the module was loaded, and how long loading took.
+    /// When the module was loaded.
     #[must_use]
-    pub fn loaded(&self) -> (SystemTime, Duration) {
-        (self.inner.loaded_at, self.inner.load_time)
+    pub fn loaded_at(&self) -> SystemTime {
+        self.inner.loaded_at
+    }
+
+    /// How long loading took (reading, compiling or fetching from the cache, checking).
+    #[must_use]
+    pub fn load_time(&self) -> Duration {
+        self.inner.load_time
     }
 
     /// Whether loading compiled the module or found it in the cache.
@@ -182,19 +188,19 @@ impl Plugin {
             InstanceMode::Warm { max_invocations } => Some(max_invocations),
         };
         let idle = if warm.is_some() { inner.warm.lock().unwrap_or_else(|p| p.into_inner()).pop() } else { None };
-        let mut live = match idle {
-            Some(live) => live,
-            None => Live::new(&inner.template, deadline, budget).await.map_err(|f| self.failure(method, f))?,
+        let mut instance = match idle {
+            Some(instance) => instance,
+            None => GuestInstance::new(&inner.module, deadline, budget).await.map_err(|f| self.failure(method, f))?,
         };
-        let result = live.invoke(request, deadline, budget, inner.limits.fuel, warm.is_some()).await;
+        let result = instance.invoke(request, deadline, budget, inner.limits.fuel, warm.is_some()).await;
         match result {
             Ok(out) => {
                 if let Some(max) = warm
-                    && live.invocations < max
+                    && instance.invocations < max
                 {
                     let mut idle = inner.warm.lock().unwrap_or_else(|p| p.into_inner());
                     if idle.len() < inner.max_idle {
-                        idle.push(live);
+                        idle.push(instance);
                     }
                 }
                 Ok(out)
@@ -208,13 +214,14 @@ impl Plugin {
         let endpoint = self.name().to_owned();
         let method = method.to_owned();
         match f {
-            Failure::Trap(kind, message, error) => {
+            Failure::Trap(trap) => {
+                let GuestTrap { kind, message, error } = trap;
                 tracing::warn!(endpoint = %endpoint, method = %method, trap = %kind, "call trapped: {message}");
-                tracing::debug!(endpoint = %endpoint, method = %method, "trap details: {error:?}");
+                tracing::debug!(endpoint = %endpoint, method = %method, "trap details: {:?}", error.0);
                 CallError::Trap { endpoint, method, kind, message }
             }
             Failure::Abi(detail) => CallError::Abi { endpoint, method, detail },
-            Failure::Setup(detail) => CallError::Host { endpoint, method, detail },
+            Failure::Setup(error) => CallError::Host { endpoint, method, detail: error.to_string() },
         }
     }
 

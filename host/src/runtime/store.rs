@@ -68,7 +68,8 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// A store with the endpoint's sandbox, limiter and deadline handling installed; [`arm`] it
+/// A store with the endpoint's sandbox, limiter and deadline handling installed; reset it with
+/// [`reset_for_call`]
 /// before each call. `deadline` is only a starting value (it saves a clock read).
 pub(crate) fn new_store(
     engine: &wasmtime::Engine,
@@ -100,8 +101,8 @@ pub(crate) fn new_store(
     Ok(store)
 }
 
-/// Arms a store for one call: deadline, fuel, and a clean panic slot.
-pub(crate) fn arm(
+/// Readies a store for one call: its deadline, its fuel, and a clean panic slot.
+pub(crate) fn reset_for_call(
     store: &mut Store<StoreState>,
     deadline: Instant,
     budget: Duration,

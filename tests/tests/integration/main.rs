@@ -1,6 +1,7 @@
 //! wasmrpc's integration tests: one binary, one module per area (see tests/README.md).
 
 mod abi;
+mod author;
 mod cli;
 mod interop;
 mod manifest;

@@ -1,12 +1,15 @@
 use wasmrpc_guest::endpoint;
 
-#[derive(Default)]
 pub struct E;
 
 #[endpoint]
 impl E {
-    pub fn ping(&self) -> &'static str {
-        "pong"
+    async fn new() -> Self {
+        E
+    }
+
+    pub fn ping(&self) -> u64 {
+        1
     }
 }
 
