@@ -212,7 +212,14 @@ impl Runtime {
             grant: spec.notifications.clone(),
             notifications,
         });
-        let prepared = PreparedModule { engine: self.inner.engine.clone(), pre, exports, guest, _module: shared };
+        let prepared = PreparedModule {
+            engine: self.inner.engine.clone(),
+            pre,
+            exports,
+            guest,
+            tick: self.inner.config.epoch_tick,
+            _module: shared,
+        };
         let description = validate::probe(&prepared, spec.limits.deadline).await.map_err(problem)?;
         validate::check_description(spec, &description)?;
         let max_idle = match spec.instance {

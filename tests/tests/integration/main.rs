@@ -3,6 +3,7 @@
 mod abi;
 mod author;
 mod cli;
+mod deadline;
 mod interop;
 mod manifest;
 mod notifications;
