@@ -7,6 +7,7 @@ mod deadline;
 mod interop;
 mod manifest;
 mod notifications;
+mod outbound;
 mod rabbit;
 mod reload;
 mod rpc;
