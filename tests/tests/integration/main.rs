@@ -4,6 +4,7 @@ mod abi;
 mod author;
 mod cli;
 mod deadline;
+mod faults;
 mod interop;
 mod manifest;
 mod notifications;
