@@ -4,6 +4,7 @@ mod abi;
 mod author;
 mod cli;
 mod deadline;
+mod guest_config;
 mod interop;
 mod manifest;
 mod notifications;
