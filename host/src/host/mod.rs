@@ -296,7 +296,11 @@ impl Host {
     /// Makes the running servers match the loaded endpoints: new targets get a server,
     /// existing ones get their endpoint list swapped atomically, and targets left without
     /// endpoints stop taking calls and drain in the background.
-    async fn reconcile(&self) -> Result<(), TransportError> {
+    ///
+    /// Each target and listener succeeds or fails alone: one the broker refuses (a queue
+    /// declared elsewhere with other arguments) is logged with its endpoints' names, and the
+    /// rest carry on. Returns the names of the endpoints that could not be served.
+    async fn reconcile(&self) -> Vec<String> {
         let mut groups: BTreeMap<ListenTarget, Vec<Arc<dyn Endpoint>>> = BTreeMap::new();
         let mut wanted_listeners: BTreeMap<String, WantedListener> = BTreeMap::new();
         for l in read(&self.inner.endpoints).iter() {
@@ -317,7 +321,7 @@ impl Host {
                 _ => unreachable!("a manifest's role decides what is served"),
             }
         }
-        self.reconcile_listeners(wanted_listeners).await?;
+        let mut unserved = self.reconcile_listeners(wanted_listeners).await;
         let mut servers = self.inner.servers.lock().await;
         let gone: Vec<ListenTarget> = servers.keys().filter(|t| !groups.contains_key(*t)).cloned().collect();
         for target in gone {
@@ -336,20 +340,31 @@ impl Host {
             match servers.get(&target) {
                 Some(server) => server.dispatcher().replace(endpoints),
                 None => {
+                    let names: Vec<String> = endpoints.iter().map(|e| e.name().to_owned()).collect();
                     let dispatcher = Arc::new(Dispatcher::new(endpoints, Arc::new(NoOpSerializer)));
                     let server =
                         RpcServer::new(self.inner.transport.clone(), target.clone(), dispatcher, self.server_options());
-                    server.start().await?;
-                    servers.insert(target, server);
+                    match server.start().await {
+                        Ok(()) => {
+                            servers.insert(target, server);
+                        }
+                        Err(e) => {
+                            for name in &names {
+                                tracing::error!(endpoint = %name, %target, "endpoint not served: cannot listen on its target: {e}");
+                            }
+                            unserved.extend(names);
+                        }
+                    }
                 }
             }
         }
-        Ok(())
+        unserved
     }
 
     /// Listeners: same options → the endpoint is swapped in place; new or changed options → a
     /// new listener (the old one stops and drains in the background); gone → stopped.
-    async fn reconcile_listeners(&self, wanted: BTreeMap<String, WantedListener>) -> Result<(), TransportError> {
+    async fn reconcile_listeners(&self, wanted: BTreeMap<String, WantedListener>) -> Vec<String> {
+        let mut unserved = Vec::new();
         let mut running = self.inner.listeners.lock().await;
         let drain = self.inner.config.drain_timeout;
         let stale: Vec<String> = running
@@ -365,14 +380,18 @@ impl Host {
         for (name, WantedListener { endpoint, options }) in wanted {
             match running.get(&name) {
                 Some(r) => r.listener.replace(endpoint),
-                None => {
-                    let listener =
-                        NotificationListener::start(&self.inner.transport, options.clone(), endpoint).await?;
-                    running.insert(name, RunningListener { listener, options });
-                }
+                None => match NotificationListener::start(&self.inner.transport, options.clone(), endpoint).await {
+                    Ok(listener) => {
+                        running.insert(name, RunningListener { listener, options });
+                    }
+                    Err(e) => {
+                        tracing::error!(endpoint = %name, targets = ?options.targets, "endpoint not served: cannot listen for its notifications: {e}");
+                        unserved.push(name);
+                    }
+                },
             }
         }
-        Ok(())
+        unserved
     }
 
     async fn start_control(&self) -> Result<(), TransportError> {

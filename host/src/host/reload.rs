@@ -158,7 +158,19 @@ impl Host {
         lock(&self.inner.failed).retain(|p, _| paths.contains(p));
 
         *write(&self.inner.endpoints) = next;
-        self.reconcile().await?;
+        let unserved = self.reconcile().await;
+        if !unserved.is_empty() {
+            // Not listed as served: `list_endpoints` shows what answers. A later reload tries
+            // them again (they are neither loaded nor failed, so a full reload loads them).
+            let mut endpoints = write(&self.inner.endpoints);
+            for l in endpoints.iter().filter(|l| unserved.contains(&l.spec.name)) {
+                summary.failed.push(l.spec.manifest_path.clone());
+            }
+            endpoints.retain(|l| !unserved.contains(&l.spec.name));
+            drop(endpoints);
+            summary.loaded.retain(|n| !unserved.contains(n));
+            summary.reloaded.retain(|n| !unserved.contains(n));
+        }
         self.watch_modules();
         Ok(summary)
     }

@@ -44,8 +44,20 @@ impl Resolver<'_> {
     /// A topic, server or exchange name: what AMQP routing needs it to be.
     fn routing_name(&mut self, field: &str, value: &Spanned<String>) -> String {
         let v = value.get_ref();
+        // AMQP names are short strings (at most 255 bytes); the longest name made of a topic is
+        // its fanout queue, `<topic>_fanout_<32 hex digits>`.
+        let longest = if field == "topic" { MAX_TOPIC_BYTES } else { MAX_AMQP_NAME_BYTES };
         if v.is_empty() {
             self.problem(value.span(), format!("`{field}` is empty"), None);
+        } else if v.len() > longest {
+            self.problem(
+                value.span(),
+                format!(
+                    "`{field}` is {} bytes long; at most {longest} bytes fit in the AMQP names made of it",
+                    v.len()
+                ),
+                Some("queue and exchange names are at most 255 bytes; a topic also names `<topic>_fanout_<uuid>`"),
+            );
         } else if v.contains(['*', '#']) || v.chars().any(char::is_whitespace) {
             self.problem(
                 value.span(),
@@ -56,6 +68,11 @@ impl Resolver<'_> {
         v.clone()
     }
 }
+
+/// The longest AMQP queue or exchange name (a short string).
+const MAX_AMQP_NAME_BYTES: usize = 255;
+/// The longest topic: its fanout queue adds `_fanout_` and 32 hex digits.
+const MAX_TOPIC_BYTES: usize = MAX_AMQP_NAME_BYTES - "_fanout_".len() - 32;
 
 pub(super) fn resolve(path: &Path, source: &str) -> Result<EndpointSpec, Vec<Problem>> {
     let raw: RawManifest = toml::from_str(source).map_err(|e| vec![toml_problem(source, &e)])?;

@@ -15,9 +15,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::dispatcher::Dispatcher;
+use super::reply_retry::{ReplyRetries, Retry};
 use crate::locks::lock;
-use crate::protocol::{ListenTarget, RecentIds, Reply, ReplyTo, Request};
-use crate::transport::{Body, DirectHandler, Incoming, Listener, Transport, TransportError};
+use crate::protocol::{ListenTarget, RecentIds, RemoteFailure, Reply, ReplyTo, Request};
+use crate::transport::{Body, DirectHandler, ErrorKind, Incoming, Listener, Transport, TransportError};
 
 /// oslo's `executor_thread_pool_size` default.
 pub const DEFAULT_EXECUTOR_SIZE: usize = 64;
@@ -73,6 +74,8 @@ struct Inner {
     abort: CancellationToken,
     /// The last `_unique_id`s seen.
     recent: Mutex<RecentIds>,
+    /// Replies whose queue was missing, retried without holding the backlog.
+    retries: Arc<ReplyRetries>,
     state: tokio::sync::Mutex<State>,
 }
 
@@ -110,6 +113,7 @@ impl RpcServer {
                 tracker: TaskTracker::new(),
                 abort: CancellationToken::new(),
                 recent: Mutex::default(),
+                retries: Arc::default(),
                 state: tokio::sync::Mutex::default(),
             }),
         }
@@ -418,24 +422,43 @@ fn start_heartbeat(inner: &Arc<Inner>, to: &ReplyTo, method: &str) -> Option<Joi
     }))
 }
 
-/// Publishes a reply, retrying for a while if its queue is missing (oslo retries every 0.25 s
-/// for `kombu_missing_consumer_retry_timeout`).
-async fn send_reply(inner: &Inner, to: &ReplyTo, reply: Reply) {
+/// Publishes a reply. One whose queue is missing is retried in the background for a while (oslo
+/// retries every 0.25 s for `kombu_missing_consumer_retry_timeout`), without the call's place in
+/// the backlog: see `reply_retry.rs`.
+async fn send_reply(inner: &Arc<Inner>, to: &ReplyTo, reply: Reply) {
     let body = Body::reply(reply);
-    if let Err(e) = inner.transport.send_reply(&to.reply_q, body.clone()).await {
-        // The retry loop is boxed: it is rare, and its timer would otherwise enlarge every call.
-        Box::pin(retry_reply(inner, to, body, e)).await;
-    }
-}
-
-async fn retry_reply(inner: &Inner, to: &ReplyTo, body: Body, mut error: TransportError) {
-    let give_up = Instant::now() + inner.options.reply_retry;
-    while error.is_unroutable() && Instant::now() < give_up {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        match inner.transport.send_reply(&to.reply_q, body.clone()).await {
-            Ok(()) => return,
-            Err(e) => error = e,
+    let sent = tokio::select! {
+        sent = inner.transport.send_reply(&to.reply_q, body.clone()) => sent,
+        // A broker outage must not keep `wait` past its bound.
+        () = inner.abort.cancelled() => {
+            tracing::warn!(reply_q = %to.reply_q, msg_id = %to.msg_id, "reply abandoned: the server stopped waiting for it");
+            return;
         }
+    };
+    match sent {
+        Ok(()) => {}
+        Err(e) if e.is_unroutable() => {
+            let retry = Retry {
+                transport: inner.transport.clone(),
+                within: inner.options.reply_retry,
+                abort: inner.abort.clone(),
+            };
+            inner.retries.start(retry, to, &body, &e);
+        }
+        Err(e) if e.kind == ErrorKind::TooLarge => {
+            tracing::warn!(reply_q = %to.reply_q, msg_id = %to.msg_id, "{e}; the caller gets an error reply instead");
+            // The rpc layer's own error class, in the module the host's errors use.
+            let failure = RemoteFailure::new(
+                "MessageTooLarge",
+                "wasmrpc.errors",
+                &format!("the reply is too large to send: {}", e.message),
+            );
+            if let Err(e) =
+                inner.transport.send_reply(&to.reply_q, Body::reply(Reply::failure(&to.msg_id, &failure))).await
+            {
+                tracing::warn!(reply_q = %to.reply_q, msg_id = %to.msg_id, "the error reply could not be sent either: {e}");
+            }
+        }
+        Err(e) => tracing::warn!(reply_q = %to.reply_q, msg_id = %to.msg_id, "the reply could not be sent: {e}"),
     }
-    tracing::warn!(reply_q = %to.reply_q, msg_id = %to.msg_id, "the reply could not be sent: {error}");
 }

@@ -4,6 +4,7 @@ mod abi;
 mod author;
 mod cli;
 mod deadline;
+mod faults;
 mod guest_config;
 mod interop;
 mod manifest;
