@@ -8,6 +8,7 @@
 
 mod echo;
 mod inproc;
+mod outbound;
 mod reload;
 mod report;
 mod rpc;
@@ -59,6 +60,8 @@ enum Command {
     Inproc,
     /// RPC over RabbitMQ against the echo ceiling and the Python server.
     Rpc,
+    /// A guest's outbound call over RabbitMQ against the same call made directly.
+    Outbound,
     /// Hot-reload latency.
     Reload,
     /// Start-up time and memory with many endpoints.
@@ -156,6 +159,7 @@ fn main() -> anyhow::Result<()> {
                     .await?;
                 print!("{}", report::rpc_table(&rows));
             }
+            Command::Outbound => print!("{}", outbound::run(&cli.plugins, cli.quick).await?),
             Command::Reload => print!("{}", report::reload_table(&reload::run(&cli.plugins, cli.quick).await?)),
             Command::Scale => {
                 print!("{}", report::scale_table(&scale::run(&cli.wasmrpc, &cli.plugins, cli.quick).await?))

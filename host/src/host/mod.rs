@@ -125,8 +125,8 @@ impl Loaded {
 struct FailedManifest {
     /// The digests of the manifest and module that failed, so the same failure is logged once.
     fingerprint: String,
-    /// The module it names, if it parsed, so changes to the module are noticed.
-    module: Option<PathBuf>,
+    /// The module and `[config]` files it names, if it parsed, so changes to them are noticed.
+    files: Vec<PathBuf>,
 }
 
 /// A listener endpoint's running notification listener, and the options it was started with.

@@ -239,6 +239,14 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 }
 
 impl EndpointSpec {
+    /// The files `[config]` reads (`{ file = … }`), in key order.
+    pub fn config_files(&self) -> impl Iterator<Item = &Path> {
+        self.config.iter().filter_map(|c| match &c.source {
+            ConfigSource::File(path) => Some(path.as_path()),
+            _ => None,
+        })
+    }
+
     /// The RPC target, if this is an RPC endpoint.
     #[must_use]
     pub fn rpc_target(&self) -> Option<&RpcTarget> {

@@ -5,6 +5,7 @@ mod author;
 mod cli;
 mod deadline;
 mod faults;
+mod guest_config;
 mod interop;
 mod manifest;
 mod notifications;
