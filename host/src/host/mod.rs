@@ -10,6 +10,8 @@
 //! - `config.rs`: [`HostConfig`] (`wasmrpc.toml` and flags).
 //! - `reload.rs`: hot reload: what changed (content digests), loading off the hot path,
 //!   keeping the last good version, swapping endpoint lists atomically.
+//! - `services.rs`: what a guest may use through the host: outbound calls and casts (checked
+//!   against `[outbound]`), `[config]` values resolved at load.
 //! - `wasm_endpoint.rs`: a loaded plugin as an RPC endpoint; failures as oslo sees them.
 //! - `wasm_listener.rs`: a loaded plugin as a notification listener.
 //! - `control.rs`: `ping`, `list_endpoints` (the endpoint listing), `stop`.
@@ -17,6 +19,7 @@
 mod config;
 mod control;
 mod reload;
+mod services;
 mod wasm_endpoint;
 mod wasm_listener;
 
@@ -32,14 +35,15 @@ use tokio_util::sync::CancellationToken;
 pub use config::{ConfigError, DEFAULT_CONTROL_TOPIC, DEFAULT_TRANSPORT_URL, HostConfig, NotificationsConfig};
 pub use control::{CONTROL_NAMESPACE, CONTROL_VERSION};
 pub use reload::ReloadSummary;
+pub use services::{ConfigError as ConfigValueError, EndpointServices};
 pub use wasm_endpoint::{ERRORS_MODULE, WasmEndpoint, failure};
 pub use wasm_listener::WasmListener;
 
 use crate::locks::{lock, read, write};
 use crate::manifest::{EndpointSpec, Role};
 use crate::notification::{HostNotifications, ListenerOptions, NotificationListener, Notifier};
-use crate::protocol::ListenTarget;
-use crate::rpc::{Dispatcher, DrainTimeout, Endpoint, NoOpSerializer, RpcServer, ServerOptions};
+use crate::protocol::{ListenTarget, Target};
+use crate::rpc::{Dispatcher, DrainTimeout, Endpoint, NoOpSerializer, RpcClient, RpcServer, ServerOptions};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::transport::{self, Transport, TransportError, TransportOptions};
 use crate::watch::{Watch, WatchError};
@@ -136,6 +140,14 @@ struct RunningListener {
 struct WantedListener {
     endpoint: Arc<WasmListener>,
     options: ListenerOptions,
+}
+
+impl Inner {
+    /// The RPC client guests' outbound calls go through: the host's transport and its shared
+    /// reply queue.
+    fn outbound_client(&self) -> RpcClient {
+        RpcClient::new(self.transport.clone(), Target::default())
+    }
 }
 
 #[derive(Debug)]

@@ -16,10 +16,13 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{FailedManifest, Host, HostError, Inner, Loaded, Served, WasmEndpoint, WasmListener, lock, read, write};
+use super::{
+    EndpointServices, FailedManifest, Host, HostError, Inner, Loaded, Served, WasmEndpoint, WasmListener, lock, read,
+    write,
+};
 use crate::manifest::{self, EndpointSpec, ManifestError, Role};
 use crate::notification::{HostNotifications, as_sink};
-use crate::runtime::{LoadError, digest};
+use crate::runtime::{GuestServices, LoadError, digest};
 use crate::transport::TransportError;
 use crate::watch::{Changes, Watch};
 
@@ -45,6 +48,9 @@ enum EndpointError {
     /// The module cannot be read, compiled, or does not fit the ABI or its manifest.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// A `[config]` value cannot be resolved.
+    #[error(transparent)]
+    Config(#[from] super::services::ConfigError),
     /// `[listener.filter]` has a pattern the filter cannot compile.
     #[error("{}: [listener.filter]: {source}", manifest.display())]
     Filter {
@@ -307,8 +313,11 @@ impl Inner {
             path: spec.module_path.clone(),
             source,
         })?;
-        let sink = self.notifications.as_ref().map(as_sink);
-        let plugin = self.runtime.load_bytes(&spec, bytes, sink).await?;
+        let services = GuestServices {
+            notifications: self.notifications.as_ref().map(as_sink),
+            host: Some(Arc::new(EndpointServices::new(&spec, self.outbound_client())?)),
+        };
+        let plugin = self.runtime.load_bytes(&spec, bytes, services).await?;
         let served = match &spec.role {
             Role::Rpc(target) => Served::Rpc(Arc::new(WasmEndpoint::new(spec.clone(), target, plugin))),
             Role::Listener(listener) => {

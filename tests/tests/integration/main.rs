@@ -3,10 +3,12 @@
 mod abi;
 mod author;
 mod cli;
+mod deadline;
 mod faults;
 mod interop;
 mod manifest;
 mod notifications;
+mod outbound;
 mod rabbit;
 mod reload;
 mod rpc;
