@@ -5,6 +5,7 @@ mod call;
 mod check;
 mod invoke;
 mod listen;
+mod log_line;
 mod new;
 mod notify;
 mod serve;
@@ -97,7 +98,7 @@ fn init_logging(cli: &Cli) {
         Command::Serve(_) => "info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(log_line::OneLinePerEvent(std::io::stderr)).init();
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -1,7 +1,11 @@
 //! Misbehaves on request: `grow` allocates until something stops it, `recurse` overflows the
-//! stack, `poke` reads far outside linear memory, `unreachable` executes `unreachable`.
+//! stack, `poke` reads far outside linear memory, `unreachable` executes `unreachable`,
+//! `flood_logs` and `flood_notifications` write log lines and emit notifications as fast as
+//! they can.
 
-use wasmrpc_guest::{Context, endpoint};
+use serde_json::{Value, json};
+use wasmrpc_guest::notifier::NotifyError;
+use wasmrpc_guest::{Context, Notifier, endpoint};
 
 #[derive(Default)]
 pub struct Hog {
@@ -42,6 +46,29 @@ impl Hog {
 
     pub fn unreachable(&self, _ctx: &Context) -> bool {
         std::process::abort()
+    }
+
+    /// Writes `count` log lines through the host's `log` import and `count` to stdout.
+    pub fn flood_logs(&self, _ctx: &Context, count: u64) -> u64 {
+        for i in 0..count {
+            wasmrpc_guest::info!("flood line {i}");
+            println!("flood stdout line {i}");
+        }
+        count
+    }
+
+    /// Emits `count` notifications of `event_type`; says how many the host sent, dropped or
+    /// refused otherwise.
+    pub fn flood_notifications(&self, ctx: &Context, event_type: String, count: u64) -> Value {
+        let (mut sent, mut dropped, mut other) = (0u64, 0u64, 0u64);
+        for i in 0..count {
+            match Notifier.info(ctx, &event_type, json!({"i": i})) {
+                Ok(()) => sent += 1,
+                Err(NotifyError::Dropped { .. }) => dropped += 1,
+                Err(_) => other += 1,
+            }
+        }
+        json!({"sent": sent, "dropped": dropped, "other": other})
     }
 
     pub fn ping(&self, _ctx: &Context) -> &'static str {

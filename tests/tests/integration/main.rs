@@ -3,6 +3,7 @@
 mod abi;
 mod author;
 mod cli;
+mod hostile;
 mod interop;
 mod manifest;
 mod notifications;
