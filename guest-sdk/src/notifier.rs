@@ -48,7 +48,7 @@
 use std::fmt;
 
 use serde::Serialize;
-use wasmrpc_abi::{NOTIFY_DENIED, NOTIFY_SENT, NotifyRequest};
+use wasmrpc_abi::{NOTIFY_DENIED, NOTIFY_DROPPED, NOTIFY_SENT, NotifyRequest};
 
 use crate::{Context, host};
 
@@ -72,6 +72,12 @@ pub enum NotifyError {
     },
     /// The payload could not be serialized, or the host rejected the request.
     Invalid(String),
+    /// The endpoint is over its notification rate limit (or the host's queue is full): the
+    /// notification was not sent. The host counted and logged it.
+    Dropped {
+        /// The event type that was dropped.
+        event_type: String,
+    },
 }
 
 impl fmt::Display for NotifyError {
@@ -81,6 +87,9 @@ impl fmt::Display for NotifyError {
                 write!(f, "notification `{event_type}` is not allowed by this endpoint's manifest")
             }
             NotifyError::Invalid(why) => write!(f, "invalid notification: {why}"),
+            NotifyError::Dropped { event_type } => {
+                write!(f, "notification `{event_type}` was dropped: this endpoint is over its notification rate limit")
+            }
         }
     }
 }
@@ -136,6 +145,7 @@ impl Notifier {
         match host::notify(&bytes) {
             NOTIFY_SENT => Ok(()),
             NOTIFY_DENIED => Err(NotifyError::Denied { event_type: event_type.to_owned() }),
+            NOTIFY_DROPPED => Err(NotifyError::Dropped { event_type: event_type.to_owned() }),
             other => Err(NotifyError::Invalid(format!("host refused the request (status {other})"))),
         }
     }

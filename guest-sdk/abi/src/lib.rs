@@ -70,6 +70,9 @@ pub const NOTIFY_SENT: i32 = 0;
 pub const NOTIFY_DENIED: i32 = 1;
 /// The request was not valid JSON of the [`NotifyRequest`] shape.
 pub const NOTIFY_INVALID: i32 = 2;
+/// The endpoint is over its notification rate limit (or the host's queue is full); nothing was
+/// sent. The host counts and logs drops.
+pub const NOTIFY_DROPPED: i32 = 3;
 
 /// Packs a guest buffer into the `i64` the exports return: pointer high, length low.
 #[must_use]

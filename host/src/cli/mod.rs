@@ -5,6 +5,7 @@ mod call;
 mod check;
 mod invoke;
 mod listen;
+mod log_line;
 mod new;
 mod notify;
 mod serve;
@@ -106,7 +107,7 @@ fn init_logging(cli: &Cli) {
         // again at each retry: a caller naming a missing reply queue would fill the log with
         // reply bodies. The RPC server reports unroutable replies itself, without bodies.
         .add_directive(LAPIN_RETURNS_OFF.parse().expect("a valid directive"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(log_line::OneLinePerEvent(std::io::stderr)).init();
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

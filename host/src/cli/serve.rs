@@ -31,6 +31,12 @@ pub struct Args {
     /// Do not watch manifests and modules for changes (no hot reload).
     #[arg(long)]
     no_watch: bool,
+    /// Let the control endpoint's `stop` stop this host (off by default: anyone on the vhost could).
+    #[arg(long)]
+    allow_remote_stop: bool,
+    /// Answer oslo's `oslo_rpc_server_ping` on every served target (oslo's `rpc_ping_enabled`).
+    #[arg(long)]
+    rpc_ping_enabled: bool,
 }
 
 pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
@@ -57,6 +63,8 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     if a.no_watch {
         config.watch = false;
     }
+    config.allow_remote_stop |= a.allow_remote_stop;
+    config.rpc_ping_enabled |= a.rpc_ping_enabled;
     host::run(config, shutdown_signal()).await.context("cannot serve")?;
     Ok(ExitCode::SUCCESS)
 }

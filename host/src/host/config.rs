@@ -10,6 +10,8 @@
 //! drain_timeout = "30s"
 //! watch = true                         # reload manifests and modules when they change
 //! reload_debounce = "25ms"
+//! allow_remote_stop = false            # the control endpoint's `stop`: off unless trusted
+//! rpc_ping_enabled = false             # oslo's `oslo_rpc_server_ping` on every target
 //!
 //! [oslo_messaging_rabbit]             # oslo's option names; the URL query overrides them
 //! rabbit_quorum_queue = true
@@ -71,6 +73,11 @@ pub struct HostConfig {
     pub reload_debounce: Duration,
     /// `[notifications]`: how the host and its guests publish notifications.
     pub notifications: NotificationsConfig,
+    /// Whether the control endpoint's `stop` works. Off by default: any user of the vhost can
+    /// call it, and oslo has no remote stop.
+    pub allow_remote_stop: bool,
+    /// oslo's `rpc_ping_enabled`: every served target answers `oslo_rpc_server_ping`.
+    pub rpc_ping_enabled: bool,
 }
 
 /// oslo's `[oslo_messaging_notifications]`, under `[notifications]` in `wasmrpc.toml`.
@@ -102,6 +109,8 @@ impl HostConfig {
             watch: true,
             reload_debounce: Duration::from_millis(25),
             notifications: NotificationsConfig::default(),
+            allow_remote_stop: false,
+            rpc_ping_enabled: false,
         }
     }
 
@@ -180,6 +189,8 @@ struct ConfigFile {
     #[serde(deserialize_with = "rabbit_options")]
     oslo_messaging_rabbit: Vec<(String, String)>,
     notifications: NotificationsSection,
+    allow_remote_stop: bool,
+    rpc_ping_enabled: bool,
 }
 
 /// `[runtime]`.
@@ -221,6 +232,8 @@ impl Default for ConfigFile {
             runtime: RuntimeSection::default(),
             oslo_messaging_rabbit: d.rabbit_options,
             notifications: NotificationsSection::default(),
+            allow_remote_stop: d.allow_remote_stop,
+            rpc_ping_enabled: d.rpc_ping_enabled,
         }
     }
 }
@@ -264,6 +277,8 @@ impl ConfigFile {
                 topics: self.notifications.topics,
                 publisher_id: self.notifications.publisher_id,
             },
+            allow_remote_stop: self.allow_remote_stop,
+            rpc_ping_enabled: self.rpc_ping_enabled,
         }
     }
 }
@@ -339,6 +354,7 @@ mod tests {
         assert_eq!((c.runtime.max_instances, c.runtime.max_memory), (1000, 1 << 30));
         assert_eq!(c.runtime.cache_dir, d.runtime.cache_dir);
         assert!(c.rabbit_options.is_empty() && c.notifications.drivers.is_empty());
+        assert!(!c.allow_remote_stop && !c.rpc_ping_enabled, "remote stop and oslo's ping are opt-in");
     }
 
     #[test]
@@ -350,6 +366,7 @@ mod tests {
             "transport_url = \"memory://x/\"\ncontrol_exchange = \"nova\"\nserver = \"host-a\"\nmanifests = \"m\"\n\
              executor_thread_pool_size = 8\ncontrol_topic = \"ctl\"\ndrain_timeout = \"1m\"\n\
              kombu_missing_consumer_retry_timeout = 2.5\nwatch = false\nreload_debounce = \"40ms\"\n\
+             allow_remote_stop = true\nrpc_ping_enabled = true\n\
              [runtime]\npooling = false\nmax_instances = 7\nmax_memory = \"256MiB\"\ncache_dir = \"cache\"\n\
              [oslo_messaging_rabbit]\nrabbit_qos_prefetch_count = 16\nrabbit_quorum_queue = true\n\
              [notifications]\ndriver = [\"messagingv2\"]\ntopics = [\"n\"]\npublisher_id = \"p\"\n",
@@ -362,6 +379,7 @@ mod tests {
         assert_eq!((c.executor_size, c.control_topic.as_str()), (8, "ctl"));
         assert_eq!((c.drain_timeout, c.reply_retry), (Duration::from_secs(60), Duration::from_millis(2500)));
         assert_eq!((c.watch, c.reload_debounce), (false, Duration::from_millis(40)));
+        assert!(c.allow_remote_stop && c.rpc_ping_enabled);
         assert_eq!((c.runtime.pooling, c.runtime.max_instances, c.runtime.max_memory), (false, 7, 256 << 20));
         assert_eq!(c.runtime.cache_dir, Some(dir.path().join("cache")));
         let options: Vec<(&str, &str)> = c.rabbit_options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

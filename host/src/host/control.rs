@@ -4,8 +4,12 @@
 //! - `ping()` → `"pong"`
 //! - `list_endpoints()` → every loaded endpoint: name, target, namespace, version, methods,
 //!   module sha256, instance mode, limits, when it was loaded
-//! - `stop()` → asks the host to shut down (it drains in-flight calls first) and returns `true`
+//!   (paths relative to the manifest directory: callers learn no absolute paths)
+//! - `stop()` → asks the host to shut down (it drains in-flight calls first) and returns `true`;
+//!   only with `allow_remote_stop` (anyone who can publish on the vhost can call it), otherwise
+//!   `NoSuchMethod`, as oslo answers a method it does not have
 
+use std::path::Path;
 use std::sync::Weak;
 use std::time::Instant;
 
@@ -21,18 +25,20 @@ pub const CONTROL_NAMESPACE: &str = "control";
 /// The control endpoint's version.
 pub const CONTROL_VERSION: Version = Version::new(2, 0);
 
-const METHODS: &[&str] = &["ping", "list_endpoints", "stop"];
+const METHODS: &[&str] = &["ping", "list_endpoints"];
 
 #[derive(Debug)]
 pub(super) struct ControlEndpoint {
     host: Weak<Inner>,
     target: EndpointTarget,
+    allow_stop: bool,
 }
 
 impl ControlEndpoint {
-    pub(super) fn new(host: Weak<Inner>) -> ControlEndpoint {
+    pub(super) fn new(host: Weak<Inner>, allow_stop: bool) -> ControlEndpoint {
         ControlEndpoint {
             host,
+            allow_stop,
             target: EndpointTarget {
                 namespace: Some(CONTROL_NAMESPACE.into()),
                 legacy_namespaces: Vec::new(),
@@ -53,7 +59,7 @@ impl Endpoint for ControlEndpoint {
     }
 
     fn has_method(&self, method: &str) -> bool {
-        METHODS.contains(&method)
+        METHODS.contains(&method) || (self.allow_stop && method == "stop")
     }
 
     async fn invoke(
@@ -76,7 +82,7 @@ impl Endpoint for ControlEndpoint {
         match method {
             "ping" => Ok(json!("pong")),
             "list_endpoints" => Ok(Value::Array(host.endpoint_listing())),
-            "stop" => {
+            "stop" if self.allow_stop => {
                 tracing::info!("stop requested through the control endpoint");
                 host.shutdown.cancel();
                 Ok(json!(true))
@@ -113,8 +119,8 @@ impl Inner {
                     "name": spec.name,
                     "role": if listener.is_null() { "rpc" } else { "listener" },
                     "listener": listener,
-                    "manifest": spec.manifest_path.display().to_string(),
-                    "module": spec.module_path.display().to_string(),
+                    "manifest": self.shown_path(&spec.manifest_path),
+                    "module": self.shown_path(&spec.module_path),
                     "sha256": plugin.sha256(),
                     "topic": target.map(|t| t.topic.clone()),
                     "server": target.map(|t| t.server.clone().unwrap_or_else(|| self.config.server.clone())),
@@ -135,6 +141,22 @@ impl Inner {
                 })
             })
             .collect()
+    }
+}
+
+impl Inner {
+    /// A path as `list_endpoints` shows it: relative to the manifest directory, or only its file
+    /// name when it lies elsewhere; where the host's files live is no caller's business.
+    fn shown_path(&self, path: &Path) -> String {
+        let dir = &self.config.manifests;
+        let relative = path.strip_prefix(dir).map(Path::to_owned).ok().or_else(|| {
+            let (path, dir) = (std::fs::canonicalize(path).ok()?, std::fs::canonicalize(dir).ok()?);
+            path.strip_prefix(dir).map(Path::to_owned).ok()
+        });
+        match relative {
+            Some(r) if !r.as_os_str().is_empty() => r.display().to_string(),
+            _ => path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        }
     }
 }
 

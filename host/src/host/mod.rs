@@ -14,7 +14,7 @@
 //!   against `[outbound]`), `[config]` values resolved at load.
 //! - `wasm_endpoint.rs`: a loaded plugin as an RPC endpoint; failures as oslo sees them.
 //! - `wasm_listener.rs`: a loaded plugin as a notification listener.
-//! - `control.rs`: `ping`, `list_endpoints` (the endpoint listing), `stop`.
+//! - `control.rs`: `ping`, `list_endpoints` (the endpoint listing), `stop` (when allowed).
 
 mod config;
 mod control;
@@ -43,7 +43,7 @@ use crate::locks::{lock, read, write};
 use crate::manifest::{EndpointSpec, Role};
 use crate::notification::{HostNotifications, ListenerOptions, NotificationListener, Notifier};
 use crate::protocol::{ListenTarget, Target};
-use crate::rpc::{Dispatcher, DrainTimeout, Endpoint, NoOpSerializer, RpcClient, RpcServer, ServerOptions};
+use crate::rpc::{Dispatcher, DrainTimeout, Endpoint, NoOpSerializer, PingEndpoint, RpcClient, RpcServer, ServerOptions};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::transport::{self, Transport, TransportError, TransportOptions};
 use crate::watch::{Watch, WatchError};
@@ -336,7 +336,8 @@ impl Host {
                 });
             }
         }
-        for (target, endpoints) in groups {
+        for (target, mut endpoints) in groups {
+            self.add_ping(&mut endpoints);
             match servers.get(&target) {
                 Some(server) => server.dispatcher().replace(endpoints),
                 None => {
@@ -400,12 +401,23 @@ impl Host {
             topic: self.inner.config.control_topic.clone(),
             server: self.inner.config.server.clone(),
         };
-        let endpoint: Arc<dyn Endpoint> = Arc::new(control::ControlEndpoint::new(Arc::downgrade(&self.inner)));
-        let dispatcher = Arc::new(Dispatcher::new(vec![endpoint], Arc::new(NoOpSerializer)));
+        let endpoint: Arc<dyn Endpoint> =
+            Arc::new(control::ControlEndpoint::new(Arc::downgrade(&self.inner), self.inner.config.allow_remote_stop));
+        let mut endpoints = vec![endpoint];
+        self.add_ping(&mut endpoints);
+        let dispatcher = Arc::new(Dispatcher::new(endpoints, Arc::new(NoOpSerializer)));
         let server = RpcServer::new(self.inner.transport.clone(), target, dispatcher, self.server_options());
         server.start().await?;
         *self.inner.control.lock().await = Some(server);
         Ok(())
+    }
+
+    /// oslo's `rpc_ping_enabled`: the ping endpoint goes last in every server's list, so an
+    /// endpoint of the target's own that has the method keeps it (oslo then adds none).
+    fn add_ping(&self, endpoints: &mut Vec<Arc<dyn Endpoint>>) {
+        if self.inner.config.rpc_ping_enabled {
+            endpoints.push(Arc::new(PingEndpoint::new()));
+        }
     }
 
     fn server_options(&self) -> ServerOptions {

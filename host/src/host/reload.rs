@@ -250,7 +250,7 @@ impl Inner {
         // The manifest and, if it parses, its module's bytes (or why they cannot be read).
         let parsed = match manifest::from_str(path, &text) {
             Ok(spec) => {
-                let module = tokio::fs::read(&spec.module_path).await;
+                let module = crate::runtime::read_module(&spec.module_path).await;
                 Ok((spec, module))
             }
             Err(e) => Err(e),

@@ -29,6 +29,12 @@ pub const DEFAULT_MEMORY: u64 = 64 << 20;
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 /// Default bound on calls served by one warm instance before it is replaced.
 pub const DEFAULT_MAX_INVOCATIONS: u64 = 10_000;
+/// The longest deadline a manifest may set: a deadline is added to the clock, and one that does
+/// not fit (`deadline = 1e19`) would overflow it; a day is far beyond any RPC a caller waits on.
+pub const MAX_DEADLINE: Duration = Duration::from_secs(24 * 60 * 60);
+/// The largest `max_concurrency`: each permit is a semaphore slot and an idle warm instance
+/// kept, so a typo like `max_concurrency = 1e18` must not reach the semaphore (which panics).
+pub const MAX_CONCURRENCY: u64 = 100_000;
 
 /// A validated manifest: everything the host needs to load and serve one endpoint.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,7 @@ use super::toml_error::toml_problem;
 use super::units::{from_seconds, parse_duration, parse_size};
 use super::{
     ConfigEntry, ConfigSource, DEFAULT_MAX_INVOCATIONS, DirGrant, EndpointSpec, FilterSpec, InstanceMode, Limits,
-    ListenerSpec, Location, NotificationGrant, OutboundGrant, Problem, Role, RpcTarget, Sandbox, SpecLocations,
+    ListenerSpec, Location, MAX_CONCURRENCY, MAX_DEADLINE, NotificationGrant, OutboundGrant, Problem, Role, RpcTarget, Sandbox, SpecLocations,
 };
 use crate::protocol::{PRIORITIES, Version};
 
@@ -145,8 +145,15 @@ pub(super) fn resolve(path: &Path, source: &str) -> Result<EndpointSpec, Vec<Pro
                 Some("omit it to use only the server's executor bound"),
             );
             None
+        } else if *m.get_ref() > MAX_CONCURRENCY {
+            r.problem(
+                m.span(),
+                format!("`max_concurrency` {} is above the maximum of {MAX_CONCURRENCY}", m.get_ref()),
+                Some("omit it to use only the server's executor bound"),
+            );
+            None
         } else {
-            Some(*m.get_ref() as usize)
+            usize::try_from(*m.get_ref()).ok()
         }
     });
     let limits = resolve_limits(&mut r, &raw);
@@ -363,6 +370,11 @@ fn resolve_limits(r: &mut Resolver<'_>, raw: &RawManifest) -> Limits {
             Ok(d) if d.is_zero() => {
                 r.problem(raw.limits.deadline.as_ref().map_or(0..0, Spanned::span), "deadline must be positive", None)
             }
+            Ok(d) if d > MAX_DEADLINE => r.problem(
+                raw.limits.deadline.as_ref().map_or(0..0, Spanned::span),
+                format!("deadline {d:?} is above the maximum of {}", humantime::format_duration(MAX_DEADLINE)),
+                Some("write e.g. `deadline = \"30s\"`"),
+            ),
             Ok(deadline) => limits.deadline = deadline,
             Err(e) => r.problem(d.span(), e.to_string(), Some("write e.g. `deadline = \"30s\"`")),
         }
@@ -389,6 +401,15 @@ fn resolve_sandbox(r: &mut Resolver<'_>, raw: &RawManifest) -> Sandbox {
     for name in &s.inherit_env {
         if name.get_ref().is_empty() || name.get_ref().contains('=') {
             r.problem(name.span(), format!("invalid environment variable name {:?}", name.get_ref()), None);
+        } else if host_secret(name.get_ref()) {
+            r.problem(
+                name.span(),
+                format!(
+                    "`inherit_env` may not pass {:?}: it names a secret of the host's, or its transport URL",
+                    name.get_ref()
+                ),
+                Some("give the guest only what it needs, in `[sandbox] env`"),
+            );
         }
     }
     let mut dirs = Vec::new();
@@ -474,6 +495,16 @@ fn resolve_config(r: &mut Resolver<'_>, raw: &RawManifest) -> Vec<ConfigEntry> {
         entries.push(ConfigEntry { key: key.clone(), source, secret, at });
     }
     entries
+}
+
+/// Variables a manifest may never copy from the host's environment: the host's own settings
+/// (`WASMRPC_TRANSPORT_URL` holds the broker password) and anything named like a credential.
+fn host_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    upper.starts_with("WASMRPC_")
+        || ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "CREDENTIAL", "API_KEY", "PRIVATE_KEY", "TRANSPORT_URL"]
+            .iter()
+            .any(|word| upper.contains(word))
 }
 
 fn valid_name(name: &str) -> bool {

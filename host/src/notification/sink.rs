@@ -50,9 +50,15 @@ impl HostNotifications {
         HostNotifications { notifier, server: server.to_owned(), tx }
     }
 
-    fn queue(&self, notifier: Notifier, request: NotifyRequest) {
-        if let Err(mpsc::error::TrySendError::Full(p)) = self.tx.try_send(Pending { notifier, request }) {
-            tracing::warn!(event_type = %p.request.event_type, "notification queue full; dropped");
+    /// `false` when the notification was dropped.
+    fn queue(&self, notifier: Notifier, request: NotifyRequest) -> bool {
+        match self.tx.try_send(Pending { notifier, request }) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(p)) => {
+                tracing::warn!(event_type = %p.request.event_type, "notification queue full; dropped");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
 
@@ -79,9 +85,9 @@ impl HostNotifications {
 }
 
 impl Notifications for HostNotifications {
-    fn emit(&self, endpoint: &str, publisher_id: Option<&str>, request: NotifyRequest) {
+    fn emit(&self, endpoint: &str, publisher_id: Option<&str>, request: NotifyRequest) -> bool {
         let publisher = publisher_id.map_or_else(|| format!("{endpoint}.{}", self.server), str::to_owned);
-        self.queue(self.notifier.prepare(&publisher), request);
+        self.queue(self.notifier.prepare(&publisher), request)
     }
 }
 

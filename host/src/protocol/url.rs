@@ -1,7 +1,13 @@
 //! Transport URLs, parsed as oslo.messaging's `TransportURL.parse` does:
 //! `driver://[user:pass@]host[:port][,[user:pass@]host2[:port2]...]/[virtual_host][?query]`.
 //!
-//! Passwords never appear in `Display` or `Debug` output: they print as `****`.
+//! Passwords never appear in `Display` or `Debug` output: they print as `****`. A password
+//! written unencoded with a `/`, `?` or `,` in it would be split across the host list, the
+//! virtual host or the query (and then printed as one of them), so such URLs are refused: `@`
+//! after the host list, or a host without credentials before one with them, means the URL
+//! must be percent-encoded. (A password with both `,` and `@` unencoded reads as two hosts
+//! with credentials, here as in oslo: no parser can tell; percent-encode it.) Errors show [`redact`]ed text, which hides everything that may be
+//! a password even when the URL does not parse.
 
 use std::fmt;
 
@@ -87,6 +93,16 @@ pub enum UrlProblem {
         #[source]
         source: std::num::ParseIntError,
     },
+    /// `@` after the host list: most likely a password with `/` or `?` in it, which would
+    /// otherwise end up in the virtual host and be printed.
+    #[error("`@` after the host list: percent-encode it (%40), and `/`, `?`, `,` in a password (%2F, %3F, %2C)")]
+    AtAfterHosts,
+    /// A host without credentials before one with them: most likely a password with `,` in
+    /// it, whose first part would otherwise become a host (and be printed).
+    #[error(
+        "a host without credentials comes before one with them: percent-encode `,` in a password (%2C), or write the hosts with credentials first"
+    )]
+    MixedCredentials,
 }
 
 impl TransportUrl {
@@ -107,9 +123,21 @@ impl TransportUrl {
             Some(i) => (&rest[..i], Some(&rest[i..])),
             None => (rest, None),
         };
+        if path.is_some_and(|p| p.contains('@')) || query.is_some_and(|q| q.contains('@')) {
+            return Err(fail(UrlProblem::AtAfterHosts));
+        }
         let mut hosts = Vec::new();
         if !netloc.is_empty() {
-            for entry in netloc.split(',') {
+            let entries: Vec<&str> = netloc.split(',').collect();
+            // A password with `,` in it leaves a piece without `@` before the rest of it.
+            let first_without = entries.iter().position(|e| !e.contains('@'));
+            let last_with = entries.iter().rposition(|e| e.contains('@'));
+            if let (Some(without), Some(with)) = (first_without, last_with)
+                && without < with
+            {
+                return Err(fail(UrlProblem::MixedCredentials));
+            }
+            for entry in entries {
                 hosts.push(parse_host(entry).map_err(fail)?);
             }
         }
@@ -178,13 +206,30 @@ fn unquote_plus(s: &str) -> String {
     unquote(&s.replace('+', " "))
 }
 
-/// The URL text with every password replaced by `****`.
+/// The URL text with every password replaced by `****`, for any text, parsable or not.
+///
+/// Everything up to the last `@` may hold credentials. When that part reads as a plain host
+/// list (no `/` or `?`, and every host before the last has its own `@`), each host shows as
+/// `user:****@host`; otherwise everything from its first `:` to the last `@` is hidden, since
+/// a password with `/`, `?`, `,` or `@` in it cannot be told from the rest.
 #[must_use]
 pub fn redact(text: &str) -> String {
     let Some((scheme, rest)) = text.split_once("://") else {
         return text.to_owned();
     };
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(last_at) = rest.rfind('@') else {
+        return text.to_owned();
+    };
+    let credentials = &rest[..last_at];
+    let plain =
+        !credentials.contains(['/', '?']) && credentials.split(',').rev().skip(1).all(|entry| entry.contains('@'));
+    if !plain {
+        return match credentials.find(':') {
+            Some(colon) => format!("{scheme}://{}:****{}", &credentials[..colon], &rest[last_at..]),
+            None => text.to_owned(),
+        };
+    }
+    let end = rest[last_at..].find(['/', '?']).map_or(rest.len(), |i| last_at + i);
     let (netloc, tail) = rest.split_at(end);
     let hosts: Vec<String> = netloc
         .split(',')
@@ -286,5 +331,73 @@ mod tests {
         let err = TransportUrl::parse("rabbit://guest:s3cret@h1:notaport/").unwrap_err().to_string();
         assert!(!err.contains("s3cret") && err.contains("notaport"), "{err}");
         assert!(TransportUrl::parse("amqp://guest:s3cret@h/").unwrap_err().to_string().contains("guest:****@h"));
+    }
+
+    /// Passwords with `/`, `?`, `,` in them, written unencoded, were split into the host list
+    /// or the virtual host and printed (issue 17, item 4).
+    #[test]
+    fn passwords_with_separators_never_print() {
+        for text in [
+            "rabbit://guest:ab/secret@127.0.0.1/",
+            "rabbit://guest:12/secret@127.0.0.1:5672/",
+            "rabbit://u:se,cret@h/",
+            "rabbit://u:se?cret@h/",
+            "rabbit://u:,secret@h/",
+        ] {
+            let err = TransportUrl::parse(text).unwrap_err();
+            for shown in [err.to_string(), format!("{err:?}"), redact(text)] {
+                assert!(!shown.contains("secret") && !shown.contains("cret"), "{text} → {shown}");
+            }
+        }
+        assert_eq!(redact("rabbit://guest:ab/secret@127.0.0.1/"), "rabbit://guest:****@127.0.0.1/");
+        assert_eq!(redact("rabbit://u:p@h1,v:q@h2/vh?x=1"), "rabbit://u:****@h1,v:****@h2/vh?x=1");
+        let u = TransportUrl::parse("rabbit://u:p%40ss%2Fw%2Cd%3F@h/").unwrap();
+        assert_eq!(u.hosts[0].password.as_deref(), Some("p@ss/w,d?"), "percent-encoded, anything goes");
+    }
+
+    /// A password: letters no other part of the generated URLs (nor any message) uses, so
+    /// that any piece of it showing up is caught, mixed with every separator a URL has.
+    fn password() -> impl proptest::strategy::Strategy<Value = String> {
+        "[QXZ]{1,3}[QXZ/?,@:%#\\[\\]=&+ .-]{0,10}"
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 2000,
+            // A failure prints its shrunk URL; no regression files in the source tree.
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+        /// Item 4's property: whatever the password, written raw or percent-encoded, on any
+        /// host of a URL: no error, Display, Debug or redaction shows any character of it.
+        #[test]
+        fn no_password_ever_prints(
+            hosts in proptest::collection::vec(("[a-z]{1,6}", password(), "[a-z]{1,6}", proptest::option::of(0u16..), proptest::bool::ANY), 1..4),
+            vhost in proptest::option::of("[a-z/]{0,5}"),
+            query in proptest::option::of("[a-z]{1,4}=[a-z0-9]{0,4}"),
+        ) {
+            // Unencoded, a password with both `,` and `@` is two hosts to any parser.
+            proptest::prop_assume!(hosts.iter().all(|(_, pass, _, _, encoded)| *encoded || !(pass.contains(',') && pass.contains('@'))));
+            let netloc: Vec<String> = hosts.iter().map(|(user, pass, host, port, encoded)| {
+                let pass = if *encoded {
+                    percent_encoding::utf8_percent_encode(pass, percent_encoding::NON_ALPHANUMERIC).to_string()
+                } else {
+                    pass.clone()
+                };
+                let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+                format!("{user}:{pass}@{host}{port}")
+            }).collect();
+            let mut text = format!("rabbit://{}", netloc.join(","));
+            if let Some(v) = &vhost { text.push('/'); text.push_str(v); }
+            if let Some(q) = &query { text.push('?'); text.push_str(q); }
+            let mut shown = vec![redact(&text)];
+            match TransportUrl::parse(&text) {
+                Ok(u) => shown.extend([u.to_string(), format!("{u:?}"), format!("{:?}", u.hosts)]),
+                Err(e) => shown.extend([e.to_string(), format!("{e:?}")]),
+            }
+            for s in shown {
+                proptest::prop_assert!(!s.contains(['Q', 'X', 'Z']), "{} → {}", text, s);
+            }
+        }
     }
 }

@@ -187,8 +187,11 @@ impl RpcClient {
         // The timeout is a hard cap; the call monitor, when set, ends the call sooner if the
         // server falls silent, and each heartbeat moves it on.
         let now = Instant::now();
-        let hard = now + self.timeout;
-        let deadline = |heard_at: Instant| self.call_monitor_timeout.map_or(hard, |d| (heard_at + d).min(hard));
+        // A timeout too large to add to the clock (`--timeout 1e19`) waits as long as it can.
+        let hard = now.checked_add(self.timeout).unwrap_or_else(|| far_future(now));
+        let deadline = |heard_at: Instant| {
+            self.call_monitor_timeout.map_or(hard, |d| heard_at.checked_add(d).map_or(hard, |t| t.min(hard)))
+        };
         let waiter = replies.register(&msg_id, deadline(now));
         let reply_to = ReplyTo { msg_id, reply_q: replies.queue().to_owned(), call_monitor_timeout };
         let body = self.request(ctx, method, args, Some(reply_to));
@@ -238,4 +241,10 @@ fn remote_error(failure: &str) -> RpcError {
 /// `_timeout` as Python would send it: an int for whole seconds, else a float.
 fn seconds_value(d: Duration) -> Value {
     if d.subsec_nanos() == 0 { Value::from(d.as_secs()) } else { Value::from(d.as_secs_f64()) }
+}
+
+/// About thirty years from `now`: as far as any timer needs to look (tokio's own limit is about
+/// two years, beyond which it waits forever).
+fn far_future(now: Instant) -> Instant {
+    now + Duration::from_secs(30 * 365 * 24 * 60 * 60)
 }

@@ -6,6 +6,7 @@
 //! - [`RpcServer`]: start / stop / wait / reset, executor bound, caller deadlines, call-monitor
 //!   heartbeats, duplicate suppression; replies to a missing reply queue are retried, within
 //!   bounds, in `reply_retry.rs`.
+//! - [`PingEndpoint`]: oslo's `oslo_rpc_server_ping`, added to every server when enabled.
 //! - [`RpcClient`]: call / cast / prepare / can_send_version; one reply queue per transport.
 
 mod client;
@@ -13,6 +14,7 @@ mod context;
 mod dispatcher;
 mod endpoint;
 mod error;
+mod ping;
 mod replies;
 mod reply_retry;
 mod serializer;
@@ -23,5 +25,6 @@ pub use context::{CLIENT_TIMEOUT, CallContext};
 pub use dispatcher::{DISPATCHER_MODULE, Dispatcher, no_such_method, unsupported_version};
 pub use endpoint::{Endpoint, EndpointTarget};
 pub use error::{RemoteError, RpcError};
+pub use ping::{PING_METHOD, PingEndpoint};
 pub use serializer::{NoOpSerializer, Serializer};
 pub use server::{DEFAULT_EXECUTOR_SIZE, DrainTimeout, RpcServer, ServerOptions};

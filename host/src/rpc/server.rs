@@ -417,6 +417,10 @@ async fn acquire(semaphore: Arc<Semaphore>, waited: &mut bool) -> OwnedSemaphore
     }
 }
 
+/// The longest call-monitor heartbeat interval honoured (half a caller's `_timeout`); tokio's
+/// timers take about two years at most, and no caller waits that long for a reply.
+const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 /// Sends `ending: false` heartbeats every `int(_timeout) / 2` seconds while the call runs, as
 /// oslo's dispatcher watchdog does; none when that interval is below one second.
 fn start_heartbeat(inner: &Arc<Inner>, to: &ReplyTo, method: &str) -> Option<JoinHandle<()>> {
@@ -432,14 +436,17 @@ fn start_heartbeat(inner: &Arc<Inner>, to: &ReplyTo, method: &str) -> Option<Joi
     if timeout == 0.0 {
         return None;
     }
-    let interval = timeout / 2.0;
-    if interval < 1.0 {
-        tracing::warn!("Client provided an invalid timeout value of {}", to.call_monitor_timeout);
-        return None;
-    }
+    // A `_timeout` of 1e300 (or NaN, or negative) is no interval a timer can take: the caller
+    // gets no heartbeats, as for one below a second, and the host does not panic.
+    let period = match Duration::try_from_secs_f64(timeout / 2.0) {
+        Ok(period) if period >= Duration::from_secs(1) && period <= MAX_HEARTBEAT_INTERVAL => period,
+        _ => {
+            tracing::warn!("Client provided an invalid timeout value of {}", to.call_monitor_timeout);
+            return None;
+        }
+    };
     let (inner, to, method) = (inner.clone(), to.clone(), method.to_owned());
     Some(tokio::spawn(async move {
-        let period = Duration::from_secs_f64(interval);
         loop {
             tokio::time::sleep(period).await;
             tracing::debug!(%method, "sending a call-monitor heartbeat");

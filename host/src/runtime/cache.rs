@@ -6,8 +6,13 @@
 //! generation changes (wasmtime version, engine settings), so stale entries are never looked
 //! up; the digest is checked before an artifact is loaded, so a truncated, corrupted or foreign
 //! file is detected and recompiled, never trusted blindly. wasmtime checks the artifact header
-//! again when deserializing. Keep the directory private to the host's user: a replaced artifact
-//! with a matching digest is native code the host would run.
+//! again when deserializing.
+//!
+//! The digest only catches damage: an artifact replaced together with its digest is native
+//! code the host would run. So the cache trusts its directory's owner and nobody else: it
+//! creates the directory `0700` and its files `0600`, and it neither reads nor writes a
+//! directory or an entry owned by another user or writable by group or others (it logs why
+//! and compiles instead).
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -52,6 +57,15 @@ impl ModuleCache {
     /// The cached module, if there is a sound entry for it.
     pub(crate) fn get(&self, engine: &Engine, module_sha256: &str) -> Option<Module> {
         let (artifact, digest) = self.entry(module_sha256);
+        if !artifact.exists() {
+            return None;
+        }
+        for path in [&self.dir, &artifact, &digest] {
+            if let Err(why) = private(path) {
+                tracing::warn!(entry = %artifact.display(), "compiled-module cache not used: {why}; compiling");
+                return None;
+            }
+        }
         let bytes = std::fs::read(&artifact).ok()?;
         let expected = std::fs::read_to_string(&digest).unwrap_or_default();
         if hex(&Sha256::digest(&bytes)) != expected.trim() {
@@ -77,7 +91,8 @@ impl ModuleCache {
     }
 
     fn try_put(&self, module: &Module, module_sha256: &str) -> Result<(), StoreError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| StoreError::Io { path: self.dir.clone(), source })?;
+        create_private_dir(&self.dir).map_err(|source| StoreError::Io { path: self.dir.clone(), source })?;
+        private(&self.dir).map_err(|why| StoreError::Untrusted { path: self.dir.clone(), why })?;
         let bytes = module.serialize().map_err(|e| StoreError::Serialize(EngineError(e)))?;
         let (artifact, digest) = self.entry(module_sha256);
         write_atomically(&artifact, &bytes)?;
@@ -92,6 +107,39 @@ enum StoreError {
     Serialize(#[source] EngineError),
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("{}: {why}", path.display())]
+    Untrusted { path: PathBuf, why: String },
+}
+
+/// Creates `dir` (and missing parents) readable by its owner only.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
+/// Whether only this process's user can have written `path`: owned by it, not writable by
+/// group or others. Symbolic links are judged by what they point to.
+fn private(path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let me = rustix::process::geteuid().as_raw();
+        if meta.uid() != me {
+            return Err(format!("{} is owned by uid {}, not by this host's uid {me}", path.display(), meta.uid()));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(format!("{} is writable by group or others (mode {:o})", path.display(), meta.mode() & 0o7777));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Loads an artifact this cache verified.
@@ -106,7 +154,14 @@ fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     // Unique per writer: two hosts (or two loads) may store the same entry at once.
     let tmp = path.with_extension(format!("tmp-{}-{}", std::process::id(), crate::protocol::new_id()));
-    std::fs::write(&tmp, bytes).map_err(|source| StoreError::Io { path: tmp.clone(), source })?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(&tmp)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, bytes))
+        .map_err(|source| StoreError::Io { path: tmp.clone(), source })?;
     std::fs::rename(&tmp, path).map_err(|source| StoreError::Io { path: path.to_owned(), source })
 }
 

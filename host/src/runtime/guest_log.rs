@@ -10,6 +10,8 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
+use super::rate::GuestRates;
+
 /// Longest line kept; the rest is cut so one guest cannot fill the log with a single write.
 const MAX_LINE: usize = 16 << 10;
 
@@ -18,19 +20,25 @@ const MAX_LINE: usize = 16 << 10;
 pub(crate) struct GuestOutput {
     endpoint: Arc<str>,
     stream: &'static str,
+    rates: Arc<GuestRates>,
 }
 
 impl GuestOutput {
-    pub(crate) fn stdout(endpoint: Arc<str>) -> GuestOutput {
-        GuestOutput { endpoint, stream: "stdout" }
+    pub(crate) fn stdout(endpoint: Arc<str>, rates: Arc<GuestRates>) -> GuestOutput {
+        GuestOutput { endpoint, stream: "stdout", rates }
     }
 
-    pub(crate) fn stderr(endpoint: Arc<str>) -> GuestOutput {
-        GuestOutput { endpoint, stream: "stderr" }
+    pub(crate) fn stderr(endpoint: Arc<str>, rates: Arc<GuestRates>) -> GuestOutput {
+        GuestOutput { endpoint, stream: "stderr", rates }
     }
 
     fn writer(&self) -> LineWriter {
-        LineWriter { endpoint: self.endpoint.clone(), stream: self.stream, pending: Vec::new() }
+        LineWriter {
+            endpoint: self.endpoint.clone(),
+            stream: self.stream,
+            rates: self.rates.clone(),
+            pending: Vec::new(),
+        }
     }
 }
 
@@ -54,6 +62,7 @@ impl StdoutStream for GuestOutput {
 struct LineWriter {
     endpoint: Arc<str>,
     stream: &'static str,
+    rates: Arc<GuestRates>,
     pending: Vec<u8>,
 }
 
@@ -74,9 +83,11 @@ impl LineWriter {
         if self.pending.is_empty() {
             return;
         }
-        let text = String::from_utf8_lossy(&self.pending);
-        let line = text.trim_end_matches(['\n', '\r']);
-        tracing::info!(target: "wasmrpc::guest", endpoint = %self.endpoint, stream = self.stream, "{line}");
+        if self.rates.log_line() {
+            let text = String::from_utf8_lossy(&self.pending);
+            let line = text.trim_end_matches(['\n', '\r']);
+            tracing::info!(target: "wasmrpc::guest", endpoint = %self.endpoint, stream = self.stream, "{line}");
+        }
         self.pending.clear();
     }
 }

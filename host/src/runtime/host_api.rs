@@ -2,7 +2,7 @@
 //! `wasmrpc.rpc` and `wasmrpc.config` (docs/abi.md).
 
 use wasmrpc_abi::{
-    ALLOC_EXPORT, CONFIG_ABSENT, CONFIG_IMPORT, HOST_MODULE, LOG_IMPORT, LogLevel, NOTIFY_DENIED, NOTIFY_IMPORT,
+    ALLOC_EXPORT, CONFIG_ABSENT, CONFIG_IMPORT, HOST_MODULE, LOG_IMPORT, LogLevel, NOTIFY_DENIED, NOTIFY_DROPPED, NOTIFY_IMPORT,
     NOTIFY_INVALID, NOTIFY_SENT, NotifyRequest, PANIC_IMPORT, RPC_IMPORT, RpcFailure, RpcFailureKind, RpcRequest,
     RpcResponse, pack,
 };
@@ -24,6 +24,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result
         HOST_MODULE,
         LOG_IMPORT,
         |mut caller: Caller<'_, StoreState>, level: i32, ptr: i32, len: i32| {
+            let guest = &caller.data().guest;
+            if !guest.rates.log_line() {
+                return Ok(());
+            }
             let text = read_text(&mut caller, ptr, len)?;
             let endpoint = &caller.data().guest.name;
             match LogLevel::from_raw(level) {
@@ -51,19 +55,25 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result
         };
         let guest = &caller.data().guest;
         if !guest.grant.allows(&request.event_type) {
-            tracing::warn!(
-                endpoint = %guest.name,
-                event_type = %request.event_type,
-                "notification dropped: the manifest's [notifications] allow list does not include this event type"
-            );
+            // A line the guest causes, so under its log rate limit too.
+            if guest.rates.log_line() {
+                tracing::warn!(
+                    endpoint = %guest.name,
+                    event_type = %request.event_type,
+                    "notification dropped: the manifest's [notifications] allow list does not include this event type"
+                );
+            }
             return Ok(NOTIFY_DENIED);
+        }
+        if !guest.rates.notification() {
+            return Ok(NOTIFY_DROPPED);
         }
         let Some(sink) = &guest.notifications else {
             tracing::debug!(endpoint = %guest.name, event_type = %request.event_type, "notification dropped: no notification driver is configured");
             return Ok(NOTIFY_SENT);
         };
-        sink.emit(&guest.name, guest.grant.publisher_id.as_deref(), request);
-        Ok(NOTIFY_SENT)
+        let queued = sink.emit(&guest.name, guest.grant.publisher_id.as_deref(), request);
+        Ok(if queued { NOTIFY_SENT } else { NOTIFY_DROPPED })
     })?;
     // Async: the guest's fiber is suspended while the call is out, holding no host thread, and
     // the call's deadline timer can drop it there.

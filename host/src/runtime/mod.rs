@@ -18,6 +18,7 @@
 //! - `services.rs`: [`HostServices`], what the host lends a guest (outbound RPC, config), and
 //!   [`GuestServices`].
 //! - `guest_log.rs`: guest stdout/stderr into the host's log.
+//! - `rate.rs`: per-endpoint rate limits on guest log lines and notifications.
 //! - `cache.rs`: compiled modules on disk, keyed by module digest and engine settings.
 //! - `error.rs`: [`LoadError`] (with [`ModuleProblem`], [`Disagreement`]), [`CallError`],
 //!   [`TrapKind`], [`RuntimeError`].
@@ -28,6 +29,7 @@ mod guest_log;
 mod host_api;
 mod instance;
 mod plugin;
+mod rate;
 mod services;
 mod store;
 mod validate;
@@ -45,6 +47,7 @@ pub use cache::Compiled;
 pub use error::{CallError, Disagreement, EngineError, GuestTrap, LoadError, ModuleProblem, RuntimeError, TrapKind};
 pub use plugin::Plugin;
 pub use services::{GuestServices, HostServices};
+pub use rate::{LOG_BURST, LOG_LINES_PER_SECOND, NOTIFICATION_BURST, NOTIFICATIONS_PER_SECOND};
 
 use self::instance::PreparedModule;
 use self::store::{GuestInfo, StoreState};
@@ -52,8 +55,9 @@ use crate::manifest::{EndpointSpec, InstanceMode};
 
 /// Where notifications emitted by guests go (implemented by the host's notifier).
 pub trait Notifications: Send + Sync + fmt::Debug {
-    /// Queues a notification; must not block (it runs inside a guest call).
-    fn emit(&self, endpoint: &str, publisher_id: Option<&str>, request: NotifyRequest);
+    /// Queues a notification; must not block (it runs inside a guest call). `false`: it was
+    /// dropped (the queue is full), and the guest is told so.
+    fn emit(&self, endpoint: &str, publisher_id: Option<&str>, request: NotifyRequest) -> bool;
 }
 
 /// Settings of the process-wide runtime.
@@ -173,7 +177,7 @@ impl Runtime {
         spec: &EndpointSpec,
         notifications: Option<Arc<dyn Notifications>>,
     ) -> Result<Plugin, LoadError> {
-        let bytes = tokio::fs::read(&spec.module_path).await.map_err(|source| LoadError::Read {
+        let bytes = read_module(&spec.module_path).await.map_err(|source| LoadError::Read {
             endpoint: spec.name.clone(),
             path: spec.module_path.clone(),
             source,
@@ -189,6 +193,13 @@ impl Runtime {
         bytes: Vec<u8>,
         services: GuestServices,
     ) -> Result<Plugin, LoadError> {
+        if bytes.len() as u64 > MAX_MODULE_SIZE {
+            return Err(LoadError::Read {
+                endpoint: spec.name.clone(),
+                path: spec.module_path.clone(),
+                source: too_large(bytes.len() as u64),
+            });
+        }
         let started = Instant::now();
         let path = &spec.module_path;
         let problem = |problem| LoadError::Module { endpoint: spec.name.clone(), path: path.clone(), problem };
@@ -218,6 +229,7 @@ impl Runtime {
             grant: spec.notifications.clone(),
             notifications: services.notifications,
             services: services.host,
+            rates: Arc::new(rate::GuestRates::new(Arc::from(spec.name.as_str()))),
         });
         let prepared = PreparedModule {
             engine: self.inner.engine.clone(),
@@ -348,4 +360,36 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+/// The largest module file loaded: a module is read whole and compiled, so a huge file in the
+/// plugin directory would cost the host its memory before any check. Python components are
+/// tens of MiB; this leaves room for far larger ones.
+pub const MAX_MODULE_SIZE: u64 = 256 << 20;
+
+/// Reads a module file, refusing one over [`MAX_MODULE_SIZE`] before reading it (and while
+/// reading, should it grow meanwhile).
+pub async fn read_module(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt as _;
+    let file = tokio::fs::File::open(path).await?;
+    let size = file.metadata().await?.len();
+    if size > MAX_MODULE_SIZE {
+        return Err(too_large(size));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or_default());
+    file.take(MAX_MODULE_SIZE + 1).read_to_end(&mut bytes).await?;
+    if bytes.len() as u64 > MAX_MODULE_SIZE {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+fn too_large(size: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!(
+            "the module is {size} bytes, over the limit of {MAX_MODULE_SIZE} bytes ({} MiB)",
+            MAX_MODULE_SIZE >> 20
+        ),
+    )
 }

@@ -11,6 +11,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use super::error::{DeadlineExceeded, MemoryLimitExceeded};
 use super::guest_log::GuestOutput;
 use super::{HostServices, Notifications};
+use super::rate::GuestRates;
 use crate::manifest::{DirGrant, NotificationGrant};
 
 /// The most table elements an instance may have (Rust guests use a few hundred).
@@ -33,6 +34,8 @@ pub(crate) struct GuestInfo {
     pub notifications: Option<Arc<dyn Notifications>>,
     /// Outbound calls and configuration values, if the host lends them.
     pub services: Option<Arc<dyn HostServices>>,
+    /// Rate limits on the guest's log lines and notifications.
+    pub rates: Arc<GuestRates>,
 }
 
 /// The `T` of every `Store<T>` this runtime creates.
@@ -127,8 +130,8 @@ pub(crate) fn reset_for_call(
 /// stderr go to the host's log. Clocks and randomness stay available.
 fn sandbox(guest: &GuestInfo) -> wasmtime::Result<WasiP1Ctx> {
     let mut b = WasiCtxBuilder::new();
-    b.stdout(GuestOutput::stdout(guest.name.clone()))
-        .stderr(GuestOutput::stderr(guest.name.clone()))
+    b.stdout(GuestOutput::stdout(guest.name.clone(), guest.rates.clone()))
+        .stderr(GuestOutput::stderr(guest.name.clone(), guest.rates.clone()))
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);

@@ -1,8 +1,12 @@
 //! Misbehaves on request: `grow` allocates until something stops it, `recurse` overflows the
 //! stack, `poke` reads far outside linear memory, `unreachable` executes `unreachable`, `fill`
-//! answers a small request with a reply as large as asked.
+//! answers a small request with a reply as large as asked,
+//! `flood_logs` and `flood_notifications` write log lines and emit notifications as fast as
+//! they can.
 
-use wasmrpc_guest::{Context, endpoint};
+use serde_json::{Value, json};
+use wasmrpc_guest::notifier::NotifyError;
+use wasmrpc_guest::{Context, Notifier, endpoint};
 
 #[derive(Default)]
 pub struct Hog {
@@ -48,6 +52,29 @@ impl Hog {
     /// A string of `bytes` bytes: a reply larger than the broker takes.
     pub fn fill(&self, _ctx: &Context, bytes: u64) -> String {
         "x".repeat(bytes as usize)
+    }
+
+    /// Writes `count` log lines through the host's `log` import and `count` to stdout.
+    pub fn flood_logs(&self, _ctx: &Context, count: u64) -> u64 {
+        for i in 0..count {
+            wasmrpc_guest::info!("flood line {i}");
+            println!("flood stdout line {i}");
+        }
+        count
+    }
+
+    /// Emits `count` notifications of `event_type`; says how many the host sent, dropped or
+    /// refused otherwise.
+    pub fn flood_notifications(&self, ctx: &Context, event_type: String, count: u64) -> Value {
+        let (mut sent, mut dropped, mut other) = (0u64, 0u64, 0u64);
+        for i in 0..count {
+            match Notifier.info(ctx, &event_type, json!({"i": i})) {
+                Ok(()) => sent += 1,
+                Err(NotifyError::Dropped { .. }) => dropped += 1,
+                Err(_) => other += 1,
+            }
+        }
+        json!({"sent": sent, "dropped": dropped, "other": other})
     }
 
     pub fn ping(&self, _ctx: &Context) -> &'static str {

@@ -262,7 +262,9 @@ async fn wasmrpc_serve_with_the_default_url_answers_a_python_client() {
     let url = rabbit_url();
     let server = unique("serve");
     let mut serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_wasmrpc-cli"));
-    serve.args(["serve", "--server", &server, "--manifests"]).arg(wasmrpc_tests::root().join("manifests"));
+    serve
+        .args(["serve", "--allow-remote-stop", "--server", &server, "--manifests"])
+        .arg(wasmrpc_tests::root().join("manifests"));
     // The default URL is what this test is about; a developer pointing the suite at another
     // broker (WASMRPC_TEST_RABBIT_URL) gets the same scenario on that broker instead.
     if url == wasmrpc::host::DEFAULT_TRANSPORT_URL {

@@ -6,6 +6,7 @@ mod cli;
 mod deadline;
 mod faults;
 mod guest_config;
+mod hostile;
 mod interop;
 mod manifest;
 mod notifications;

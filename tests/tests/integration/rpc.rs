@@ -362,7 +362,9 @@ async fn the_control_endpoint_pings_lists_and_stops() {
     let url = memory_url();
     let dir = ManifestDir::new();
     dir.endpoint("calculator", "calculator", "calculator", "1.0", "[instance]\nmax_concurrency = 4");
-    let host = start_host(&url, "ctl-host", dir.path()).await;
+    let mut config = wasmrpc_tests::host_config(&url, "ctl-host", dir.path());
+    config.allow_remote_stop = true;
+    let host = wasmrpc::Host::start(config).await.unwrap();
     let control = client(&url, "wasmrpc").await.prepare(Prepare {
         namespace: Some("control".into()),
         version: Some(v("2.0")),

@@ -205,7 +205,7 @@ impl Broker {
             handler(message.body.clone());
             return 1;
         }
-        let deadline = message.expiration.map(|ttl| Instant::now() + ttl);
+        let deadline = message.expiration.and_then(|ttl| Instant::now().checked_add(ttl));
         let seq = self.published.fetch_add(1, Ordering::Relaxed);
         let store =
             |q: &Arc<Queue>| q.push(Stored { seq, body: message.body.clone(), deadline, redelivered: false }, false);

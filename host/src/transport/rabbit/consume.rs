@@ -271,7 +271,8 @@ async fn incoming(queue: &Arc<str>, d: Delivery, max_size: u64) -> Option<Incomi
         .expiration()
         .as_ref()
         .and_then(|e| e.as_str().parse::<u64>().ok())
-        .map(|ms| Instant::now() + Duration::from_millis(ms));
+        // An expiration too far away to add to the clock is no deadline at all.
+        .and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
     Some(Incoming::new(
         Body::Wire(Bytes::from(d.data)),
         queue.clone(),
