@@ -10,10 +10,12 @@ mod chaos;
 mod echo;
 mod inproc;
 mod outbound;
+mod reliability;
 mod reload;
 mod report;
 mod rpc;
 mod scale;
+mod soak;
 mod stats;
 
 use std::path::PathBuf;
@@ -104,6 +106,28 @@ enum Command {
         #[arg(long, default_value = "target/reliability/chaos.json")]
         out: PathBuf,
     },
+    /// The soak: `calls` calls against one in-process host over memory://, RSS and open file
+    /// descriptors sampled every tenth; the figures go to `out` for RELIABILITY.md.
+    Soak {
+        #[arg(long, default_value_t = 1_000_000)]
+        calls: u64,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value = "target/reliability/soak.json")]
+        out: PathBuf,
+    },
+    /// Writes RELIABILITY.md from its template and the figures in `figures` (`scripts/reliability`).
+    Reliability {
+        #[arg(long, default_value = "RELIABILITY.md")]
+        out: PathBuf,
+        #[arg(long, default_value = "bench/RELIABILITY.template.md")]
+        template: PathBuf,
+        #[arg(long, default_value = "target/reliability")]
+        figures: PathBuf,
+        /// The build profile the figures were measured with.
+        #[arg(long, default_value = "debug")]
+        profile: String,
+    },
     /// Calls `add` on a topic over RabbitMQ for a while (load for profiling a host).
     Load {
         #[arg(long)]
@@ -175,6 +199,16 @@ fn main() -> anyhow::Result<()> {
             Command::Reload => print!("{}", report::reload_table(&reload::run(&cli.plugins, cli.quick).await?)),
             Command::Scale => {
                 print!("{}", report::scale_table(&scale::run(&cli.wasmrpc, &cli.plugins, cli.quick).await?))
+            }
+            Command::Soak { calls, concurrency, out } => {
+                let mut soak = soak::run(&cli.plugins, *calls, *concurrency).await?;
+                soak.command = format!("wasmrpc-bench soak --calls {calls} --concurrency {concurrency}");
+                soak::save(&soak, out)?;
+                println!("{}", serde_json::to_string_pretty(&soak)?);
+            }
+            Command::Reliability { out, template, figures, profile } => {
+                reliability::write(template, out, figures, &report::machine(profile))?;
+                eprintln!("wrote {}", out.display());
             }
             Command::Load { topic, seconds, concurrency } => {
                 let n = rpc::load(topic, std::time::Duration::from_secs(*seconds), *concurrency).await?;

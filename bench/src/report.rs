@@ -161,7 +161,8 @@ fn command(out: &str) -> String {
     output.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default()
 }
 
-fn machine() -> String {
+/// The machine, toolchain and versions, as a table; `profile` names the build measured.
+pub fn machine(profile: &str) -> String {
     let cpu = command("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2");
     let cores = command("nproc");
     let mem = command("awk '/MemTotal/ {printf \"%.0f GiB\", $2/1048576}' /proc/meminfo");
@@ -172,7 +173,7 @@ fn machine() -> String {
     );
     let date = command("date -u '+%Y-%m-%d %H:%M UTC'");
     format!(
-        "| | |\n|---|---|\n| machine | {cores} cores ({cpu}), {mem} |\n| toolchain | {rustc}, release profile |\n| wasmtime / lapin | 48.0.8 / 4.12.3 |\n| RabbitMQ | {rabbit} (loopback, same machine) |\n| oslo.messaging | {oslo} (Python 3.11) |\n| run | {date} |"
+        "| | |\n|---|---|\n| machine | {cores} cores ({cpu}), {mem} |\n| toolchain | {rustc}, {profile} profile |\n| wasmtime / lapin | 48.0.8 / 4.12.3 |\n| RabbitMQ | {rabbit} (loopback, same machine) |\n| oslo.messaging | {oslo} (Python 3.11) |\n| run | {date} |"
     )
 }
 
@@ -180,7 +181,7 @@ fn machine() -> String {
 pub fn write(template: &Path, out: &Path, t: &Tables, quick: bool) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(template)?;
     let filled = text
-        .replace("{{machine}}", &machine())
+        .replace("{{machine}}", &machine("release"))
         .replace("{{took}}", &format!("{:.0} s{}", t.took.as_secs_f64(), if quick { " (--quick)" } else { "" }))
         .replace("{{inproc}}", &inproc_table(&t.inproc))
         .replace("{{inproc_targets}}", &inproc_targets(&t.inproc))
