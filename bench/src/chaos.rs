@@ -86,6 +86,18 @@ fn manifest(name: &str, plugin: &Path, topic: &str, round: usize) -> String {
     )
 }
 
+/// Seconds until serving again, or `null` (with the error printed) when it did not within the
+/// bound: the run carries on and reports it.
+fn seconds(back: &anyhow::Result<Duration>) -> Value {
+    match back {
+        Ok(d) => json!(d.as_secs_f64()),
+        Err(e) => {
+            eprintln!("chaos: {e}");
+            Value::Null
+        }
+    }
+}
+
 /// Polls with fresh calls until the host answers; returns how long it took.
 async fn until_serving(client: &RpcClient, within: Duration) -> anyhow::Result<Duration> {
     let quick = client.prepare(Prepare { timeout: Some(Duration::from_secs(2)), ..Prepare::default() });
@@ -202,15 +214,15 @@ pub async fn run(wasmrpc: &Path, python: &Path, plugins: &Path, url: &str, out: 
     rabbitmqctl(&["stop_app"])?;
     tokio::time::sleep(OUTAGE).await;
     rabbitmqctl(&["start_app"])?;
-    let back = until_serving(&client, Duration::from_secs(120)).await?;
-    faults.push(json!({"fault": "broker restart (stop_app, 5 s, start_app)", "serving_again_s": back.as_secs_f64()}));
+    let back = until_serving(&client, Duration::from_secs(120)).await;
+    faults.push(json!({"fault": "broker restart (stop_app, 5 s, start_app)", "serving_again_s": seconds(&back)}));
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     eprintln!("chaos: close_all_connections");
     let close_start = SystemTime::now();
     rabbitmqctl(&["close_all_connections", "chaos"])?;
-    let back = until_serving(&client, Duration::from_secs(120)).await?;
-    faults.push(json!({"fault": "close_all_connections", "serving_again_s": back.as_secs_f64()}));
+    let back = until_serving(&client, Duration::from_secs(120)).await;
+    faults.push(json!({"fault": "close_all_connections", "serving_again_s": seconds(&back)}));
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     eprintln!("chaos: reloads");
