@@ -337,7 +337,15 @@ async fn run(plugins: std::path::PathBuf, quick: bool, rpc_only: bool) -> anyhow
 
 /// A server for a Rust `add` endpoint on `transport`, and a client calling it.
 async fn native_add(transport: &Arc<dyn wasmrpc::transport::Transport>) -> anyhow::Result<(RpcClient, RpcServer)> {
-    let target = ListenTarget { exchange: None, topic: "native_add".into(), server: "bench".into() };
+    native_add_on(transport, "native_add").await
+}
+
+/// A server for a Rust `add` endpoint (version 1.0) on `topic`, and a client calling it.
+pub async fn native_add_on(
+    transport: &Arc<dyn wasmrpc::transport::Transport>,
+    topic: &str,
+) -> anyhow::Result<(RpcClient, RpcServer)> {
+    let target = ListenTarget { exchange: None, topic: topic.into(), server: "bench".into() };
     let endpoint: Arc<dyn Endpoint> = Arc::new(NativeAdd(EndpointTarget {
         namespace: None,
         legacy_namespaces: Vec::new(),
@@ -346,7 +354,7 @@ async fn native_add(transport: &Arc<dyn wasmrpc::transport::Transport>) -> anyho
     let dispatcher = Arc::new(Dispatcher::new(vec![endpoint], Arc::new(NoOpSerializer)));
     let server = RpcServer::new(transport.clone(), target, dispatcher, ServerOptions::default());
     server.start().await?;
-    Ok((RpcClient::new(transport.clone(), Target::topic("native_add")), server))
+    Ok((RpcClient::new(transport.clone(), Target::topic(topic)), server))
 }
 
 /// `n` sequential calls of the Rust `add` endpoint over a fresh memory:// transport (after a

@@ -6,8 +6,10 @@
 //! in the same run, the end-to-end rows need servers in other processes, and the report needs
 //! the numbers, not criterion's HTML.
 
+mod chaos;
 mod echo;
 mod inproc;
+mod outbound;
 mod reliability;
 mod reload;
 mod report;
@@ -61,6 +63,8 @@ enum Command {
     Inproc,
     /// RPC over RabbitMQ against the echo ceiling and the Python server.
     Rpc,
+    /// A guest's outbound call over RabbitMQ against the same call made directly.
+    Outbound,
     /// Hot-reload latency.
     Reload,
     /// Start-up time and memory with many endpoints.
@@ -112,6 +116,17 @@ enum Command {
         /// The build profile the figures were measured with.
         #[arg(long, default_value = "debug")]
         profile: String,
+    },
+    /// The fault run (issue 17): a host under load from Rust and Python clients through a broker
+    /// restart, close_all_connections and 100 reloads; `scripts/chaos` runs it. `rabbitmqctl`
+    /// acts on the node RABBITMQ_NODENAME names: use a broker of your own.
+    Chaos {
+        /// The broker [default: WASMRPC_TEST_RABBIT_URL, else the local one].
+        #[arg(long)]
+        url: Option<String>,
+        /// Where the figures go (JSON).
+        #[arg(long, default_value = "target/reliability/chaos.json")]
+        out: PathBuf,
     },
     /// Calls `add` on a topic over RabbitMQ for a while (load for profiling a host).
     Load {
@@ -180,6 +195,7 @@ fn main() -> anyhow::Result<()> {
                     .await?;
                 print!("{}", report::rpc_table(&rows));
             }
+            Command::Outbound => print!("{}", outbound::run(&cli.plugins, cli.quick).await?),
             Command::Reload => print!("{}", report::reload_table(&reload::run(&cli.plugins, cli.quick).await?)),
             Command::Scale => {
                 print!("{}", report::scale_table(&scale::run(&cli.wasmrpc, &cli.plugins, cli.quick).await?))
@@ -197,6 +213,12 @@ fn main() -> anyhow::Result<()> {
             Command::Load { topic, seconds, concurrency } => {
                 let n = rpc::load(topic, std::time::Duration::from_secs(*seconds), *concurrency).await?;
                 println!("{n} calls in {seconds} s: {:.0}/s", n as f64 / *seconds as f64);
+            }
+            Command::Chaos { url, out } => {
+                let url = url.clone().or_else(|| std::env::var("WASMRPC_TEST_RABBIT_URL").ok());
+                let url = url.unwrap_or_else(|| "rabbit://guest:guest@127.0.0.1:5672/".into());
+                let figures = chaos::run(&cli.wasmrpc, &cli.python, &cli.plugins, &url, out).await?;
+                println!("{}", serde_json::to_string_pretty(&figures)?);
             }
             Command::EchoServer { .. } | Command::NativeCalls { .. } | Command::Fuel { .. } => {
                 unreachable!("handled above")

@@ -7,16 +7,21 @@
 //! - [`RemoteError`], [`IntoRemoteError`]: errors as the caller sees them.
 //! - [`info!`], [`warn!`], [`error!`], [`debug!`], [`trace!`], [`log`], [`Level`]: the host's log.
 //! - [`notifier`]: [`Notifier`] and [`NotificationResult`].
+//! - [`rpc`]: calls and casts to other services ([`rpc::call`], [`rpc::cast`]), as the
+//!   manifest's `[outbound]` grants.
+//! - [`config`]: the manifest's `[config]` values ([`config::get`]).
 #![warn(missing_docs)]
 // The ABI moves raw pointers across the wasm boundary; the unsafe code is confined to
 // `__private.rs` and `host.rs`.
 #![allow(unsafe_code)]
 
+pub mod config;
 mod context;
 mod error;
 mod host;
 pub mod notifier;
 mod request;
+pub mod rpc;
 
 #[doc(hidden)]
 pub mod __private;

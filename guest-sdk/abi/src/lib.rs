@@ -51,6 +51,19 @@ pub const PANIC_IMPORT: &str = "panic";
 /// [`NotifyRequest`]; returns one of the `NOTIFY_*` status codes.
 pub const NOTIFY_IMPORT: &str = "notify";
 
+/// `wasmrpc.rpc(ptr: i32, len: i32) -> i64`: sends the call or cast described by a JSON
+/// [`RpcRequest`] and waits for its outcome, returning the packed `(ptr, len)` of a JSON
+/// [`RpcResponse`] in a buffer the host obtained from the guest's `wasmrpc_alloc` (the guest
+/// releases it with `wasmrpc_dealloc`). Only targets the manifest's `[outbound]` grants are
+/// reached; the guest's deadline bounds the wait.
+pub const RPC_IMPORT: &str = "rpc";
+/// `wasmrpc.config(ptr: i32, len: i32) -> i64`: the value of the `[config]` key named by the
+/// UTF-8 bytes at `(ptr, len)`, as the packed `(ptr, len)` of a UTF-8 buffer from the guest's
+/// `wasmrpc_alloc`, or [`CONFIG_ABSENT`] when the manifest has no such key.
+pub const CONFIG_IMPORT: &str = "config";
+/// What `wasmrpc.config` returns for a key the manifest does not set.
+pub const CONFIG_ABSENT: i64 = -1;
+
 /// The notification was handed to the host's notifier.
 pub const NOTIFY_SENT: i32 = 0;
 /// The manifest does not allow this event type (or any notification at all); nothing was sent.
@@ -186,6 +199,119 @@ pub struct NotifyRequest {
     pub context: Map<String, Value>,
 }
 
+/// What a guest passes to the `rpc` import: one outbound call or cast.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RpcRequest {
+    /// A cast (fire and forget) instead of a call.
+    #[serde(default)]
+    pub cast: bool,
+    /// Where it goes.
+    pub target: RpcTarget,
+    /// The remote method.
+    pub method: String,
+    /// Keyword arguments.
+    #[serde(default)]
+    pub args: Map<String, Value>,
+    /// The context of the call being handled; the host builds the outbound context from it.
+    #[serde(default)]
+    pub context: Map<String, Value>,
+    /// Seconds to wait for a call's reply (default 60, oslo's `rpc_response_timeout`); the host
+    /// caps it at what is left of the guest's own deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
+}
+
+/// oslo's `Target` for an outbound call or cast.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RpcTarget {
+    /// The topic, e.g. `conductor`.
+    pub topic: String,
+    /// A specific server, e.g. `compute-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// To every server of the topic (casts only).
+    #[serde(default)]
+    pub fanout: bool,
+    /// The namespace of the remote endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The API version asked for (`"X.Y"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The exchange (default: the host's control exchange).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<String>,
+}
+
+/// The outcome of an outbound call or cast: exactly one of `ok` or `error`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum RpcResponse {
+    /// The call's result (`null` for a cast).
+    Ok(Value),
+    /// Why there is no result.
+    Error(RpcFailure),
+}
+
+/// Why an outbound call or cast produced no result.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RpcFailure {
+    /// Which kind of failure.
+    pub kind: RpcFailureKind,
+    /// For [`RpcFailureKind::Remote`] and [`RpcFailureKind::NoSuchMethod`], the remote exception
+    /// class (`exc_type`); otherwise the kind's own name.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// The Python module of the remote class, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// Human-readable message.
+    pub message: String,
+    /// The remote exception's `kwargs`, when it has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kwargs: Option<Value>,
+}
+
+/// The kinds of [`RpcFailure`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum RpcFailureKind {
+    /// The manifest's `[outbound]` does not grant this target; nothing was sent.
+    NotAllowed,
+    /// No reply in time (oslo's `MessagingTimeout`), or no time left before the guest's deadline.
+    MessagingTimeout,
+    /// The remote endpoint has no such method (oslo's `NoSuchMethod`).
+    NoSuchMethod,
+    /// The remote method raised an exception (oslo's `RemoteError`).
+    RemoteError,
+    /// The request itself is unusable (a bad version, a fanout call, unreadable JSON).
+    InvalidRequest,
+    /// The host could not send it (no outbound transport, the broker is unreachable).
+    Unavailable,
+}
+
+impl RpcFailureKind {
+    /// The name of the kind, as in [`RpcFailure::type_name`] for non-remote failures.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            RpcFailureKind::NotAllowed => "NotAllowed",
+            RpcFailureKind::MessagingTimeout => "MessagingTimeout",
+            RpcFailureKind::NoSuchMethod => "NoSuchMethod",
+            RpcFailureKind::RemoteError => "RemoteError",
+            RpcFailureKind::InvalidRequest => "InvalidRequest",
+            RpcFailureKind::Unavailable => "Unavailable",
+        }
+    }
+}
+
+impl RpcFailure {
+    /// A failure of `kind` named after the kind itself.
+    #[must_use]
+    pub fn new(kind: RpcFailureKind, message: impl Into<String>) -> RpcFailure {
+        RpcFailure { kind, type_name: kind.name().to_owned(), module: None, message: message.into(), kwargs: None }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +332,13 @@ mod tests {
             err,
             CallResponse::Error(GuestError { type_name: "E".into(), message: "m".into(), module: None, details: None })
         );
+    }
+
+    #[test]
+    fn rpc_failures_name_their_kind() {
+        let f = RpcFailure::new(RpcFailureKind::NotAllowed, "no");
+        let text = serde_json::to_string(&RpcResponse::Error(f.clone())).unwrap();
+        assert_eq!(text, r#"{"error":{"kind":"NotAllowed","type":"NotAllowed","message":"no"}}"#);
+        assert_eq!(serde_json::from_str::<RpcResponse>(&text).unwrap(), RpcResponse::Error(f));
     }
 }

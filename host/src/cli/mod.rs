@@ -86,7 +86,11 @@ fn one_line(error: &anyhow::Error) -> String {
     line
 }
 
-/// Logs go to stderr; `RUST_LOG` overrides the default filter of each command.
+/// lapin's target for returned messages (see `init_logging`).
+const LAPIN_RETURNS_OFF: &str = "lapin::returned_messages=off";
+
+/// Logs go to stderr; `RUST_LOG` overrides the default filter of each command (except that
+/// lapin's returned-message warnings, which print bodies, stay off).
 fn init_logging(cli: &Cli) {
     let default = match cli.command {
         // The result or the one-line error says it all; still show what the guest logs.
@@ -97,7 +101,12 @@ fn init_logging(cli: &Cli) {
         Command::New(_) => "warn",
         Command::Serve(_) => "info",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(default))
+        // lapin warns of every message the broker returns with the message whole, body included,
+        // again at each retry: a caller naming a missing reply queue would fill the log with
+        // reply bodies. The RPC server reports unroutable replies itself, without bodies.
+        .add_directive(LAPIN_RETURNS_OFF.parse().expect("a valid directive"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(log_line::OneLinePerEvent(std::io::stderr)).init();
 }
 

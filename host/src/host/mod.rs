@@ -10,6 +10,8 @@
 //! - `config.rs`: [`HostConfig`] (`wasmrpc.toml` and flags).
 //! - `reload.rs`: hot reload: what changed (content digests), loading off the hot path,
 //!   keeping the last good version, swapping endpoint lists atomically.
+//! - `services.rs`: what a guest may use through the host: outbound calls and casts (checked
+//!   against `[outbound]`), `[config]` values resolved at load.
 //! - `wasm_endpoint.rs`: a loaded plugin as an RPC endpoint; failures as oslo sees them.
 //! - `wasm_listener.rs`: a loaded plugin as a notification listener.
 //! - `control.rs`: `ping`, `list_endpoints` (the endpoint listing), `stop` (when allowed).
@@ -17,6 +19,7 @@
 mod config;
 mod control;
 mod reload;
+mod services;
 mod wasm_endpoint;
 mod wasm_listener;
 
@@ -32,14 +35,15 @@ use tokio_util::sync::CancellationToken;
 pub use config::{ConfigError, DEFAULT_CONTROL_TOPIC, DEFAULT_TRANSPORT_URL, HostConfig, NotificationsConfig};
 pub use control::{CONTROL_NAMESPACE, CONTROL_VERSION};
 pub use reload::ReloadSummary;
+pub use services::{ConfigError as ConfigValueError, EndpointServices};
 pub use wasm_endpoint::{ERRORS_MODULE, WasmEndpoint, failure};
 pub use wasm_listener::WasmListener;
 
 use crate::locks::{lock, read, write};
 use crate::manifest::{EndpointSpec, Role};
 use crate::notification::{HostNotifications, ListenerOptions, NotificationListener, Notifier};
-use crate::protocol::ListenTarget;
-use crate::rpc::{Dispatcher, DrainTimeout, Endpoint, NoOpSerializer, PingEndpoint, RpcServer, ServerOptions};
+use crate::protocol::{ListenTarget, Target};
+use crate::rpc::{Dispatcher, DrainTimeout, Endpoint, NoOpSerializer, PingEndpoint, RpcClient, RpcServer, ServerOptions};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::transport::{self, Transport, TransportError, TransportOptions};
 use crate::watch::{Watch, WatchError};
@@ -121,8 +125,8 @@ impl Loaded {
 struct FailedManifest {
     /// The digests of the manifest and module that failed, so the same failure is logged once.
     fingerprint: String,
-    /// The module it names, if it parsed, so changes to the module are noticed.
-    module: Option<PathBuf>,
+    /// The module and `[config]` files it names, if it parsed, so changes to them are noticed.
+    files: Vec<PathBuf>,
 }
 
 /// A listener endpoint's running notification listener, and the options it was started with.
@@ -136,6 +140,14 @@ struct RunningListener {
 struct WantedListener {
     endpoint: Arc<WasmListener>,
     options: ListenerOptions,
+}
+
+impl Inner {
+    /// The RPC client guests' outbound calls go through: the host's transport and its shared
+    /// reply queue.
+    fn outbound_client(&self) -> RpcClient {
+        RpcClient::new(self.transport.clone(), Target::default())
+    }
 }
 
 #[derive(Debug)]
@@ -284,7 +296,11 @@ impl Host {
     /// Makes the running servers match the loaded endpoints: new targets get a server,
     /// existing ones get their endpoint list swapped atomically, and targets left without
     /// endpoints stop taking calls and drain in the background.
-    async fn reconcile(&self) -> Result<(), TransportError> {
+    ///
+    /// Each target and listener succeeds or fails alone: one the broker refuses (a queue
+    /// declared elsewhere with other arguments) is logged with its endpoints' names, and the
+    /// rest carry on. Returns the names of the endpoints that could not be served.
+    async fn reconcile(&self) -> Vec<String> {
         let mut groups: BTreeMap<ListenTarget, Vec<Arc<dyn Endpoint>>> = BTreeMap::new();
         let mut wanted_listeners: BTreeMap<String, WantedListener> = BTreeMap::new();
         for l in read(&self.inner.endpoints).iter() {
@@ -305,7 +321,7 @@ impl Host {
                 _ => unreachable!("a manifest's role decides what is served"),
             }
         }
-        self.reconcile_listeners(wanted_listeners).await?;
+        let mut unserved = self.reconcile_listeners(wanted_listeners).await;
         let mut servers = self.inner.servers.lock().await;
         let gone: Vec<ListenTarget> = servers.keys().filter(|t| !groups.contains_key(*t)).cloned().collect();
         for target in gone {
@@ -325,20 +341,31 @@ impl Host {
             match servers.get(&target) {
                 Some(server) => server.dispatcher().replace(endpoints),
                 None => {
+                    let names: Vec<String> = endpoints.iter().map(|e| e.name().to_owned()).collect();
                     let dispatcher = Arc::new(Dispatcher::new(endpoints, Arc::new(NoOpSerializer)));
                     let server =
                         RpcServer::new(self.inner.transport.clone(), target.clone(), dispatcher, self.server_options());
-                    server.start().await?;
-                    servers.insert(target, server);
+                    match server.start().await {
+                        Ok(()) => {
+                            servers.insert(target, server);
+                        }
+                        Err(e) => {
+                            for name in &names {
+                                tracing::error!(endpoint = %name, %target, "endpoint not served: cannot listen on its target: {e}");
+                            }
+                            unserved.extend(names);
+                        }
+                    }
                 }
             }
         }
-        Ok(())
+        unserved
     }
 
     /// Listeners: same options → the endpoint is swapped in place; new or changed options → a
     /// new listener (the old one stops and drains in the background); gone → stopped.
-    async fn reconcile_listeners(&self, wanted: BTreeMap<String, WantedListener>) -> Result<(), TransportError> {
+    async fn reconcile_listeners(&self, wanted: BTreeMap<String, WantedListener>) -> Vec<String> {
+        let mut unserved = Vec::new();
         let mut running = self.inner.listeners.lock().await;
         let drain = self.inner.config.drain_timeout;
         let stale: Vec<String> = running
@@ -354,14 +381,18 @@ impl Host {
         for (name, WantedListener { endpoint, options }) in wanted {
             match running.get(&name) {
                 Some(r) => r.listener.replace(endpoint),
-                None => {
-                    let listener =
-                        NotificationListener::start(&self.inner.transport, options.clone(), endpoint).await?;
-                    running.insert(name, RunningListener { listener, options });
-                }
+                None => match NotificationListener::start(&self.inner.transport, options.clone(), endpoint).await {
+                    Ok(listener) => {
+                        running.insert(name, RunningListener { listener, options });
+                    }
+                    Err(e) => {
+                        tracing::error!(endpoint = %name, targets = ?options.targets, "endpoint not served: cannot listen for its notifications: {e}");
+                        unserved.push(name);
+                    }
+                },
             }
         }
-        Ok(())
+        unserved
     }
 
     async fn start_control(&self) -> Result<(), TransportError> {

@@ -16,10 +16,13 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{FailedManifest, Host, HostError, Inner, Loaded, Served, WasmEndpoint, WasmListener, lock, read, write};
+use super::{
+    EndpointServices, FailedManifest, Host, HostError, Inner, Loaded, Served, WasmEndpoint, WasmListener, lock, read,
+    write,
+};
 use crate::manifest::{self, EndpointSpec, ManifestError, Role};
 use crate::notification::{HostNotifications, as_sink};
-use crate::runtime::{LoadError, digest};
+use crate::runtime::{GuestServices, LoadError, digest};
 use crate::transport::TransportError;
 use crate::watch::{Changes, Watch};
 
@@ -45,6 +48,9 @@ enum EndpointError {
     /// The module cannot be read, compiled, or does not fit the ABI or its manifest.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// A `[config]` value cannot be resolved.
+    #[error(transparent)]
+    Config(#[from] super::services::ConfigError),
     /// `[listener.filter]` has a pattern the filter cannot compile.
     #[error("{}: [listener.filter]: {source}", manifest.display())]
     Filter {
@@ -152,7 +158,19 @@ impl Host {
         lock(&self.inner.failed).retain(|p, _| paths.contains(p));
 
         *write(&self.inner.endpoints) = next;
-        self.reconcile().await?;
+        let unserved = self.reconcile().await;
+        if !unserved.is_empty() {
+            // Not listed as served: `list_endpoints` shows what answers. A later reload tries
+            // them again (they are neither loaded nor failed, so a full reload loads them).
+            let mut endpoints = write(&self.inner.endpoints);
+            for l in endpoints.iter().filter(|l| unserved.contains(&l.spec.name)) {
+                summary.failed.push(l.spec.manifest_path.clone());
+            }
+            endpoints.retain(|l| !unserved.contains(&l.spec.name));
+            drop(endpoints);
+            summary.loaded.retain(|n| !unserved.contains(n));
+            summary.reloaded.retain(|n| !unserved.contains(n));
+        }
         self.watch_modules();
         Ok(summary)
     }
@@ -177,15 +195,31 @@ impl Host {
         Ok(())
     }
 
-    /// Watches the directories of every module a manifest points to.
+    /// Watches the directories of every module and `[config]` file a manifest points to.
     fn watch_modules(&self) {
         let guard = lock(&self.inner.watch);
         let Some(watch) = guard.as_ref() else { return };
-        let mut modules: Vec<PathBuf> =
-            read(&self.inner.endpoints).iter().map(|l| l.spec.module_path.clone()).collect();
-        modules.extend(lock(&self.inner.failed).values().filter_map(|f| f.module.clone()));
-        watch.watch_files(modules.iter().map(PathBuf::as_path));
+        let mut files: Vec<PathBuf> = read(&self.inner.endpoints).iter().flat_map(|l| input_files(&l.spec)).collect();
+        files.extend(lock(&self.inner.failed).values().flat_map(|f| f.files.iter().cloned()));
+        watch.watch_files(files.iter().map(PathBuf::as_path));
     }
+}
+
+/// The files an endpoint's content comes from besides its manifest: its module and the files
+/// its `[config]` reads. A change to any of them reloads it.
+fn input_files(spec: &EndpointSpec) -> Vec<PathBuf> {
+    std::iter::once(spec.module_path.clone()).chain(spec.config_files().map(Path::to_owned)).collect()
+}
+
+/// The digest of the manifest's text and of every file its `[config]` reads, so a changed
+/// referenced file counts as a changed manifest.
+async fn manifest_digest(text: &str, spec: Option<&EndpointSpec>) -> String {
+    let mut parts = digest(text.as_bytes());
+    for file in spec.into_iter().flat_map(EndpointSpec::config_files) {
+        parts.push(':');
+        parts.push_str(&tokio::fs::read(file).await.map_or_else(|_| "-".to_owned(), |b| digest(&b)));
+    }
+    parts
 }
 
 impl Inner {
@@ -195,10 +229,11 @@ impl Inner {
         if c.rescan || c.paths.contains(path) {
             return true;
         }
-        let module = loaded
-            .map(|l| l.spec.module_path.clone())
-            .or_else(|| lock(&self.failed).get(path).and_then(|f| f.module.clone()));
-        module.is_some_and(|m| c.paths.contains(&m))
+        let files = match loaded {
+            Some(l) => input_files(&l.spec),
+            None => lock(&self.failed).get(path).map(|f| f.files.clone()).unwrap_or_default(),
+        };
+        files.iter().any(|f| c.paths.contains(f))
     }
 
     /// Decides what to serve for one manifest file.
@@ -212,7 +247,6 @@ impl Inner {
                 return keep();
             }
         };
-        let manifest_digest = digest(text.as_bytes());
         // The manifest and, if it parses, its module's bytes (or why they cannot be read).
         let parsed = match manifest::from_str(path, &text) {
             Ok(spec) => {
@@ -221,6 +255,7 @@ impl Inner {
             }
             Err(e) => Err(e),
         };
+        let manifest_digest = manifest_digest(&text, parsed.as_ref().ok().map(|(spec, _)| spec)).await;
         let module_digest = match &parsed {
             Ok((_, Ok(bytes))) => digest(bytes),
             _ => "-".to_owned(),
@@ -232,7 +267,7 @@ impl Inner {
             return keep(); // touched, not changed
         }
         let fingerprint = format!("{manifest_digest}:{module_digest}");
-        let module_path = parsed.as_ref().ok().map(|(s, _)| s.module_path.clone());
+        let files = parsed.as_ref().map(|(s, _)| input_files(s)).unwrap_or_default();
         if lock(&self.failed).get(path).is_some_and(|f| f.fingerprint == fingerprint) {
             return keep(); // the same broken content: already reported
         }
@@ -263,7 +298,7 @@ impl Inner {
                 Verdict::Serve(loaded)
             }
             Err(error) => {
-                lock(&self.failed).insert(path.to_owned(), FailedManifest { fingerprint, module: module_path });
+                lock(&self.failed).insert(path.to_owned(), FailedManifest { fingerprint, files });
                 if let Some(n) = &self.notifications {
                     let name = current.map_or_else(|| path.display().to_string(), |c| c.spec.name.clone());
                     let payload = json!({"endpoint": name, "manifest": path.display().to_string(), "error": error.to_string(), "serving_sha256": current.map(Loaded::sha256)});
@@ -295,8 +330,11 @@ impl Inner {
             path: spec.module_path.clone(),
             source,
         })?;
-        let sink = self.notifications.as_ref().map(as_sink);
-        let plugin = self.runtime.load_bytes(&spec, bytes, sink).await?;
+        let services = GuestServices {
+            notifications: self.notifications.as_ref().map(as_sink),
+            host: Some(Arc::new(EndpointServices::new(&spec, self.outbound_client())?)),
+        };
+        let plugin = self.runtime.load_bytes(&spec, bytes, services).await?;
         let served = match &spec.role {
             Role::Rpc(target) => Served::Rpc(Arc::new(WasmEndpoint::new(spec.clone(), target, plugin))),
             Role::Listener(listener) => {

@@ -4,9 +4,10 @@
 //! (`deny_unknown_fields`, so a typo is an error), `resolve.rs` fills defaults, makes paths
 //! absolute and checks every rule, collecting all problems rather than stopping at the first;
 //! `toml_error.rs` turns a TOML error into a located problem with a suggestion; `units.rs`
-//! parses sizes and durations.
+//! parses sizes and durations; `config.rs` holds `[config]` entries and the [`Secret`] type.
 //! `docs/manifest.md` documents each field.
 
+mod config;
 mod error;
 mod resolve;
 mod schema;
@@ -16,6 +17,7 @@ mod units;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use config::{ConfigEntry, ConfigSource, Secret};
 pub use error::{Location, ManifestError, Problem};
 pub use units::{UnitError, from_seconds, parse_duration, parse_size};
 
@@ -57,6 +59,10 @@ pub struct EndpointSpec {
     pub sandbox: Sandbox,
     /// Which notifications the endpoint may emit.
     pub notifications: NotificationGrant,
+    /// Which targets the endpoint's guest may call and cast to.
+    pub outbound: OutboundGrant,
+    /// `[config]`, in key order: what the guest reads through the host.
+    pub config: Vec<ConfigEntry>,
     /// Where some fields are written, for errors found when the module is loaded.
     pub locations: SpecLocations,
 }
@@ -200,6 +206,24 @@ impl NotificationGrant {
     }
 }
 
+/// Topics an endpoint's guest may reach (`[outbound]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutboundGrant {
+    /// Topic patterns calls may go to; `*` matches any run of characters.
+    pub call: Vec<String>,
+    /// Topic patterns casts may go to.
+    pub cast: Vec<String>,
+}
+
+impl OutboundGrant {
+    /// Whether a call (or, with `cast`, a cast) to `topic` is granted.
+    #[must_use]
+    pub fn allows(&self, cast: bool, topic: &str) -> bool {
+        let patterns = if cast { &self.cast } else { &self.call };
+        patterns.iter().any(|pattern| glob_match(pattern, topic))
+    }
+}
+
 /// `*` matches any (possibly empty) run of characters; everything else matches itself.
 fn glob_match(pattern: &str, text: &str) -> bool {
     let mut parts = pattern.split('*');
@@ -221,6 +245,14 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 }
 
 impl EndpointSpec {
+    /// The files `[config]` reads (`{ file = … }`), in key order.
+    pub fn config_files(&self) -> impl Iterator<Item = &Path> {
+        self.config.iter().filter_map(|c| match &c.source {
+            ConfigSource::File(path) => Some(path.as_path()),
+            _ => None,
+        })
+    }
+
     /// The RPC target, if this is an RPC endpoint.
     #[must_use]
     pub fn rpc_target(&self) -> Option<&RpcTarget> {

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 
 use serde_spanned::Spanned;
 
-use super::schema::{DurationOrString, RawDir, RawListener, RawManifest, RawTarget, SizeOrString};
+use super::schema::{DurationOrString, RawConfigValue, RawDir, RawListener, RawManifest, RawTarget, SizeOrString};
 use super::toml_error::toml_problem;
 use super::units::{from_seconds, parse_duration, parse_size};
 use super::{
-    DEFAULT_MAX_INVOCATIONS, DirGrant, EndpointSpec, FilterSpec, InstanceMode, Limits, ListenerSpec, Location,
-    MAX_CONCURRENCY, MAX_DEADLINE, NotificationGrant, Problem, Role, RpcTarget, Sandbox, SpecLocations,
+    ConfigEntry, ConfigSource, DEFAULT_MAX_INVOCATIONS, DirGrant, EndpointSpec, FilterSpec, InstanceMode, Limits,
+    ListenerSpec, Location, MAX_CONCURRENCY, MAX_DEADLINE, NotificationGrant, OutboundGrant, Problem, Role, RpcTarget, Sandbox, SpecLocations,
 };
 use crate::protocol::{PRIORITIES, Version};
 
@@ -44,8 +44,20 @@ impl Resolver<'_> {
     /// A topic, server or exchange name: what AMQP routing needs it to be.
     fn routing_name(&mut self, field: &str, value: &Spanned<String>) -> String {
         let v = value.get_ref();
+        // AMQP names are short strings (at most 255 bytes); the longest name made of a topic is
+        // its fanout queue, `<topic>_fanout_<32 hex digits>`.
+        let longest = if field == "topic" { MAX_TOPIC_BYTES } else { MAX_AMQP_NAME_BYTES };
         if v.is_empty() {
             self.problem(value.span(), format!("`{field}` is empty"), None);
+        } else if v.len() > longest {
+            self.problem(
+                value.span(),
+                format!(
+                    "`{field}` is {} bytes long; at most {longest} bytes fit in the AMQP names made of it",
+                    v.len()
+                ),
+                Some("queue and exchange names are at most 255 bytes; a topic also names `<topic>_fanout_<uuid>`"),
+            );
         } else if v.contains(['*', '#']) || v.chars().any(char::is_whitespace) {
             self.problem(
                 value.span(),
@@ -56,6 +68,11 @@ impl Resolver<'_> {
         v.clone()
     }
 }
+
+/// The longest AMQP queue or exchange name (a short string).
+const MAX_AMQP_NAME_BYTES: usize = 255;
+/// The longest topic: its fanout queue adds `_fanout_` and 32 hex digits.
+const MAX_TOPIC_BYTES: usize = MAX_AMQP_NAME_BYTES - "_fanout_".len() - 32;
 
 pub(super) fn resolve(path: &Path, source: &str) -> Result<EndpointSpec, Vec<Problem>> {
     let raw: RawManifest = toml::from_str(source).map_err(|e| vec![toml_problem(source, &e)])?;
@@ -151,6 +168,11 @@ pub(super) fn resolve(path: &Path, source: &str) -> Result<EndpointSpec, Vec<Pro
             r.problem(pattern.span(), "an empty event-type pattern matches nothing", Some("write e.g. \"calc.*\""));
         }
     }
+    let outbound = OutboundGrant {
+        call: resolve_outbound(&mut r, "call", &raw.outbound.call),
+        cast: resolve_outbound(&mut r, "cast", &raw.outbound.cast),
+    };
+    let config = resolve_config(&mut r, &raw);
 
     if !r.problems.is_empty() {
         r.problems.sort_by_key(|p| (p.at.line, p.at.column));
@@ -168,6 +190,8 @@ pub(super) fn resolve(path: &Path, source: &str) -> Result<EndpointSpec, Vec<Pro
         limits,
         sandbox,
         notifications,
+        outbound,
+        config,
         locations,
     })
 }
@@ -409,6 +433,68 @@ fn resolve_sandbox(r: &mut Resolver<'_>, raw: &RawManifest) -> Sandbox {
         inherit_env: s.inherit_env.iter().map(|n| n.get_ref().clone()).collect(),
         dirs,
     }
+}
+
+/// `[outbound] call` or `cast`: topic patterns, `*` the only wildcard.
+fn resolve_outbound(r: &mut Resolver<'_>, field: &str, patterns: &[Spanned<String>]) -> Vec<String> {
+    for pattern in patterns {
+        let p = pattern.get_ref();
+        if p.is_empty() {
+            r.problem(
+                pattern.span(),
+                format!("an empty `[outbound] {field}` pattern matches nothing"),
+                Some("write a topic, e.g. \"conductor\" or \"compute.*\""),
+            );
+        } else if p.contains('#') || p.chars().any(char::is_whitespace) {
+            r.problem(
+                pattern.span(),
+                format!("`[outbound] {field}` pattern {p:?} contains `#` or whitespace"),
+                Some("a pattern is a topic name where `*` matches any run of characters"),
+            );
+        }
+    }
+    patterns.iter().map(|p| p.get_ref().clone()).collect()
+}
+
+/// `[config]`: each key a literal, `{ env = … }`, `{ file = … }` or `{ value = … }`.
+fn resolve_config(r: &mut Resolver<'_>, raw: &RawManifest) -> Vec<ConfigEntry> {
+    let mut entries = Vec::new();
+    for (key, value) in &raw.config {
+        let at = r.at(value.span());
+        let (source, secret) = match value.get_ref() {
+            RawConfigValue::Text(v) => (ConfigSource::Literal(v.clone()), false),
+            RawConfigValue::Integer(v) => (ConfigSource::Literal(v.to_string()), false),
+            RawConfigValue::Float(v) => (ConfigSource::Literal(v.to_string()), false),
+            RawConfigValue::Bool(v) => (ConfigSource::Literal(v.to_string()), false),
+            RawConfigValue::Table(t) => {
+                let source = match (&t.env, &t.file, &t.value) {
+                    (Some(name), None, None) => {
+                        if name.is_empty() || name.contains('=') {
+                            r.problem(
+                                value.span(),
+                                format!("`[config] {key}`: invalid environment variable name {name:?}"),
+                                None,
+                            );
+                        }
+                        ConfigSource::Env(name.clone())
+                    }
+                    (None, Some(file), None) => ConfigSource::File(r.path(file)),
+                    (None, None, Some(v)) => ConfigSource::Literal(v.clone()),
+                    _ => {
+                        r.problem(
+                            value.span(),
+                            format!("`[config] {key}` needs exactly one of `env`, `file` or `value`"),
+                            Some("write e.g. `{ env = \"DB_PASSWORD\", secret = true }` or `{ file = \"ca.pem\" }`"),
+                        );
+                        continue;
+                    }
+                };
+                (source, t.secret)
+            }
+        };
+        entries.push(ConfigEntry { key: key.clone(), source, secret, at });
+    }
+    entries
 }
 
 /// Variables a manifest may never copy from the host's environment: the host's own settings

@@ -33,6 +33,45 @@ pub(super) struct RawManifest {
     #[serde(default)]
     pub notifications: RawNotifications,
     pub listener: Option<Spanned<RawListener>>,
+    #[serde(default)]
+    pub outbound: RawOutbound,
+    /// Example: `[config] region = "eu-west"`, `password = { env = "DB_PASSWORD", secret = true }`.
+    #[serde(default)]
+    pub config: BTreeMap<String, Spanned<RawConfigValue>>,
+}
+
+/// `[outbound]`: the targets a guest may call and cast to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOutbound {
+    /// Example: `call = ["conductor", "compute.*"]`: topics (`*` matches any run of characters).
+    #[serde(default)]
+    pub call: Vec<Spanned<String>>,
+    /// Example: `cast = ["compute.*"]`.
+    #[serde(default)]
+    pub cast: Vec<Spanned<String>>,
+}
+
+/// One `[config]` value: a literal or a table naming where it comes from.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawConfigValue {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+    Table(RawConfigTable),
+}
+
+/// `{ env = "NAME" }`, `{ file = "path" }` or `{ value = "…" }`, each optionally `secret = true`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfigTable {
+    pub env: Option<String>,
+    pub file: Option<String>,
+    pub value: Option<String>,
+    #[serde(default)]
+    pub secret: bool,
 }
 
 /// `[target]`.

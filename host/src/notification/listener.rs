@@ -1,8 +1,10 @@
 //! oslo's notification listener: consumes `<topic>.<priority>` queues (or one queue per
 //! pool), hands each notification to its endpoint's method for that priority, and acknowledges
 //! *after* handling; a `requeue` answer (or a failure) puts the message back when requeue is
-//! allowed, as oslo does.
+//! allowed, as oslo does. A message that keeps failing is not put back forever: after
+//! [`MAX_DELIVERIES`] failed deliveries it is rejected, with a log line (a poison message).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +19,15 @@ use super::filter::NotificationFilter;
 use crate::locks::lock;
 use crate::protocol::{Notification, NotificationTarget, RecentIds};
 use crate::transport::{Incoming, Listener, Transport, TransportError};
+
+/// Deliveries of one notification that end in a failure or `requeue` before it is rejected.
+pub const MAX_DELIVERIES: u32 = 5;
+/// The pause before putting a failed notification back, per failed delivery so far: a poison
+/// message does not spin a core between its deliveries.
+const REQUEUE_PAUSE: Duration = Duration::from_millis(100);
+/// Notifications whose failed deliveries are counted at once; beyond this the counts start over
+/// (a bound on memory, not on redeliveries: each count still ends at [`MAX_DELIVERIES`]).
+const COUNTED: usize = 10_000;
 
 /// What an endpoint says about a notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +99,8 @@ struct Inner {
     stop: CancellationToken,
     /// The last `_unique_id`s handled (requeued ones are not).
     recent: Mutex<RecentIds>,
+    /// Failed deliveries so far, by `message_id`, of notifications that were put back.
+    failures: Mutex<HashMap<String, u32>>,
     listener: tokio::sync::Mutex<Option<tokio::task::JoinHandle<Listener>>>,
 }
 
@@ -107,6 +120,7 @@ impl NotificationListener {
             tracker: TaskTracker::new(),
             stop: CancellationToken::new(),
             recent: Mutex::default(),
+            failures: Mutex::default(),
             listener: tokio::sync::Mutex::new(None),
         });
         let consumer = tokio::spawn(consume(inner.clone(), listener));
@@ -190,6 +204,7 @@ async fn handle(inner: &Inner, incoming: Incoming) {
         metadata,
     };
     let unique_id = notification.unique_id;
+    let message_id = delivered.metadata.get("message_id").and_then(Value::as_str).unwrap_or_default().to_owned();
     let d = &delivered;
     let wanted = endpoint.handles(&d.priority)
         && endpoint.filter().is_none_or(|f| f.matches(&d.ctx, &d.publisher_id, &d.event_type, &d.metadata, &d.payload));
@@ -203,13 +218,30 @@ async fn handle(inner: &Inner, incoming: Incoming) {
         Handled::Handled
     };
     let settled = match outcome {
-        Handled::Requeue if inner.options.allow_requeue => incoming.requeue().await,
+        Handled::Requeue if inner.options.allow_requeue => {
+            let failed = count_failure(inner, &message_id);
+            if failed >= MAX_DELIVERIES {
+                tracing::error!(
+                    endpoint = endpoint.name(),
+                    %queue,
+                    %message_id,
+                    "a notification failed {failed} times, redelivered each time; rejected as a poison message"
+                );
+                incoming.reject().await
+            } else {
+                tokio::time::sleep(REQUEUE_PAUSE * failed).await;
+                incoming.requeue().await
+            }
+        }
         Handled::Requeue => {
             tracing::debug!(endpoint = endpoint.name(), "requeue asked but not allowed; acknowledged");
             remember(inner, unique_id);
             incoming.ack().await
         }
         Handled::Handled => {
+            if inner.options.allow_requeue {
+                lock(&inner.failures).remove(&message_id);
+            }
             remember(inner, unique_id);
             incoming.ack().await
         }
@@ -223,6 +255,21 @@ async fn handle(inner: &Inner, incoming: Incoming) {
 /// them. Requeued messages are not remembered: their redelivery must be handled.
 fn seen(inner: &Inner, unique_id: Option<&str>) -> bool {
     unique_id.is_some_and(|id| lock(&inner.recent).contains(id))
+}
+
+/// Counts a failed delivery of `message_id`; returns the failures so far.
+fn count_failure(inner: &Inner, message_id: &str) -> u32 {
+    let mut failures = lock(&inner.failures);
+    if failures.len() >= COUNTED && !failures.contains_key(message_id) {
+        failures.clear();
+    }
+    let count = failures.entry(message_id.to_owned()).or_default();
+    *count += 1;
+    let failed = *count;
+    if failed >= MAX_DELIVERIES {
+        failures.remove(message_id);
+    }
+    failed
 }
 
 fn remember(inner: &Inner, unique_id: Option<String>) {

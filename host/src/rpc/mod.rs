@@ -4,7 +4,8 @@
 //! - [`Endpoint`]: the trait the dispatcher calls (Wasm plugins and the control endpoint
 //!   implement it), with the [`CallContext`] it sees; [`Serializer`]: oslo's four hooks.
 //! - [`RpcServer`]: start / stop / wait / reset, executor bound, caller deadlines, call-monitor
-//!   heartbeats, duplicate suppression.
+//!   heartbeats, duplicate suppression; replies to a missing reply queue are retried, within
+//!   bounds, in `reply_retry.rs`.
 //! - [`PingEndpoint`]: oslo's `oslo_rpc_server_ping`, added to every server when enabled.
 //! - [`RpcClient`]: call / cast / prepare / can_send_version; one reply queue per transport.
 
@@ -15,6 +16,7 @@ mod endpoint;
 mod error;
 mod ping;
 mod replies;
+mod reply_retry;
 mod serializer;
 mod server;
 

@@ -15,15 +15,25 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::dispatcher::Dispatcher;
+use super::reply_retry::{ReplyRetries, Retry};
 use crate::locks::lock;
-use crate::protocol::{ListenTarget, RecentIds, Reply, ReplyTo, Request};
-use crate::transport::{Body, DirectHandler, Incoming, Listener, Transport, TransportError};
+use crate::protocol::{ListenTarget, RecentIds, RemoteFailure, Reply, ReplyTo, Request};
+use crate::transport::{Body, DirectHandler, ErrorKind, Incoming, Listener, Transport, TransportError};
 
 /// oslo's `executor_thread_pool_size` default.
 pub const DEFAULT_EXECUTOR_SIZE: usize = 64;
+/// Bytes of requests taken off the broker and not yet finished, per server. A request holds
+/// its size (at most all of it) until its call ends; when they are used up the server stops
+/// taking messages, which leaves them with the broker (the prefetch bounds what waits in
+/// between). Without it, a flood of large requests would fill memory, since requests are
+/// acknowledged as they enter the backlog.
+const BACKLOG_BYTES: usize = 64 << 20;
 /// Messages taken off the broker but not yet running, per executor slot. Waiting for a busy
 /// endpoint does not hold an executor slot, so one stuck endpoint cannot starve the others.
 const BACKLOG_FACTOR: usize = 4;
+
+/// How long `wait` lets cancelled calls wind down after its bound.
+const ABORT_GRACE: Duration = Duration::from_secs(2);
 
 /// Settings of one server.
 #[derive(Debug, Clone)]
@@ -67,12 +77,16 @@ struct Inner {
     executor: Arc<Semaphore>,
     /// Bounds messages taken from the broker and not yet finished.
     backlog: Arc<Semaphore>,
+    /// Bounds their bytes ([`BACKLOG_BYTES`]).
+    backlog_bytes: Arc<Semaphore>,
     /// Every call task, so `wait` can drain them.
     tracker: TaskTracker,
     /// Cancels calls still running when `wait`'s bound runs out.
     abort: CancellationToken,
     /// The last `_unique_id`s seen.
     recent: Mutex<RecentIds>,
+    /// Replies whose queue was missing, retried without holding the backlog.
+    retries: Arc<ReplyRetries>,
     state: tokio::sync::Mutex<State>,
 }
 
@@ -106,10 +120,12 @@ impl RpcServer {
                 dispatcher,
                 executor: Arc::new(Semaphore::new(size)),
                 backlog: Arc::new(Semaphore::new(size * BACKLOG_FACTOR)),
+                backlog_bytes: Arc::new(Semaphore::new(BACKLOG_BYTES)),
                 options,
                 tracker: TaskTracker::new(),
                 abort: CancellationToken::new(),
                 recent: Mutex::default(),
+                retries: Arc::default(),
                 state: tokio::sync::Mutex::default(),
             }),
         }
@@ -181,7 +197,9 @@ impl RpcServer {
             Err(_) => {
                 let in_flight = tracker.len();
                 self.inner.abort.cancel();
-                tracker.wait().await;
+                // Cancelled calls end at their next wait; a call still computing is left to the
+                // runtime's end rather than holding the stop past its bound.
+                let _ = tokio::time::timeout(ABORT_GRACE, tracker.wait()).await;
                 Err(DrainTimeout { in_flight, waited: started.elapsed() })
             }
         };
@@ -225,6 +243,24 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
             },
             () = &mut stopped => break,
         };
+        // Bytes as they came off the wire; a decoded in-process request costs nothing here.
+        let size = match &incoming.body {
+            Body::Wire(bytes) => bytes.len().min(BACKLOG_BYTES),
+            _ => 0,
+        };
+        let bytes = if size == 0 {
+            None
+        } else {
+            let wanted = u32::try_from(size).expect("BACKLOG_BYTES fits in u32");
+            let bytes = inner.backlog_bytes.clone();
+            tokio::select! {
+                biased;
+                permit = bytes.acquire_many_owned(wanted) => Some(permit.expect("the server's semaphores are never closed")),
+                // Not acknowledged: the broker delivers it again.
+                () = &mut stopped => break,
+            }
+        };
+        let slot = (slot, bytes);
         // Behind a pointer, which keeps the call task's future (copied when spawned) small.
         let decoded = match &incoming.body {
             // Handed over in-process, already decoded.
@@ -244,14 +280,11 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
     listener
 }
 
+/// A request's place in the backlog, and its bytes (none for an in-process request).
+type Place = (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>);
+
 /// Runs a request taken off the transport in a task of its own, after the duplicate check.
-fn spawn_call(
-    inner: &Arc<Inner>,
-    runtime: &Handle,
-    incoming: Incoming,
-    request: Arc<Request>,
-    slot: OwnedSemaphorePermit,
-) {
+fn spawn_call(inner: &Arc<Inner>, runtime: &Handle, incoming: Incoming, request: Arc<Request>, slot: Place) {
     let duplicate = is_duplicate(inner, request.unique_id.as_deref());
     // An acknowledgement can wait on the broker (RabbitMQ's goes through its connection's
     // task), so it happens in the call's own task: the consume loop goes straight back for the
@@ -275,6 +308,7 @@ fn direct_handler(inner: &Arc<Inner>) -> DirectHandler {
         let Some(inner) = inner.upgrade() else { return Some(incoming) };
         let Body::Request(request) = &incoming.body else { return Some(incoming) };
         let Ok(slot) = inner.backlog.clone().try_acquire_owned() else { return Some(incoming) };
+        let slot = (slot, None);
         let request = request.clone();
         spawn_call(&inner, &runtime, incoming, request, slot);
         None
@@ -288,7 +322,7 @@ async fn acknowledge_then_handle(
     incoming: Incoming,
     request: Arc<Request>,
     duplicate: bool,
-    slot: OwnedSemaphorePermit,
+    slot: Place,
 ) {
     let queue = incoming.queue.clone();
     let deadline = incoming.deadline;
@@ -308,7 +342,7 @@ fn is_duplicate(inner: &Inner, unique_id: Option<&str>) -> bool {
     unique_id.is_some_and(|id| lock(&inner.recent).seen_before(id))
 }
 
-async fn handle(inner: Arc<Inner>, mut request: Arc<Request>, deadline: Option<Instant>, _slot: OwnedSemaphorePermit) {
+async fn handle(inner: Arc<Inner>, mut request: Arc<Request>, deadline: Option<Instant>, _slot: Place) {
     let expired = |what: &str| {
         let late = deadline.is_some_and(|d| Instant::now() >= d);
         if late {
@@ -425,24 +459,43 @@ fn start_heartbeat(inner: &Arc<Inner>, to: &ReplyTo, method: &str) -> Option<Joi
     }))
 }
 
-/// Publishes a reply, retrying for a while if its queue is missing (oslo retries every 0.25 s
-/// for `kombu_missing_consumer_retry_timeout`).
-async fn send_reply(inner: &Inner, to: &ReplyTo, reply: Reply) {
+/// Publishes a reply. One whose queue is missing is retried in the background for a while (oslo
+/// retries every 0.25 s for `kombu_missing_consumer_retry_timeout`), without the call's place in
+/// the backlog: see `reply_retry.rs`.
+async fn send_reply(inner: &Arc<Inner>, to: &ReplyTo, reply: Reply) {
     let body = Body::reply(reply);
-    if let Err(e) = inner.transport.send_reply(&to.reply_q, body.clone()).await {
-        // The retry loop is boxed: it is rare, and its timer would otherwise enlarge every call.
-        Box::pin(retry_reply(inner, to, body, e)).await;
-    }
-}
-
-async fn retry_reply(inner: &Inner, to: &ReplyTo, body: Body, mut error: TransportError) {
-    let give_up = Instant::now() + inner.options.reply_retry;
-    while error.is_unroutable() && Instant::now() < give_up {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        match inner.transport.send_reply(&to.reply_q, body.clone()).await {
-            Ok(()) => return,
-            Err(e) => error = e,
+    let sent = tokio::select! {
+        sent = inner.transport.send_reply(&to.reply_q, body.clone()) => sent,
+        // A broker outage must not keep `wait` past its bound.
+        () = inner.abort.cancelled() => {
+            tracing::warn!(reply_q = %to.reply_q, msg_id = %to.msg_id, "reply abandoned: the server stopped waiting for it");
+            return;
         }
+    };
+    match sent {
+        Ok(()) => {}
+        Err(e) if e.is_unroutable() => {
+            let retry = Retry {
+                transport: inner.transport.clone(),
+                within: inner.options.reply_retry,
+                abort: inner.abort.clone(),
+            };
+            inner.retries.start(retry, to, &body, &e);
+        }
+        Err(e) if e.kind == ErrorKind::TooLarge => {
+            tracing::warn!(reply_q = %to.reply_q, msg_id = %to.msg_id, "{e}; the caller gets an error reply instead");
+            // The rpc layer's own error class, in the module the host's errors use.
+            let failure = RemoteFailure::new(
+                "MessageTooLarge",
+                "wasmrpc.errors",
+                &format!("the reply is too large to send: {}", e.message),
+            );
+            if let Err(e) =
+                inner.transport.send_reply(&to.reply_q, Body::reply(Reply::failure(&to.msg_id, &failure))).await
+            {
+                tracing::warn!(reply_q = %to.reply_q, msg_id = %to.msg_id, "the error reply could not be sent either: {e}");
+            }
+        }
+        Err(e) => tracing::warn!(reply_q = %to.reply_q, msg_id = %to.msg_id, "the reply could not be sent: {e}"),
     }
-    tracing::warn!(reply_q = %to.reply_q, msg_id = %to.msg_id, "the reply could not be sent: {error}");
 }

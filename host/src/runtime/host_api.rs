@@ -1,8 +1,10 @@
-//! The host functions offered to guests: `wasmrpc.log`, `wasmrpc.panic`, `wasmrpc.notify`.
+//! The host functions offered to guests: `wasmrpc.log`, `wasmrpc.panic`, `wasmrpc.notify`,
+//! `wasmrpc.rpc` and `wasmrpc.config` (docs/abi.md).
 
 use wasmrpc_abi::{
-    HOST_MODULE, LOG_IMPORT, LogLevel, NOTIFY_DENIED, NOTIFY_DROPPED, NOTIFY_IMPORT, NOTIFY_INVALID, NOTIFY_SENT,
-    NotifyRequest, PANIC_IMPORT,
+    ALLOC_EXPORT, CONFIG_ABSENT, CONFIG_IMPORT, HOST_MODULE, LOG_IMPORT, LogLevel, NOTIFY_DENIED, NOTIFY_DROPPED, NOTIFY_IMPORT,
+    NOTIFY_INVALID, NOTIFY_SENT, NotifyRequest, PANIC_IMPORT, RPC_IMPORT, RpcFailure, RpcFailureKind, RpcRequest,
+    RpcResponse, pack,
 };
 use wasmtime::{Caller, Extern, Linker};
 
@@ -12,6 +14,10 @@ use super::store::StoreState;
 const MAX_TEXT: u32 = 16 << 10;
 /// Largest notification a guest may emit.
 const MAX_NOTIFICATION: u32 = 1 << 20;
+/// Largest outbound request a guest may send (RabbitMQ's default message limit is 16 MiB).
+const MAX_RPC_REQUEST: u32 = 16 << 20;
+/// Longest configuration key.
+const MAX_CONFIG_KEY: u32 = 1 << 10;
 
 pub(crate) fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
     linker.func_wrap(
@@ -69,7 +75,70 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result
         let queued = sink.emit(&guest.name, guest.grant.publisher_id.as_deref(), request);
         Ok(if queued { NOTIFY_SENT } else { NOTIFY_DROPPED })
     })?;
+    // Async: the guest's fiber is suspended while the call is out, holding no host thread, and
+    // the call's deadline timer can drop it there.
+    linker.func_wrap_async(HOST_MODULE, RPC_IMPORT, |mut caller: Caller<'_, StoreState>, (ptr, len): (i32, i32)| {
+        Box::new(async move {
+            let response = rpc(&mut caller, ptr, len).await?;
+            let bytes = serde_json::to_vec(&response)?;
+            give(&mut caller, &bytes).await
+        })
+    })?;
+    linker.func_wrap_async(
+        HOST_MODULE,
+        CONFIG_IMPORT,
+        |mut caller: Caller<'_, StoreState>, (ptr, len): (i32, i32)| {
+            Box::new(async move {
+                if len as u32 > MAX_CONFIG_KEY {
+                    return Ok(CONFIG_ABSENT);
+                }
+                let key = String::from_utf8_lossy(&read_bytes(&mut caller, ptr, len)?).into_owned();
+                let value = caller.data().guest.services.as_ref().and_then(|s| s.config(&key).map(str::to_owned));
+                match value {
+                    Some(value) => give(&mut caller, value.as_bytes()).await,
+                    None => Ok(CONFIG_ABSENT),
+                }
+            })
+        },
+    )?;
     Ok(())
+}
+
+/// Reads the guest's outbound request and hands it to the host's services.
+async fn rpc(caller: &mut Caller<'_, StoreState>, ptr: i32, len: i32) -> wasmtime::Result<RpcResponse> {
+    let invalid = |message: String| Ok(RpcResponse::Error(RpcFailure::new(RpcFailureKind::InvalidRequest, message)));
+    if len as u32 > MAX_RPC_REQUEST {
+        return invalid(format!("the request is over the {MAX_RPC_REQUEST}-byte limit"));
+    }
+    let bytes = read_bytes(caller, ptr, len)?;
+    let request = match serde_json::from_slice::<RpcRequest>(&bytes) {
+        Ok(request) => request,
+        Err(e) => return invalid(format!("unreadable request: {e}")),
+    };
+    let state = caller.data();
+    let deadline = state.deadline;
+    let Some(services) = state.guest.services.clone() else {
+        let failure = RpcFailure::new(RpcFailureKind::Unavailable, "this host lends no outbound calls to guests");
+        return Ok(RpcResponse::Error(failure));
+    };
+    Ok(services.rpc(request, deadline).await)
+}
+
+/// Copies `bytes` into a buffer from the guest's `wasmrpc_alloc`; returns it packed.
+async fn give(caller: &mut Caller<'_, StoreState>, bytes: &[u8]) -> wasmtime::Result<i64> {
+    let Some(Extern::Func(alloc)) = caller.get_export(ALLOC_EXPORT) else {
+        return Err(wasmtime::Error::msg("the module exports no `wasmrpc_alloc`"));
+    };
+    let alloc = alloc.typed::<i32, i32>(&*caller)?;
+    let len = i32::try_from(bytes.len()).map_err(|_| wasmtime::Error::msg("a reply larger than 2 GiB"))?;
+    let ptr = alloc.call_async(&mut *caller, len).await?;
+    let Some(Extern::Memory(memory)) = caller.get_export(wasmrpc_abi::MEMORY) else {
+        return Err(wasmtime::Error::msg("the module exports no `memory`"));
+    };
+    memory
+        .write(&mut *caller, ptr as u32 as usize, bytes)
+        .map_err(|_| wasmtime::Error::msg("wasmrpc_alloc returned a buffer outside memory"))?;
+    Ok(pack(ptr as u32, len as u32) as i64)
 }
 
 fn read_text(caller: &mut Caller<'_, StoreState>, ptr: i32, len: i32) -> wasmtime::Result<String> {

@@ -30,6 +30,8 @@ pub(crate) struct PreparedModule {
     pub pre: InstancePre<StoreState>,
     pub exports: Exports,
     pub guest: Arc<GuestInfo>,
+    /// One epoch tick: how far past its deadline a call may run before its timer drops it.
+    pub tick: Duration,
     /// Keeps the shared module registered while this plugin lives.
     pub _module: Arc<super::SharedModule>,
 }
@@ -178,6 +180,17 @@ fn typed_func<P: WasmParams, R: WasmResults>(
         .ok_or_else(|| Failure::Abi(format!("`{name}` is not a function")))?
         .typed(&*store)
         .map_err(|err| Failure::Abi(format!("`{name}` has the wrong signature: {err}")))
+}
+
+/// The failure of a call its timer stopped: the epoch only interrupts a guest that is running
+/// wasm, so a guest waiting in an import (a WASI sleep, an outbound call) is stopped by dropping
+/// the call's future at its deadline plus one tick. The instance goes with it.
+pub(crate) fn deadline_failure(budget: Duration) -> Failure {
+    Failure::Trap(GuestTrap {
+        kind: TrapKind::Deadline,
+        message: format!("stopped after its deadline of {}", humanize(budget)),
+        error: EngineError(DeadlineExceeded(budget).into()),
+    })
 }
 
 fn is_trap(e: &wasmtime::Error) -> bool {

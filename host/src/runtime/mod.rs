@@ -13,7 +13,10 @@
 //! - `validate.rs`: what a module must be to load: the ABI's exports, its ABI version, a
 //!   description that agrees with the manifest.
 //! - `plugin.rs`: [`Plugin`], the loaded module, fresh or warm instances.
-//! - `host_api.rs`: `wasmrpc.log`, `wasmrpc.panic`, `wasmrpc.notify`.
+//! - `host_api.rs`: `wasmrpc.log`, `wasmrpc.panic`, `wasmrpc.notify`, `wasmrpc.rpc`,
+//!   `wasmrpc.config`.
+//! - `services.rs`: [`HostServices`], what the host lends a guest (outbound RPC, config), and
+//!   [`GuestServices`].
 //! - `guest_log.rs`: guest stdout/stderr into the host's log.
 //! - `rate.rs`: per-endpoint rate limits on guest log lines and notifications.
 //! - `cache.rs`: compiled modules on disk, keyed by module digest and engine settings.
@@ -27,6 +30,7 @@ mod host_api;
 mod instance;
 mod plugin;
 mod rate;
+mod services;
 mod store;
 mod validate;
 
@@ -42,6 +46,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, Module, Pooli
 pub use cache::Compiled;
 pub use error::{CallError, Disagreement, EngineError, GuestTrap, LoadError, ModuleProblem, RuntimeError, TrapKind};
 pub use plugin::Plugin;
+pub use services::{GuestServices, HostServices};
 pub use rate::{LOG_BURST, LOG_LINES_PER_SECOND, NOTIFICATION_BURST, NOTIFICATIONS_PER_SECOND};
 
 use self::instance::PreparedModule;
@@ -177,15 +182,16 @@ impl Runtime {
             path: spec.module_path.clone(),
             source,
         })?;
-        self.load_bytes(spec, bytes, notifications).await
+        self.load_bytes(spec, bytes, GuestServices { notifications, host: None }).await
     }
 
-    /// [`Runtime::load`] with the module's bytes already read.
+    /// [`Runtime::load`] with the module's bytes already read, and what the host lends its
+    /// guests.
     pub async fn load_bytes(
         &self,
         spec: &EndpointSpec,
         bytes: Vec<u8>,
-        notifications: Option<Arc<dyn Notifications>>,
+        services: GuestServices,
     ) -> Result<Plugin, LoadError> {
         if bytes.len() as u64 > MAX_MODULE_SIZE {
             return Err(LoadError::Read {
@@ -221,10 +227,18 @@ impl Runtime {
             dirs: spec.sandbox.dirs.clone(),
             memory_limit: usize::try_from(spec.limits.memory).unwrap_or(usize::MAX),
             grant: spec.notifications.clone(),
-            notifications,
+            notifications: services.notifications,
+            services: services.host,
             rates: Arc::new(rate::GuestRates::new(Arc::from(spec.name.as_str()))),
         });
-        let prepared = PreparedModule { engine: self.inner.engine.clone(), pre, exports, guest, _module: shared };
+        let prepared = PreparedModule {
+            engine: self.inner.engine.clone(),
+            pre,
+            exports,
+            guest,
+            tick: self.inner.config.epoch_tick,
+            _module: shared,
+        };
         let description = validate::probe(&prepared, spec.limits.deadline).await.map_err(problem)?;
         validate::check_description(spec, &description)?;
         let max_idle = match spec.instance {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use wasmrpc_abi::{CallResponse, Description};
 
 use super::error::{CallError, GuestTrap};
-use super::instance::{Failure, GuestInstance, PreparedModule, humanize};
+use super::instance::{Failure, GuestInstance, PreparedModule, deadline_failure, humanize};
 use crate::manifest::{InstanceMode, Limits};
 
 /// A module ready to serve calls. Cloning is cheap; in-flight calls keep the module alive
@@ -188,13 +188,23 @@ impl Plugin {
             InstanceMode::Warm { max_invocations } => Some(max_invocations),
         };
         let idle = if warm.is_some() { inner.warm.lock().unwrap_or_else(|p| p.into_inner()).pop() } else { None };
-        let mut instance = match idle {
-            Some(instance) => instance,
-            None => GuestInstance::new(&inner.module, deadline, budget).await.map_err(|f| self.failure(method, f))?,
+        let run = async {
+            let mut instance = match idle {
+                Some(instance) => instance,
+                None => GuestInstance::new(&inner.module, deadline, budget).await?,
+            };
+            let out = instance.invoke(request, deadline, budget, inner.limits.fuel, warm.is_some()).await?;
+            Ok((instance, out))
         };
-        let result = instance.invoke(request, deadline, budget, inner.limits.fuel, warm.is_some()).await;
-        match result {
-            Ok(out) => {
+        // The epoch stops a guest running wasm at its deadline; this timer stops one waiting in
+        // an import (a WASI sleep, an outbound call), one tick later so the epoch's own trap
+        // wins the race for a running guest.
+        let outcome = match tokio::time::timeout_at((deadline + inner.module.tick).into(), run).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(deadline_failure(budget)),
+        };
+        match outcome {
+            Ok((instance, out)) => {
                 if let Some(max) = warm
                     && instance.invocations < max
                 {
@@ -205,7 +215,8 @@ impl Plugin {
                 }
                 Ok(out)
             }
-            // The instance is dropped here: after a trap its state cannot be trusted.
+            // The instance is dropped with the failed call: after a trap (or a call stopped
+            // mid-way) its state cannot be trusted.
             Err(f) => Err(self.failure(method, f)),
         }
     }

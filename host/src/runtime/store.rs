@@ -8,9 +8,9 @@ use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use super::Notifications;
 use super::error::{DeadlineExceeded, MemoryLimitExceeded};
 use super::guest_log::GuestOutput;
+use super::{HostServices, Notifications};
 use super::rate::GuestRates;
 use crate::manifest::{DirGrant, NotificationGrant};
 
@@ -32,6 +32,8 @@ pub(crate) struct GuestInfo {
     pub grant: NotificationGrant,
     /// The host's notifier, if one is configured.
     pub notifications: Option<Arc<dyn Notifications>>,
+    /// Outbound calls and configuration values, if the host lends them.
+    pub services: Option<Arc<dyn HostServices>>,
     /// Rate limits on the guest's log lines and notifications.
     pub rates: Arc<GuestRates>,
 }

@@ -8,7 +8,7 @@ use wasmrpc_abi::{ABI_VERSION, Description, REQUIRED_EXPORTS};
 use wasmtime::{ExternType, Module, ValType};
 
 use super::error::{Disagreement, LoadError, ModuleProblem};
-use super::instance::{Exports, Failure, GuestInstance, PreparedModule};
+use super::instance::{Exports, Failure, GuestInstance, PreparedModule, deadline_failure};
 use crate::manifest::{EndpointSpec, Role};
 use crate::protocol::Version;
 
@@ -62,7 +62,9 @@ fn val_name(v: &ValType) -> String {
     }
 }
 
-/// Instantiates once to ask the ABI version and the description.
+/// Instantiates once to ask the ABI version and the description, under the endpoint's deadline
+/// (at most 10 s), whatever the guest waits on: a hostile `describe` cannot hang a load or a
+/// reload.
 pub(super) async fn probe(module: &PreparedModule, deadline: Duration) -> Result<Description, ModuleProblem> {
     let budget = deadline.min(Duration::from_secs(10));
     let stop_at = Instant::now() + budget;
@@ -71,12 +73,20 @@ pub(super) async fn probe(module: &PreparedModule, deadline: Duration) -> Result
         Failure::Abi(m) => ModuleProblem::ProbeAbi(m),
         Failure::Setup(e) => ModuleProblem::Instantiate(e),
     };
-    let mut instance = GuestInstance::new(module, stop_at, budget).await.map_err(explain)?;
-    let version = instance.abi_version(&module.exports).await.map_err(explain)?;
-    if version != ABI_VERSION as i32 {
-        return Err(ModuleProblem::AbiVersion(version));
-    }
-    let raw = instance.describe(&module.exports).await.map_err(explain)?;
+    let ask = async {
+        let mut instance = GuestInstance::new(module, stop_at, budget).await?;
+        let version = instance.abi_version(&module.exports).await?;
+        if version != ABI_VERSION as i32 {
+            return Ok(Err(ModuleProblem::AbiVersion(version)));
+        }
+        Ok(Ok(instance.describe(&module.exports).await?))
+    };
+    let raw = match tokio::time::timeout_at((stop_at + module.tick).into(), ask).await {
+        Ok(Ok(Ok(raw))) => raw,
+        Ok(Ok(Err(problem))) => return Err(problem),
+        Ok(Err(failure)) => return Err(explain(failure)),
+        Err(_) => return Err(explain(deadline_failure(budget))),
+    };
     let description: Description = serde_json::from_slice(&raw).map_err(ModuleProblem::Description)?;
     if description.abi_version != ABI_VERSION {
         return Err(ModuleProblem::DescribedAbiVersion(description.abi_version));

@@ -59,6 +59,8 @@ pub enum ErrorKind {
     Closed,
     /// The URL or options are invalid.
     Config,
+    /// The message is over `max_message_size` (ours or the broker's); only it failed.
+    TooLarge,
 }
 
 impl fmt::Display for ErrorKind {
@@ -69,6 +71,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Declare => "declaration refused",
             ErrorKind::Closed => "transport closed",
             ErrorKind::Config => "invalid transport configuration",
+            ErrorKind::TooLarge => "message too large",
         })
     }
 }

@@ -1,5 +1,6 @@
 //! Misbehaves on request: `grow` allocates until something stops it, `recurse` overflows the
-//! stack, `poke` reads far outside linear memory, `unreachable` executes `unreachable`,
+//! stack, `poke` reads far outside linear memory, `unreachable` executes `unreachable`, `fill`
+//! answers a small request with a reply as large as asked,
 //! `flood_logs` and `flood_notifications` write log lines and emit notifications as fast as
 //! they can.
 
@@ -46,6 +47,11 @@ impl Hog {
 
     pub fn unreachable(&self, _ctx: &Context) -> bool {
         std::process::abort()
+    }
+
+    /// A string of `bytes` bytes: a reply larger than the broker takes.
+    pub fn fill(&self, _ctx: &Context, bytes: u64) -> String {
+        "x".repeat(bytes as usize)
     }
 
     /// Writes `count` log lines through the host's `log` import and `count` to stdout.

@@ -2,7 +2,8 @@
 //! (a directory its manifest grants, writable), named `<instance>-<message_id>.json`.
 //!
 //! Payload flags for tests: `"requeue_once": true` answers `requeue` the first time a message
-//! is seen; `"trap_once": true` traps the first time.
+//! is seen; `"trap_once": true` traps the first time; `"trap_always": true` traps every time,
+//! leaving a marker file per attempt.
 
 use serde_json::{Value, json};
 use wasmrpc_guest::{Context, NotificationResult, endpoint, warn};
@@ -34,6 +35,11 @@ impl Recorder {
             return NotificationResult::Requeue;
         }
         if payload["trap_once"] == json!(true) && first_time(&message_id, "trapped") {
+            std::process::abort();
+        }
+        if payload["trap_always"] == json!(true) {
+            let attempt = std::fs::read_dir("/out").map_or(0, Iterator::count);
+            let _ = std::fs::write(format!("/out/{message_id}.attempt{attempt}"), b"");
             std::process::abort();
         }
         let instance = std::env::var("WASMRPC_INSTANCE").unwrap_or_else(|_| "recorder".into());

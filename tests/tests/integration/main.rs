@@ -3,10 +3,14 @@
 mod abi;
 mod author;
 mod cli;
+mod deadline;
+mod faults;
+mod guest_config;
 mod hostile;
 mod interop;
 mod manifest;
 mod notifications;
+mod outbound;
 mod rabbit;
 mod reload;
 mod rpc;

@@ -88,3 +88,29 @@ fn the_example_manifests_are_valid() {
         manifest::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
     }
 }
+
+#[test]
+fn outbound_grants_and_config_values_are_checked_where_written() {
+    let dir = ManifestDir::new();
+    let head = "name = \"gw\"\nmodule = \"{plugin:gateway}\"\n[target]\ntopic = \"t\"\nversion = \"1.0\"\n";
+    let p = problems(
+        &dir,
+        &format!(
+            "{head}[outbound]\ncall = [\"conductor\", \"\"]\ncast = [\"compute #1\"]\n[config]\nboth = {{ env = \"A\", file = \"b\" }}\n"
+        ),
+    );
+    assert_eq!(p.len(), 3, "{p:?}");
+    assert!(p[0].starts_with("7:22: an empty `[outbound] call` pattern"), "{p:?}");
+    assert!(p[1].starts_with("8:9: `[outbound] cast` pattern \"compute #1\""), "{p:?}");
+    assert!(p[2].starts_with("10:8: `[config] both` needs exactly one of `env`, `file` or `value`"), "{p:?}");
+
+    let path = dir.write(
+        "gw",
+        &format!("{head}[outbound]\ncall = [\"compute.*\"]\n[config]\nregion = \"eu\"\nretries = 3\ntoken = {{ value = \"hunter2\", secret = true }}\n"),
+    );
+    let spec = manifest::load_file(&path).unwrap();
+    assert!(spec.outbound.allows(false, "compute.host-1") && !spec.outbound.allows(true, "compute.host-1"));
+    assert!(!spec.outbound.allows(false, "conductor"));
+    assert_eq!(spec.config.iter().map(|c| c.key.as_str()).collect::<Vec<_>>(), ["region", "retries", "token"]);
+    assert!(!format!("{spec:?}").contains("hunter2"), "a secret literal never prints: {spec:?}");
+}

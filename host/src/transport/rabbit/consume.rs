@@ -206,7 +206,7 @@ async fn run_listener(
             }
         };
         let channel = current.channel.clone();
-        let reason = forward(current.consumers, &sink, &stop).await;
+        let reason = forward(current.consumers, &sink, &stop, shared.options.max_message_size).await;
         if stop.is_cancelled() || sink.is_closed() {
             let _ = channel.close(200, "listener stopped".into()).await;
             return;
@@ -216,7 +216,7 @@ async fn run_listener(
 }
 
 /// Forwards from every consumer of a session; returns why it ended.
-async fn forward(consumers: Vec<QueueConsumer>, sink: &Sink, stop: &CancellationToken) -> String {
+async fn forward(consumers: Vec<QueueConsumer>, sink: &Sink, stop: &CancellationToken, max_size: u64) -> String {
     let mut tasks = tokio::task::JoinSet::new();
     for QueueConsumer { queue, mut consumer } in consumers {
         let sink = sink.clone();
@@ -224,7 +224,7 @@ async fn forward(consumers: Vec<QueueConsumer>, sink: &Sink, stop: &Cancellation
             while let Some(delivery) = consumer.next().await {
                 match delivery {
                     Ok(d) => {
-                        if let Some(incoming) = incoming(&queue, d).await
+                        if let Some(incoming) = incoming(&queue, d, max_size).await
                             && !sink.deliver(incoming).await
                         {
                             return "the listener was dropped".to_owned();
@@ -245,8 +245,16 @@ async fn forward(consumers: Vec<QueueConsumer>, sink: &Sink, stop: &Cancellation
 }
 
 /// A delivery as an [`Incoming`]; messages oslo would reject (not JSON, compressed) are
-/// rejected here, with a log line naming the queue and the reason.
-async fn incoming(queue: &Arc<str>, d: Delivery) -> Option<Incoming> {
+/// rejected here, with a log line naming the queue and the reason. Messages over
+/// `max_message_size` are dropped before anything reads them: logged and acknowledged, so
+/// they are not redelivered (nor dead-lettered: they could be a flood).
+async fn incoming(queue: &Arc<str>, d: Delivery, max_size: u64) -> Option<Incoming> {
+    let size = d.data.len() as u64;
+    if size > max_size {
+        tracing::warn!(%queue, "dropping a message of {size} bytes, over max_message_size ({max_size} bytes); not decoded");
+        let _ = d.acker.ack(BasicAckOptions::default()).await;
+        return None;
+    }
     let reason = match d.properties.content_type().as_ref().map(|c| c.as_str().to_owned()) {
         Some(ct) if ct != "application/json" => Some(format!("content type {ct:?} is not application/json")),
         _ => d.properties.headers().as_ref().and_then(|h| {
@@ -304,8 +312,9 @@ impl ListenerControl for RabbitListener {
         if self.private.is_empty() || self.shared.closed.is_cancelled() {
             return;
         }
-        // oslo deletes a server's fanout queue when its listener closes.
-        let Ok(live) = self.shared.consumers.try_get().await else { return };
+        // oslo deletes a server's fanout queue when its listener closes. Not during an outage:
+        // closing must not wait for the broker, and the queue expires by itself (x-expires).
+        let Some(live) = self.shared.consumers.live() else { return };
         if let Ok(channel) = live.connection.create_channel().await {
             for q in &self.private {
                 if let Err(e) = channel.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await {

@@ -152,24 +152,10 @@ impl Connector {
         ))
     }
 
-    /// Connects, retrying rounds with oslo's backoff until it works or `closed` fires.
-    pub(super) async fn connect(&self, role: &str, closed: &CancellationToken) -> Result<Connection, TransportError> {
+    /// The pause after `failed_rounds` failed rounds: oslo's backoff.
+    fn backoff(&self, failed_rounds: u32) -> Duration {
         let o = &self.options;
-        let mut attempt: u32 = 0;
-        loop {
-            match self.connect_once(role).await {
-                Ok(conn) => return Ok(conn),
-                Err(e) => {
-                    let delay = (o.rabbit_retry_interval + o.rabbit_retry_backoff * attempt).min(o.rabbit_interval_max);
-                    attempt = attempt.saturating_add(1);
-                    tracing::warn!(role, "{e}; trying again in {:.1} s", delay.as_secs_f64());
-                    tokio::select! {
-                        () = closed.cancelled() => return Err(TransportError::new(ErrorKind::Closed, "the transport was closed")),
-                        () = tokio::time::sleep(delay) => {}
-                    }
-                }
-            }
-        }
+        (o.rabbit_retry_interval + o.rabbit_retry_backoff * failed_rounds).min(o.rabbit_interval_max)
     }
 }
 
@@ -210,25 +196,50 @@ impl Link {
         self.connected(false).await
     }
 
+    /// The live connection, or a new one. Patient, it retries rounds with oslo's backoff until
+    /// one works or the transport closes. The lock is held for one round at a time, never
+    /// across the pauses: while the broker is away, closing and the users that make a single
+    /// round are not kept waiting behind a reconnect that lasts as long as the outage.
     async fn connected(&self, patient: bool) -> Result<Connected, TransportError> {
-        let mut current = self.current.lock().await;
-        if let Some(live) = current.as_ref()
-            && live.connection.status().connected()
-        {
-            return Ok(live.clone());
-        }
-        let generation = current.as_ref().map_or(1, |dead| dead.generation + 1);
-        let connection = if patient {
-            if self.closed.is_cancelled() {
-                return Err(TransportError::new(ErrorKind::Closed, "the transport was closed"));
+        let mut failed_rounds: u32 = 0;
+        loop {
+            {
+                let mut current = self.current.lock().await;
+                if let Some(live) = current.as_ref()
+                    && live.connection.status().connected()
+                {
+                    return Ok(live.clone());
+                }
+                if self.closed.is_cancelled() {
+                    return Err(TransportError::new(ErrorKind::Closed, "the transport was closed"));
+                }
+                let generation = current.as_ref().map_or(1, |dead| dead.generation + 1);
+                match self.connector.connect_once(self.role).await {
+                    Ok(connection) => {
+                        let live = Connected { connection: Arc::new(connection), generation };
+                        *current = Some(live.clone());
+                        return Ok(live);
+                    }
+                    Err(e) if !patient => return Err(e),
+                    Err(e) => {
+                        let delay = self.connector.backoff(failed_rounds);
+                        tracing::warn!(role = self.role, "{e}; trying again in {:.1} s", delay.as_secs_f64());
+                    }
+                }
             }
-            self.connector.connect(self.role, &self.closed).await?
-        } else {
-            self.connector.connect_once(self.role).await?
-        };
-        let live = Connected { connection: Arc::new(connection), generation };
-        *current = Some(live.clone());
-        Ok(live)
+            let delay = self.connector.backoff(failed_rounds);
+            failed_rounds = failed_rounds.saturating_add(1);
+            tokio::select! {
+                () = self.closed.cancelled() => return Err(TransportError::new(ErrorKind::Closed, "the transport was closed")),
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// The connection if it is up now, without connecting or waiting for a reconnect.
+    pub(super) fn live(&self) -> Option<Connected> {
+        let current = self.current.try_lock().ok()?;
+        current.as_ref().filter(|live| live.connection.status().connected()).cloned()
     }
 
     /// Closes the connection (on transport close).

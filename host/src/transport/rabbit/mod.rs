@@ -238,8 +238,11 @@ impl Transport for RabbitTransport {
         // still closing makes lapin report a connection error.
         s.listeners.close();
         let _ = tokio::time::timeout(Duration::from_secs(2), s.listeners.wait()).await;
-        s.close_publish_channel().await;
-        s.publisher.close().await;
-        s.consumers.close().await;
+        // Bounded: a broker that does not answer (away, or blocking this connection) must not
+        // keep the host from stopping.
+        let bound = Duration::from_secs(2);
+        let _ = tokio::time::timeout(bound, s.close_publish_channel()).await;
+        let _ = tokio::time::timeout(bound, s.publisher.close()).await;
+        let _ = tokio::time::timeout(bound, s.consumers.close()).await;
     }
 }

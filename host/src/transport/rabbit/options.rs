@@ -12,6 +12,14 @@ pub enum FailoverStrategy {
     Shuffle,
 }
 
+/// Unacknowledged deliveries per consumer by default. An RPC server acknowledges a request as it
+/// takes it into its backlog, so this bounds only what waits between the broker and the
+/// backlog; oslo's default (0, unlimited) would let a flood of large messages fill memory.
+pub const DEFAULT_PREFETCH: u16 = 64;
+
+/// RabbitMQ's default `max_message_size` (128 MiB): nothing larger can be published anyway.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 128 << 20;
+
 /// The options wasmrpc honours; see `docs/rabbitmq.md`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RabbitOptions {
@@ -33,8 +41,12 @@ pub struct RabbitOptions {
     pub rabbit_quorum_max_memory_bytes: u64,
     /// `rabbit_transient_queues_ttl` in seconds: `x-expires` of reply and fanout queues (0 = none).
     pub rabbit_transient_queues_ttl: u64,
-    /// `rabbit_qos_prefetch_count` (0 = unlimited, no `basic.qos`).
+    /// `rabbit_qos_prefetch_count` (0 = unlimited, no `basic.qos`). oslo's default is 0;
+    /// wasmrpc's is [`DEFAULT_PREFETCH`], so a flood cannot fill the host's memory.
     pub rabbit_qos_prefetch_count: u16,
+    /// `max_message_size` in bytes (wasmrpc's, named after RabbitMQ's setting): larger messages
+    /// are dropped before they are decoded, and larger replies become error replies.
+    pub max_message_size: u64,
     /// `heartbeat_timeout_threshold` in seconds (0 disables AMQP heartbeats).
     pub heartbeat_timeout_threshold: u16,
     /// `rabbit_retry_interval`: the first delay between connection attempts.
@@ -75,7 +87,8 @@ impl Default for RabbitOptions {
             rabbit_quorum_max_memory_length: 0,
             rabbit_quorum_max_memory_bytes: 0,
             rabbit_transient_queues_ttl: 1800,
-            rabbit_qos_prefetch_count: 0,
+            rabbit_qos_prefetch_count: DEFAULT_PREFETCH,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             heartbeat_timeout_threshold: 60,
             rabbit_retry_interval: Duration::from_secs(1),
             rabbit_retry_backoff: Duration::from_secs(2),
@@ -192,6 +205,12 @@ impl RabbitOptions {
             "rabbit_qos_prefetch_count" => {
                 self.rabbit_qos_prefetch_count = u16::try_from(int()?).map_err(|_| bad("at most 65535"))?;
             }
+            "max_message_size" => {
+                self.max_message_size = match int()? {
+                    0 => return Err(bad("a positive number of bytes")),
+                    n => n,
+                };
+            }
             "heartbeat_timeout_threshold" => {
                 self.heartbeat_timeout_threshold = u16::try_from(int()?).map_err(|_| bad("at most 65535"))?;
             }
@@ -265,6 +284,10 @@ mod tests {
             .unwrap();
         assert!(o.rabbit_quorum_queue && o.durable());
         assert_eq!(o.rabbit_qos_prefetch_count, 10);
+        assert_eq!(RabbitOptions::default().rabbit_qos_prefetch_count, DEFAULT_PREFETCH, "bounded by default");
+        let sized = RabbitOptions::default().apply([("max_message_size", "1048576")]).unwrap();
+        assert_eq!((RabbitOptions::default().max_message_size, sized.max_message_size), (128 << 20, 1 << 20));
+        assert!(RabbitOptions::default().apply([("max_message_size", "0")]).is_err());
         assert_eq!(o.rabbit_retry_interval, Duration::from_millis(500));
         assert!(RabbitOptions::default().apply([("no_such", "1")]).unwrap_err().to_string().contains("no such option"));
         assert!(RabbitOptions::default().apply([("ssl", "maybe")]).unwrap_err().to_string().contains("true or false"));

@@ -42,15 +42,22 @@ fn properties(expiration: Option<Duration>) -> BasicProperties {
 }
 
 impl Shared {
-    /// The publishing channel, (re)opened in confirm mode when needed.
+    /// The publishing channel, (re)opened in confirm mode when needed. Reconnecting happens
+    /// outside the publishing lock: senders waiting for a broker that is away give up at their
+    /// own deadlines, and closing the transport never waits behind a reconnect.
     async fn publish_channel(&self) -> Result<PublishChannel, TransportError> {
-        let mut current = self.publishing.lock().await;
-        if let Some(p) = current.as_ref()
+        if let Some(p) = self.publishing.lock().await.as_ref()
             && p.channel.status().connected()
         {
             return Ok(p.clone());
         }
         let live = self.publisher.get().await?;
+        let mut current = self.publishing.lock().await;
+        if let Some(p) = current.as_ref()
+            && p.channel.status().connected()
+        {
+            return Ok(p.clone()); // another sender opened one meanwhile
+        }
         let channel = live.connection.create_channel().await.map_err(|e| amqp_error("cannot open a channel", &e))?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
@@ -91,14 +98,30 @@ impl Shared {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            match self.publish_once(declare_first.as_ref(), exchange, key, message).await {
+            // Each attempt ends by the deadline, whatever the broker does: reconnecting can
+            // otherwise wait for a broker that is away for as long as it is away.
+            let outcome = tokio::select! {
+                outcome = tokio::time::timeout_at(give_up.into(), self.publish_once(declare_first.as_ref(), exchange, key, message)) => outcome,
+                () = self.closed.cancelled() => return Err(TransportError::new(ErrorKind::Closed, "the transport was closed")),
+            };
+            let Ok(outcome) = outcome else {
+                return Err(TransportError::new(
+                    ErrorKind::Connection,
+                    format!(
+                        "could not publish to exchange {exchange:?} with key {key:?} within {:.1} s: the broker is unreachable",
+                        message.expiration.unwrap_or(PUBLISH_RETRY).min(PUBLISH_RETRY).as_secs_f64()
+                    ),
+                ));
+            };
+            match outcome {
                 Ok(()) => return Ok(()),
                 Err(e)
                     if e.kind == ErrorKind::Connection && Instant::now() < give_up && !self.closed.is_cancelled() =>
                 {
                     tracing::warn!(%exchange, %key, attempt, "publish failed ({e}); retrying after reconnecting");
                     self.drop_publish_channel().await;
-                    tokio::time::sleep(self.options.rabbit_retry_interval.min(Duration::from_secs(1))).await;
+                    let pause = self.options.rabbit_retry_interval.min(Duration::from_secs(1));
+                    tokio::time::sleep_until(give_up.min(Instant::now() + pause).into()).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -156,10 +179,14 @@ impl Shared {
     ) -> Result<(), TransportError> {
         let options = BasicPublishOptions { mandatory: message.mandatory, immediate: false };
         let body = message.body.wire();
+        let limit = self.options.max_message_size;
+        if body.len() as u64 > limit {
+            return Err(too_large(body.len() as u64, limit, "max_message_size"));
+        }
         let confirm = channel
             .basic_publish(exchange.into(), key.into(), options, &body, properties(message.expiration))
             .await
-            .map_err(|e| amqp_error("publish", &e))?;
+            .map_err(|e| publish_error("publish", &e, body.len()))?;
         if !message.confirm {
             // Nothing waits for the broker's confirm; a failure only shows in the log.
             tokio::spawn(async move {
@@ -169,7 +196,7 @@ impl Shared {
             });
             return Ok(());
         }
-        match confirm.await.map_err(|e| amqp_error("publisher confirm", &e))? {
+        match confirm.await.map_err(|e| publish_error("publisher confirm", &e, body.len()))? {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
             Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => Err(TransportError::new(
                 ErrorKind::Unroutable,
@@ -180,6 +207,39 @@ impl Shared {
             }
         }
     }
+}
+
+/// A message over a size limit: the caller gets this error, and nothing else fails.
+fn too_large(size: u64, limit: u64, whose: &str) -> TransportError {
+    TransportError::new(
+        ErrorKind::TooLarge,
+        format!("the message is too large: {size} bytes, and the {whose} is {limit} bytes"),
+    )
+}
+
+/// A failed publish or confirm. The broker closes the shared publishing channel when it
+/// refuses a message for its size (`message size N is larger than ... max size M`): that
+/// message gets [`ErrorKind::TooLarge`]; every other message caught on the channel gets a
+/// connection error, so it is published again on a new channel.
+fn publish_error(context: &str, e: &lapin::Error, size: usize) -> TransportError {
+    let text = describe_error(e);
+    match size_refusal(&text) {
+        Some((refused, limit)) if refused == size as u64 => too_large(refused, limit, "broker's max_message_size"),
+        Some(_) => TransportError::new(
+            ErrorKind::Connection,
+            format!("{context}: the publishing channel closed after the broker refused another message ({text})"),
+        ),
+        None => amqp_error(context, e),
+    }
+}
+
+/// `(N, M)` from RabbitMQ's "message size N is larger than [configured] max size M".
+fn size_refusal(text: &str) -> Option<(u64, u64)> {
+    let number_after = |marker: &str| -> Option<u64> {
+        let rest = &text[text.find(marker)? + marker.len()..];
+        rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    };
+    Some((number_after("message size ")?, number_after("max size ")?))
 }
 
 /// What a publisher declares before its first publish on a channel.
@@ -198,5 +258,18 @@ impl Declare<'_> {
                 format!("queue {} on {}", b.queue.name, b.exchange.as_ref().map_or("", |e| e.name.as_str()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_refusal;
+
+    #[test]
+    fn the_brokers_size_refusal_is_read_from_its_message() {
+        let text = "PRECONDITION_FAILED - message size 2097164 is larger than configured max size 1048576";
+        assert_eq!(size_refusal(text), Some((2_097_164, 1_048_576)));
+        assert_eq!(size_refusal("PRECONDITION_FAILED - message size 9 is larger than max size 8"), Some((9, 8)));
+        assert_eq!(size_refusal("PRECONDITION_FAILED - inequivalent arg 'durable'"), None);
     }
 }
