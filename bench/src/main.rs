@@ -227,3 +227,39 @@ fn main() -> anyhow::Result<()> {
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    /// The soak as `scripts/reliability` runs it: `cargo test --workspace --bin wasmrpc-bench --
+    /// --ignored --exact tests::soak` (the test build shares the workspace's compiled
+    /// dependencies, so no separate build of the benchmark binary). `WASMRPC_SOAK_CALLS`
+    /// (default 1,000,000) calls; the figures go to target/reliability/soak.json.
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore = "minutes long; scripts/reliability runs it"]
+    async fn soak() {
+        let calls: u64 = std::env::var("WASMRPC_SOAK_CALLS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let plugins = root.join("plugins/target/wasm32-wasip1/release");
+        let mut soak = crate::soak::run(&plugins, calls, 64).await.unwrap();
+        soak.command = format!("WASMRPC_SOAK_CALLS={calls} scripts/reliability (wasmrpc-bench's soak test)");
+        crate::soak::save(&soak, &root.join("target/reliability/soak.json")).unwrap();
+        println!("{}", serde_json::to_string_pretty(&soak).unwrap());
+        assert_eq!(soak.failed, 0);
+    }
+
+    /// RELIABILITY.md from the template and target/reliability/, as `scripts/reliability` runs
+    /// it (`wasmrpc-bench reliability` does the same from a built binary).
+    #[test]
+    #[ignore = "writes RELIABILITY.md; scripts/reliability runs it"]
+    fn reliability_md() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        std::env::set_current_dir(&root).unwrap();
+        crate::reliability::write(
+            &root.join("bench/RELIABILITY.template.md"),
+            &root.join("RELIABILITY.md"),
+            &root.join("target/reliability"),
+            &crate::report::machine("debug"),
+        )
+        .unwrap();
+    }
+}

@@ -43,7 +43,9 @@ use crate::locks::{lock, read, write};
 use crate::manifest::{EndpointSpec, Role};
 use crate::notification::{HostNotifications, ListenerOptions, NotificationListener, Notifier};
 use crate::protocol::{ListenTarget, Target};
-use crate::rpc::{Dispatcher, DrainTimeout, Endpoint, NoOpSerializer, PingEndpoint, RpcClient, RpcServer, ServerOptions};
+use crate::rpc::{
+    Dispatcher, DrainTimeout, Endpoint, NoOpSerializer, PingEndpoint, RpcClient, RpcServer, ServerOptions,
+};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::transport::{self, Transport, TransportError, TransportOptions};
 use crate::watch::{Watch, WatchError};

@@ -10,7 +10,8 @@ use super::toml_error::toml_problem;
 use super::units::{from_seconds, parse_duration, parse_size};
 use super::{
     ConfigEntry, ConfigSource, DEFAULT_MAX_INVOCATIONS, DirGrant, EndpointSpec, FilterSpec, InstanceMode, Limits,
-    ListenerSpec, Location, MAX_CONCURRENCY, MAX_DEADLINE, NotificationGrant, OutboundGrant, Problem, Role, RpcTarget, Sandbox, SpecLocations,
+    ListenerSpec, Location, MAX_CONCURRENCY, MAX_DEADLINE, NotificationGrant, OutboundGrant, Problem, Role, RpcTarget,
+    Sandbox, SpecLocations,
 };
 use crate::protocol::{PRIORITIES, Version};
 

@@ -2,9 +2,9 @@
 //! `wasmrpc.rpc` and `wasmrpc.config` (docs/abi.md).
 
 use wasmrpc_abi::{
-    ALLOC_EXPORT, CONFIG_ABSENT, CONFIG_IMPORT, HOST_MODULE, LOG_IMPORT, LogLevel, NOTIFY_DENIED, NOTIFY_DROPPED, NOTIFY_IMPORT,
-    NOTIFY_INVALID, NOTIFY_SENT, NotifyRequest, PANIC_IMPORT, RPC_IMPORT, RpcFailure, RpcFailureKind, RpcRequest,
-    RpcResponse, pack,
+    ALLOC_EXPORT, CONFIG_ABSENT, CONFIG_IMPORT, HOST_MODULE, LOG_IMPORT, LogLevel, NOTIFY_DENIED, NOTIFY_DROPPED,
+    NOTIFY_IMPORT, NOTIFY_INVALID, NOTIFY_SENT, NotifyRequest, PANIC_IMPORT, RPC_IMPORT, RpcFailure, RpcFailureKind,
+    RpcRequest, RpcResponse, pack,
 };
 use wasmtime::{Caller, Extern, Linker};
 

@@ -46,8 +46,8 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, Module, Pooli
 pub use cache::Compiled;
 pub use error::{CallError, Disagreement, EngineError, GuestTrap, LoadError, ModuleProblem, RuntimeError, TrapKind};
 pub use plugin::Plugin;
-pub use services::{GuestServices, HostServices};
 pub use rate::{LOG_BURST, LOG_LINES_PER_SECOND, NOTIFICATION_BURST, NOTIFICATIONS_PER_SECOND};
+pub use services::{GuestServices, HostServices};
 
 use self::instance::PreparedModule;
 use self::store::{GuestInfo, StoreState};

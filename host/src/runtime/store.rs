@@ -10,8 +10,8 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::error::{DeadlineExceeded, MemoryLimitExceeded};
 use super::guest_log::GuestOutput;
-use super::{HostServices, Notifications};
 use super::rate::GuestRates;
+use super::{HostServices, Notifications};
 use crate::manifest::{DirGrant, NotificationGrant};
 
 /// The most table elements an instance may have (Rust guests use a few hundred).
