@@ -354,17 +354,6 @@ fn utc_date() -> String {
         .unwrap_or_default()
 }
 
-/// Resident memory of `pid` in MiB, from /proc.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
 /// Publishes large casts to the echo topic and samples the host's memory until they are taken.
 async fn flood(
     transport: &Arc<dyn wasmrpc::transport::Transport>,
@@ -374,14 +363,14 @@ async fn flood(
     const MESSAGES: usize = 100;
     const BYTES: usize = 4 << 20;
     let pid = host.context("the host's pid")?;
-    let before = rss_mib(pid);
+    let before = crate::scale::rss_mib(pid).unwrap_or(0.0);
     let peak = Arc::new(Mutex::new(before));
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
         let (peak, sampling) = (peak.clone(), sampling.clone());
         tokio::spawn(async move {
             while sampling.load(Ordering::Relaxed) {
-                let now = rss_mib(pid);
+                let now = crate::scale::rss_mib(pid).unwrap_or(0.0);
                 {
                     let mut p = peak.lock().expect("not poisoned");
                     *p = p.max(now);

@@ -73,7 +73,8 @@ fn custom_section(name: &str, payload: &[u8]) -> Vec<u8> {
     section
 }
 
-fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+/// Resident memory of `pid` in MiB, from /proc (the scale, soak and chaos runs all read it).
+pub(crate) fn rss_mib(pid: u32) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: f64 = status
         .lines()

@@ -89,7 +89,7 @@ pub async fn run(plugins: &Path, calls: u64, concurrency: usize) -> anyhow::Resu
                 if n % tenth == 0 {
                     let sample = Sample {
                         calls: n,
-                        rss_mib: rss_mib().unwrap_or(f64::NAN),
+                        rss_mib: crate::scale::rss_mib(std::process::id()).unwrap_or(f64::NAN),
                         open_fds: open_fds().unwrap_or(0),
                         seconds: started.elapsed().as_secs_f64(),
                     };
@@ -130,17 +130,6 @@ pub fn save(soak: &Soak, out: &PathBuf) -> anyhow::Result<()> {
     }
     std::fs::write(out, serde_json::to_vec_pretty(soak)?)?;
     Ok(())
-}
-
-fn rss_mib() -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no VmRSS"))?;
-    Ok(kb / 1024.0)
 }
 
 fn open_fds() -> anyhow::Result<usize> {
