@@ -18,13 +18,18 @@
 //! - [`host`]: wires it together: manifests → plugins → endpoints grouped by target → one
 //!   RPC server each, plus the control endpoint; hot reload.
 //! - [`watch`]: the only module that names notify: debounced file changes for hot reload.
+//! - [`metrics`]: the Prometheus metrics the call path and reloads count, and the exposition.
+//! - [`http`]: the only module that names axum: the operator's listener (`/metrics`,
+//!   `/healthz`, `/readyz`).
 //! - `locks`: the crate's one way to take a `std::sync` lock, poisoned or not.
 //! - [`cli`]: the `wasmrpc` command line (`src/main.rs` only calls [`cli::main`]).
 
 pub mod cli;
 pub mod host;
+pub mod http;
 mod locks;
 pub mod manifest;
+pub mod metrics;
 pub mod notification;
 pub mod protocol;
 pub mod rpc;

@@ -5,15 +5,21 @@ mod call;
 mod check;
 mod invoke;
 mod listen;
+mod log_file;
 mod log_line;
 mod new;
 mod notify;
 mod serve;
+mod systemd;
 
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 /// The call reached the endpoint and failed (a remote error, a guest error or a trap).
 pub const EXIT_REMOTE: u8 = 1;
@@ -22,12 +28,31 @@ pub const EXIT_USAGE: u8 = 2;
 /// The call timed out.
 pub const EXIT_TIMEOUT: u8 = 3;
 
+/// The version `--version` prints: the crate's, and the git revision it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("WASMRPC_GIT_REVISION"), ")");
+
 /// An oslo.messaging-compatible RPC host whose endpoints are sandboxed WebAssembly modules.
 #[derive(Debug, Parser)]
-#[command(name = "wasmrpc", version, about, long_about = None)]
+#[command(name = "wasmrpc", version = VERSION, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines as text (for people) or as JSON objects, one per line (for log pipelines).
+    #[arg(long, global = true, value_enum, env = "WASMRPC_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Append the log to this file instead of stderr; `wasmrpc serve` reopens it on SIGHUP
+    /// (for logrotate).
+    #[arg(long, global = true, value_name = "FILE", env = "WASMRPC_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `2026-12-01T03:00:00Z INFO req{request_id=req-…}: wasmrpc::host: …`
+    Text,
+    /// `{"timestamp":…,"level":"INFO","fields":{…},"target":…,"span":{…}}`
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,7 +78,10 @@ pub enum Command {
 /// Parses the command line, runs the subcommand, and returns its exit status.
 pub fn main() -> ExitCode {
     let args = Cli::parse();
-    init_logging(&args);
+    if let Err(e) = init_logging(&args) {
+        eprintln!("wasmrpc: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -89,9 +117,11 @@ fn one_line(error: &anyhow::Error) -> String {
 /// lapin's target for returned messages (see `init_logging`).
 const LAPIN_RETURNS_OFF: &str = "lapin::returned_messages=off";
 
-/// Logs go to stderr; `RUST_LOG` overrides the default filter of each command (except that
-/// lapin's returned-message warnings, which print bodies, stay off).
-fn init_logging(cli: &Cli) {
+/// Logs go to stderr or `--log-file`, as text or JSON; `RUST_LOG` overrides the default filter
+/// of each command (except that lapin's returned-message warnings, which print bodies, stay
+/// off). Colours only on a terminal, and never with `NO_COLOR` set (no-color.org): escape
+/// codes in a file or in journald are noise.
+fn init_logging(cli: &Cli) -> Result<(), String> {
     let default = match cli.command {
         // The result or the one-line error says it all; still show what the guest logs.
         Command::Invoke(_) => "error,wasmrpc::guest=info",
@@ -106,8 +136,26 @@ fn init_logging(cli: &Cli) {
         // lapin warns of every message the broker returns with the message whole, body included,
         // again at each retry: a caller naming a missing reply queue would fill the log with
         // reply bodies. The RPC server reports unroutable replies itself, without bodies.
-        .add_directive(LAPIN_RETURNS_OFF.parse().expect("a valid directive"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(log_line::OneLinePerEvent(std::io::stderr)).init();
+        .add_directive(LAPIN_RETURNS_OFF.parse().map_err(|e| format!("{LAPIN_RETURNS_OFF}: {e}"))?);
+    let (writer, terminal) = match &cli.log_file {
+        Some(path) => {
+            let file = log_file::LogFile::install(path)
+                .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
+            (BoxMakeWriter::new(Arc::clone(&file)), false)
+        }
+        None => (BoxMakeWriter::new(std::io::stderr), std::io::stderr().is_terminal()),
+    };
+    let writer = log_line::OneLinePerEvent(writer);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    match cli.log_format {
+        LogFormat::Text => {
+            let colour = terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_ansi(colour).init();
+        }
+        // The current span carries a call's request ids (see `rpc::server`).
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+    }
+    Ok(())
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

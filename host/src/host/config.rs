@@ -12,6 +12,7 @@
 //! reload_debounce = "25ms"
 //! allow_remote_stop = false            # the control endpoint's `stop`: off unless trusted
 //! rpc_ping_enabled = false             # oslo's `oslo_rpc_server_ping` on every target
+//! http = "127.0.0.1:9180"              # /metrics, /healthz, /readyz; off by default
 //!
 //! [oslo_messaging_rabbit]             # oslo's option names; the URL query overrides them
 //! rabbit_quorum_queue = true
@@ -78,6 +79,8 @@ pub struct HostConfig {
     pub allow_remote_stop: bool,
     /// oslo's `rpc_ping_enabled`: every served target answers `oslo_rpc_server_ping`.
     pub rpc_ping_enabled: bool,
+    /// Where `wasmrpc serve` answers `/metrics`, `/healthz` and `/readyz`; none by default.
+    pub http: Option<std::net::SocketAddr>,
 }
 
 /// oslo's `[oslo_messaging_notifications]`, under `[notifications]` in `wasmrpc.toml`.
@@ -111,6 +114,7 @@ impl HostConfig {
             notifications: NotificationsConfig::default(),
             allow_remote_stop: false,
             rpc_ping_enabled: false,
+            http: None,
         }
     }
 
@@ -191,6 +195,7 @@ struct ConfigFile {
     notifications: NotificationsSection,
     allow_remote_stop: bool,
     rpc_ping_enabled: bool,
+    http: Option<std::net::SocketAddr>,
 }
 
 /// `[runtime]`.
@@ -234,6 +239,7 @@ impl Default for ConfigFile {
             notifications: NotificationsSection::default(),
             allow_remote_stop: d.allow_remote_stop,
             rpc_ping_enabled: d.rpc_ping_enabled,
+            http: d.http,
         }
     }
 }
@@ -279,6 +285,7 @@ impl ConfigFile {
             },
             allow_remote_stop: self.allow_remote_stop,
             rpc_ping_enabled: self.rpc_ping_enabled,
+            http: self.http,
         }
     }
 }

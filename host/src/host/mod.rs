@@ -1,6 +1,6 @@
 //! The host: loads every manifest in its directory, serves each endpoint on its target, serves
-//! the control endpoint, and reloads endpoints when their files change. `wasmrpc serve` is
-//! [`run`].
+//! the control endpoint, and reloads endpoints when their files change. `wasmrpc serve`
+//! (`cli/serve.rs`) runs one, and a new one on each SIGHUP.
 //!
 //! Endpoints are grouped by where they listen (exchange, topic, server); each group is one
 //! [`RpcServer`] whose dispatcher tries the group's endpoints in manifest-file order, as an
@@ -15,16 +15,17 @@
 //! - `wasm_endpoint.rs`: a loaded plugin as an RPC endpoint; failures as oslo sees them.
 //! - `wasm_listener.rs`: a loaded plugin as a notification listener.
 //! - `control.rs`: `ping`, `list_endpoints` (the endpoint listing), `stop` (when allowed).
+//! - `status.rs`: [`HostStatus`], what readiness probes and metrics scrapes read.
 
 mod config;
 mod control;
 mod reload;
 mod services;
+mod status;
 mod wasm_endpoint;
 mod wasm_listener;
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -36,11 +37,13 @@ pub use config::{ConfigError, DEFAULT_CONTROL_TOPIC, DEFAULT_TRANSPORT_URL, Host
 pub use control::{CONTROL_NAMESPACE, CONTROL_VERSION};
 pub use reload::ReloadSummary;
 pub use services::{ConfigError as ConfigValueError, EndpointServices};
+pub use status::{EndpointStatus, HostStatus};
 pub use wasm_endpoint::{ERRORS_MODULE, WasmEndpoint, failure};
 pub use wasm_listener::WasmListener;
 
 use crate::locks::{lock, read, write};
 use crate::manifest::{EndpointSpec, Role};
+use crate::metrics::Metrics;
 use crate::notification::{HostNotifications, ListenerOptions, NotificationListener, Notifier};
 use crate::protocol::{ListenTarget, Target};
 use crate::rpc::{
@@ -174,23 +177,45 @@ struct Inner {
     watch: Mutex<Option<Watch>>,
     /// Cancelled when the host should stop (the control endpoint's `stop`).
     shutdown: CancellationToken,
+    /// Where calls, reloads and guests' usage are counted, if the host keeps metrics.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Host {
     /// Connects the transport named in `config` and starts serving.
     pub async fn start(config: HostConfig) -> Result<Host, HostError> {
+        let transport = Host::connect(&config).await?;
+        Host::serve(config, transport, None).await
+    }
+
+    /// [`Host::start`], counting calls, reloads and guests' usage in `metrics`.
+    pub async fn start_observed(config: HostConfig, metrics: Arc<Metrics>) -> Result<Host, HostError> {
+        let transport = Host::connect(&config).await?;
+        Host::serve(config, transport, Some(metrics)).await
+    }
+
+    /// Connects the transport named in `config` (one round of attempts over its brokers).
+    pub async fn connect(config: &HostConfig) -> Result<Arc<dyn Transport>, HostError> {
         let options = TransportOptions {
             control_exchange: config.control_exchange.clone(),
             rabbit: config.rabbit_options.clone(),
         };
-        let transport = transport::connect(&config.transport_url, options)
+        transport::connect(&config.transport_url, options)
             .await
-            .map_err(|source| HostError::Transport { url: config.transport_url.to_string(), source })?;
-        Host::with_transport(config, transport).await
+            .map_err(|source| HostError::Transport { url: config.transport_url.to_string(), source })
     }
 
     /// Starts serving over an existing transport (tests share one `memory://` broker this way).
     pub async fn with_transport(config: HostConfig, transport: Arc<dyn Transport>) -> Result<Host, HostError> {
+        Host::serve(config, transport, None).await
+    }
+
+    /// Starts serving over `transport`, counting in `metrics` if given.
+    pub async fn serve(
+        config: HostConfig,
+        transport: Arc<dyn Transport>,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<Host, HostError> {
         let runtime = Runtime::new(config.runtime.clone())?;
         let notifier = Notifier::new(
             transport.clone(),
@@ -213,6 +238,7 @@ impl Host {
                 control: tokio::sync::Mutex::default(),
                 watch: Mutex::default(),
                 shutdown: CancellationToken::new(),
+                metrics,
             }),
         };
         let dir = host.inner.config.manifests.clone();
@@ -249,6 +275,35 @@ impl Host {
     #[must_use]
     pub fn transport(&self) -> &Arc<dyn Transport> {
         &self.inner.transport
+    }
+
+    /// What readiness probes and metrics scrapes read.
+    #[must_use]
+    pub fn status(&self) -> HostStatus {
+        let endpoints: Vec<EndpointStatus> = read(&self.inner.endpoints)
+            .iter()
+            .map(|l| EndpointStatus {
+                name: l.spec.name.clone(),
+                role: match l.served {
+                    Served::Rpc(_) => "rpc",
+                    Served::Listener(_) => "listener",
+                },
+                sha256: l.sha256().to_owned(),
+                guests: l.plugin().stats(),
+            })
+            .collect();
+        let failed = lock(&self.inner.failed);
+        let loaded = read(&self.inner.endpoints);
+        let mut not_loaded: Vec<PathBuf> =
+            failed.keys().filter(|path| !loaded.iter().any(|l| &l.spec.manifest_path == *path)).cloned().collect();
+        not_loaded.sort();
+        HostStatus {
+            endpoints,
+            not_loaded,
+            failed: failed.len(),
+            broker: self.inner.transport.health(),
+            notification_broker: None,
+        }
     }
 
     /// The listing the control endpoint returns.
@@ -425,19 +480,4 @@ impl Host {
     fn server_options(&self) -> ServerOptions {
         ServerOptions { executor_size: self.inner.config.executor_size, reply_retry: self.inner.config.reply_retry }
     }
-}
-
-/// Serves until `shutdown` resolves or the control endpoint's `stop` is called, then drains.
-pub async fn run(config: HostConfig, shutdown: impl Future<Output = ()>) -> Result<(), HostError> {
-    let host = Host::start(config).await?;
-    tokio::select! {
-        () = shutdown => tracing::info!("shutting down"),
-        () = host.stopped() => {}
-    }
-    let drain = host.inner.config.drain_timeout;
-    match host.stop().await {
-        Ok(()) => tracing::info!("stopped; every in-flight call finished"),
-        Err(e) => tracing::warn!("stopped after waiting {drain:?}: {e}"),
-    }
-    Ok(())
 }

@@ -271,6 +271,7 @@ impl Inner {
         if lock(&self.failed).get(path).is_some_and(|f| f.fingerprint == fingerprint) {
             return keep(); // the same broken content: already reported
         }
+        let name = current.map(|c| c.spec.name.clone()).or_else(|| parsed.as_ref().ok().map(|(s, _)| s.name.clone()));
         match self.load(parsed).await {
             Ok((spec, served)) => {
                 lock(&self.failed).remove(path);
@@ -289,6 +290,9 @@ impl Inner {
                             "endpoint reloaded"
                         );
                         self.host_event("reloaded", "info", &loaded, Some(json!({"old_sha256": old.sha256()})));
+                        if let Some(m) = &self.metrics {
+                            m.reloaded(&spec.name);
+                        }
                     }
                     None => {
                         tracing::info!(endpoint = %spec.name, sha256 = %plugin.sha256(), took_ms, ?compiled, "endpoint loaded");
@@ -299,6 +303,9 @@ impl Inner {
             }
             Err(error) => {
                 lock(&self.failed).insert(path.to_owned(), FailedManifest { fingerprint, files });
+                if let Some(m) = &self.metrics {
+                    m.reload_failed(&name.unwrap_or_else(|| path.display().to_string()));
+                }
                 if let Some(n) = &self.notifications {
                     let name = current.map_or_else(|| path.display().to_string(), |c| c.spec.name.clone());
                     let payload = json!({"endpoint": name, "manifest": path.display().to_string(), "error": error.to_string(), "serving_sha256": current.map(Loaded::sha256)});
@@ -333,10 +340,17 @@ impl Inner {
         let services = GuestServices {
             notifications: self.notifications.as_ref().map(as_sink),
             host: Some(Arc::new(EndpointServices::new(&spec, self.outbound_client())?)),
+            stats: self.metrics.as_ref().map(|m| m.guest_stats(&spec.name)).unwrap_or_default(),
         };
         let plugin = self.runtime.load_bytes(&spec, bytes, services).await?;
         let served = match &spec.role {
-            Role::Rpc(target) => Served::Rpc(Arc::new(WasmEndpoint::new(spec.clone(), target, plugin))),
+            Role::Rpc(target) => {
+                let endpoint = WasmEndpoint::new(spec.clone(), target, plugin);
+                Served::Rpc(Arc::new(match &self.metrics {
+                    Some(metrics) => endpoint.with_metrics(metrics),
+                    None => endpoint,
+                }))
+            }
             Role::Listener(listener) => {
                 let listener = WasmListener::new(spec.clone(), listener, plugin)
                     .map_err(|source| EndpointError::Filter { manifest: spec.manifest_path.clone(), source })?;

@@ -7,8 +7,9 @@ use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 
 use crate::manifest::{EndpointSpec, RpcTarget};
+use crate::metrics::{EndpointMetrics, Metrics};
 use crate::protocol::RemoteFailure;
-use crate::rpc::{CallContext, Endpoint, EndpointTarget};
+use crate::rpc::{CallContext, CallTiming, Endpoint, EndpointTarget};
 use crate::runtime::{CallError, Plugin};
 
 /// The module of the exception classes for traps and host faults.
@@ -21,6 +22,8 @@ pub struct WasmEndpoint {
     plugin: Plugin,
     target: EndpointTarget,
     concurrency: Option<Arc<Semaphore>>,
+    /// Its methods' call counters, when the host keeps metrics.
+    metrics: Option<EndpointMetrics>,
 }
 
 impl WasmEndpoint {
@@ -33,7 +36,15 @@ impl WasmEndpoint {
             version: rpc.version,
         };
         let concurrency = spec.max_concurrency.map(|n| Arc::new(Semaphore::new(n)));
-        WasmEndpoint { spec, plugin, target, concurrency }
+        WasmEndpoint { spec, plugin, target, concurrency, metrics: None }
+    }
+
+    /// Counts its calls in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: &Arc<Metrics>) -> WasmEndpoint {
+        let methods = self.plugin.description().methods.iter().map(|m| m.name.as_str());
+        self.metrics = Some(metrics.endpoint(&self.spec.name, methods));
+        self
     }
 
     /// The manifest.
@@ -75,6 +86,12 @@ impl Endpoint for WasmEndpoint {
 
     fn concurrency(&self) -> Option<Arc<Semaphore>> {
         self.concurrency.clone()
+    }
+
+    fn observe(&self, method: &str, outcome: Result<(), &RemoteFailure>, timing: CallTiming) {
+        if let Some(m) = &self.metrics {
+            m.observe(method, outcome, timing);
+        }
     }
 }
 

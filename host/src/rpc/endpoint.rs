@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
@@ -56,4 +56,18 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
     fn concurrency(&self) -> Option<Arc<Semaphore>> {
         None
     }
+
+    /// Told by the server after each call it ran: how it ended (the failure, if it failed)
+    /// and how long it waited and ran. The host's endpoints count it in their metrics.
+    fn observe(&self, _method: &str, _outcome: Result<(), &RemoteFailure>, _timing: CallTiming) {}
+}
+
+/// Where a call's time went, as its server saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallTiming {
+    /// From being taken off the transport to starting to run (waiting for the endpoint's and
+    /// the executor's slots).
+    pub queued: Duration,
+    /// Running (the endpoint's `invoke`).
+    pub ran: Duration,
 }

@@ -23,7 +23,7 @@ mod server;
 pub use client::{DEFAULT_TIMEOUT, Prepare, RpcClient};
 pub use context::{CLIENT_TIMEOUT, CallContext};
 pub use dispatcher::{DISPATCHER_MODULE, Dispatcher, no_such_method, unsupported_version};
-pub use endpoint::{Endpoint, EndpointTarget};
+pub use endpoint::{CallTiming, Endpoint, EndpointTarget};
 pub use error::{RemoteError, RpcError};
 pub use ping::{PING_METHOD, PingEndpoint};
 pub use serializer::{NoOpSerializer, Serializer};

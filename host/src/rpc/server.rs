@@ -13,8 +13,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use super::dispatcher::Dispatcher;
+use super::endpoint::CallTiming;
 use super::reply_retry::{ReplyRetries, Retry};
 use crate::locks::lock;
 use crate::protocol::{ListenTarget, RecentIds, RemoteFailure, Reply, ReplyTo, Request};
@@ -243,6 +245,7 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
             },
             () = &mut stopped => break,
         };
+        let taken = Instant::now();
         // Bytes as they came off the wire; a decoded in-process request costs nothing here.
         let size = match &incoming.body {
             Body::Wire(bytes) => bytes.len().min(BACKLOG_BYTES),
@@ -275,7 +278,7 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
                 continue;
             }
         };
-        spawn_call(&inner, &runtime, incoming, request, slot);
+        spawn_call(&inner, &runtime, incoming, request, slot, taken);
     }
     listener
 }
@@ -284,14 +287,21 @@ async fn consume(inner: Arc<Inner>, mut listener: Listener, stop: CancellationTo
 type Place = (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>);
 
 /// Runs a request taken off the transport in a task of its own, after the duplicate check.
-fn spawn_call(inner: &Arc<Inner>, runtime: &Handle, incoming: Incoming, request: Arc<Request>, slot: Place) {
+fn spawn_call(
+    inner: &Arc<Inner>,
+    runtime: &Handle,
+    incoming: Incoming,
+    request: Arc<Request>,
+    slot: Place,
+    taken: Instant,
+) {
     let duplicate = is_duplicate(inner, request.unique_id.as_deref());
     // An acknowledgement can wait on the broker (RabbitMQ's goes through its connection's
     // task), so it happens in the call's own task: the consume loop goes straight back for the
     // next delivery. The call's future (over a
     // kilobyte: dispatch, reply, retry) is boxed once here; tokio would otherwise copy it whole
     // into the task and again each time the task changes stage.
-    let call = Box::pin(acknowledge_then_handle(inner.clone(), incoming, request, duplicate, slot));
+    let call = Box::pin(acknowledge_then_handle(inner.clone(), incoming, request, duplicate, slot, taken));
     inner.tracker.spawn_on(call, runtime);
 }
 
@@ -310,7 +320,7 @@ fn direct_handler(inner: &Arc<Inner>) -> DirectHandler {
         let Ok(slot) = inner.backlog.clone().try_acquire_owned() else { return Some(incoming) };
         let slot = (slot, None);
         let request = request.clone();
-        spawn_call(&inner, &runtime, incoming, request, slot);
+        spawn_call(&inner, &runtime, incoming, request, slot, Instant::now());
         None
     })
 }
@@ -323,6 +333,7 @@ async fn acknowledge_then_handle(
     request: Arc<Request>,
     duplicate: bool,
     slot: Place,
+    taken: Instant,
 ) {
     let queue = incoming.queue.clone();
     let deadline = incoming.deadline;
@@ -334,7 +345,25 @@ async fn acknowledge_then_handle(
         tracing::info!(%queue, method = %request.method, "duplicate message dropped (same _unique_id)");
         return;
     }
-    handle(inner, request, deadline, slot).await;
+    match request_span(&request) {
+        Some(span) => handle(inner, request, deadline, slot, taken).instrument(span).await,
+        None => handle(inner, request, deadline, slot, taken).await,
+    }
+}
+
+/// The span a call's log lines (the guest's own included) carry when its caller sent oslo's
+/// request ids, as oslo.log prints `[req-... ...]` on every line of a request.
+fn request_span(request: &Request) -> Option<tracing::Span> {
+    let id = |key| request.context.get(key).and_then(Value::as_str);
+    let (request_id, global) = (id("request_id"), id("global_request_id"));
+    if request_id.is_none() && global.is_none() {
+        return None;
+    }
+    Some(tracing::info_span!(
+        "req",
+        request_id = request_id.unwrap_or_default(),
+        global_request_id = global.unwrap_or_default()
+    ))
 }
 
 /// Whether a request's `_unique_id` is among the last ones seen (a duplicate, to drop).
@@ -342,7 +371,7 @@ fn is_duplicate(inner: &Inner, unique_id: Option<&str>) -> bool {
     unique_id.is_some_and(|id| lock(&inner.recent).seen_before(id))
 }
 
-async fn handle(inner: Arc<Inner>, mut request: Arc<Request>, deadline: Option<Instant>, _slot: Place) {
+async fn handle(inner: Arc<Inner>, mut request: Arc<Request>, deadline: Option<Instant>, _slot: Place, taken: Instant) {
     let expired = |what: &str| {
         let late = deadline.is_some_and(|d| Instant::now() >= d);
         if late {
@@ -374,6 +403,7 @@ async fn handle(inner: Arc<Inner>, mut request: Arc<Request>, deadline: Option<I
     if waited && expired("while it waited for an executor slot") {
         return;
     }
+    let started = Instant::now();
     let heartbeat = request.reply.as_ref().and_then(|to| start_heartbeat(&inner, to, &request.method));
     let outcome = tokio::select! {
         // The call first: most finish in their first poll, before the abort signal is even
@@ -390,6 +420,8 @@ async fn handle(inner: Arc<Inner>, mut request: Arc<Request>, deadline: Option<I
     if let Some(hb) = heartbeat {
         hb.abort();
     }
+    let timing = CallTiming { queued: started.saturating_duration_since(taken), ran: started.elapsed() };
+    endpoint.observe(&request.method, outcome.as_ref().map(|_| ()), timing);
     // The call is done: its slots go to the next call while the reply is published.
     drop((running, endpoint_slot));
     let Some(to) = &request.reply else {

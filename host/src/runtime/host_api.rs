@@ -8,7 +8,8 @@ use wasmrpc_abi::{
 };
 use wasmtime::{Caller, Extern, Linker};
 
-use super::store::StoreState;
+use super::stats::NotificationOutcome;
+use super::store::{GuestInfo, StoreState};
 
 /// Longest log line or panic message read from a guest.
 const MAX_TEXT: u32 = 16 << 10;
@@ -54,26 +55,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result
             return Ok(NOTIFY_INVALID);
         };
         let guest = &caller.data().guest;
-        if !guest.grant.allows(&request.event_type) {
-            // A line the guest causes, so under its log rate limit too.
-            if guest.rates.log_line() {
-                tracing::warn!(
-                    endpoint = %guest.name,
-                    event_type = %request.event_type,
-                    "notification dropped: the manifest's [notifications] allow list does not include this event type"
-                );
-            }
-            return Ok(NOTIFY_DENIED);
-        }
-        if !guest.rates.notification() {
-            return Ok(NOTIFY_DROPPED);
-        }
-        let Some(sink) = &guest.notifications else {
-            tracing::debug!(endpoint = %guest.name, event_type = %request.event_type, "notification dropped: no notification driver is configured");
-            return Ok(NOTIFY_SENT);
-        };
-        let queued = sink.emit(&guest.name, guest.grant.publisher_id.as_deref(), request);
-        Ok(if queued { NOTIFY_SENT } else { NOTIFY_DROPPED })
+        let (status, outcome) = notify(guest, request);
+        guest.stats.record_notification(outcome);
+        Ok(status)
     })?;
     // Async: the guest's fiber is suspended while the call is out, holding no host thread, and
     // the call's deadline timer can drop it there.
@@ -102,6 +86,34 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result
         },
     )?;
     Ok(())
+}
+
+/// Hands a guest's notification to the notifier if its manifest allows it and its rate limit
+/// has room; returns the status the guest gets and what became of it.
+fn notify(guest: &GuestInfo, request: NotifyRequest) -> (i32, NotificationOutcome) {
+    if !guest.grant.allows(&request.event_type) {
+        // A line the guest causes, so under its log rate limit too.
+        if guest.rates.log_line() {
+            tracing::warn!(
+                endpoint = %guest.name,
+                event_type = %request.event_type,
+                "notification dropped: the manifest's [notifications] allow list does not include this event type"
+            );
+        }
+        return (NOTIFY_DENIED, NotificationOutcome::Refused);
+    }
+    if !guest.rates.notification() {
+        return (NOTIFY_DROPPED, NotificationOutcome::Dropped);
+    }
+    let Some(sink) = &guest.notifications else {
+        tracing::debug!(endpoint = %guest.name, event_type = %request.event_type, "notification dropped: no notification driver is configured");
+        return (NOTIFY_SENT, NotificationOutcome::Dropped);
+    };
+    if sink.emit(&guest.name, guest.grant.publisher_id.as_deref(), request) {
+        (NOTIFY_SENT, NotificationOutcome::Published)
+    } else {
+        (NOTIFY_DROPPED, NotificationOutcome::Dropped)
+    }
 }
 
 /// Reads the guest's outbound request and hands it to the host's services.

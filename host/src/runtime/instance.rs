@@ -7,6 +7,7 @@ use wasmrpc_abi::unpack;
 use wasmtime::{Extern, Instance, InstancePre, Memory, ModuleExport, Store, Trap, TypedFunc, WasmParams, WasmResults};
 
 use super::error::{DeadlineExceeded, EngineError, GuestTrap, MemoryLimitExceeded, TrapKind};
+use super::stats::LiveInstance;
 use super::store::{GuestInfo, StoreState, new_store, reset_for_call};
 
 /// Largest response read back from a guest (its memory limit bounds it anyway).
@@ -53,6 +54,8 @@ pub(crate) struct GuestInstance {
     dealloc_export: ModuleExport,
     /// Calls served so far (warm mode retires an instance after its quota).
     pub invocations: u64,
+    /// Counts this instance in its endpoint's `instances_live`.
+    _live: LiveInstance,
 }
 
 /// Why a call into an instance failed.
@@ -69,7 +72,7 @@ impl GuestInstance {
     /// Instantiates the module. Instantiation runs under the given deadline too.
     pub async fn new(t: &PreparedModule, deadline: Instant, budget: Duration) -> Result<GuestInstance, Failure> {
         let mut store = new_store(&t.engine, &t.guest, deadline).map_err(|e| Failure::Setup(EngineError(e)))?;
-        reset_for_call(&mut store, deadline, budget, None).map_err(|e| Failure::Setup(EngineError(e)))?;
+        reset_for_call(&mut store, deadline, budget, u64::MAX).map_err(|e| Failure::Setup(EngineError(e)))?;
         let instance = match t.pre.instantiate_async(&mut store).await {
             Ok(i) => i,
             Err(e) if is_trap(&e) || store.data().deadline_hit => {
@@ -90,6 +93,7 @@ impl GuestInstance {
             dealloc_export: e.dealloc,
             instance,
             memory,
+            _live: LiveInstance::new(&store.data().guest.stats),
             store,
             invocations: 0,
         })
@@ -120,8 +124,17 @@ impl GuestInstance {
         fuel: Option<u64>,
         release: bool,
     ) -> Result<Vec<u8>, Failure> {
+        let fuel = fuel.unwrap_or(u64::MAX);
         reset_for_call(&mut self.store, deadline, budget, fuel).map_err(|e| classify(Some(self.store.data()), e))?;
         self.invocations += 1;
+        let outcome = self.run_call(request, release).await;
+        // Counted whatever the outcome: a trapped call burned its fuel too.
+        let burned = fuel.saturating_sub(self.store.get_fuel().unwrap_or(fuel));
+        self.store.data().guest.stats.record_call(burned, self.memory.data_size(&self.store));
+        outcome
+    }
+
+    async fn run_call(&mut self, request: &[u8], release: bool) -> Result<Vec<u8>, Failure> {
         let len = i32::try_from(request.len()).map_err(|_| Failure::Abi("request larger than 2 GiB".into()))?;
         let ptr =
             self.alloc.call_async(&mut self.store, len).await.map_err(|e| classify(Some(self.store.data()), e))?;

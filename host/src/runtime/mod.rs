@@ -31,6 +31,7 @@ mod instance;
 mod plugin;
 mod rate;
 mod services;
+mod stats;
 mod store;
 mod validate;
 
@@ -48,6 +49,7 @@ pub use error::{CallError, Disagreement, EngineError, GuestTrap, LoadError, Modu
 pub use plugin::Plugin;
 pub use rate::{LOG_BURST, LOG_LINES_PER_SECOND, NOTIFICATION_BURST, NOTIFICATIONS_PER_SECOND};
 pub use services::{GuestServices, HostServices};
+pub use stats::{GuestStats, GuestStatsSnapshot};
 
 use self::instance::PreparedModule;
 use self::store::{GuestInfo, StoreState};
@@ -182,7 +184,7 @@ impl Runtime {
             path: spec.module_path.clone(),
             source,
         })?;
-        self.load_bytes(spec, bytes, GuestServices { notifications, host: None }).await
+        self.load_bytes(spec, bytes, GuestServices { notifications, host: None, stats: Arc::default() }).await
     }
 
     /// [`Runtime::load`] with the module's bytes already read, and what the host lends its
@@ -230,6 +232,7 @@ impl Runtime {
             notifications: services.notifications,
             services: services.host,
             rates: Arc::new(rate::GuestRates::new(Arc::from(spec.name.as_str()))),
+            stats: services.stats,
         });
         let prepared = PreparedModule {
             engine: self.inner.engine.clone(),

@@ -127,6 +127,13 @@ impl Plugin {
         self.inner.limits
     }
 
+    /// What its guests have used so far (shared with every load of this endpoint that was
+    /// given the same counters).
+    #[must_use]
+    pub fn stats(&self) -> super::GuestStatsSnapshot {
+        self.inner.module.guest.stats.snapshot()
+    }
+
     /// When the module was loaded.
     #[must_use]
     pub fn loaded_at(&self) -> SystemTime {

@@ -10,6 +10,7 @@ use std::time::Instant;
 use wasmrpc_abi::{RpcRequest, RpcResponse};
 
 use super::Notifications;
+use super::stats::GuestStats;
 
 /// One endpoint's host services.
 #[async_trait::async_trait]
@@ -30,4 +31,7 @@ pub struct GuestServices {
     /// Outbound calls and configuration values; without them every outbound call is refused
     /// as unavailable and every key is absent.
     pub host: Option<Arc<dyn HostServices>>,
+    /// Where its guests' usage is counted; the host passes the same one to every load of an
+    /// endpoint so the counts survive reloads.
+    pub stats: Arc<GuestStats>,
 }

@@ -11,6 +11,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use super::error::{DeadlineExceeded, MemoryLimitExceeded};
 use super::guest_log::GuestOutput;
 use super::rate::GuestRates;
+use super::stats::GuestStats;
 use super::{HostServices, Notifications};
 use crate::manifest::{DirGrant, NotificationGrant};
 
@@ -36,6 +37,8 @@ pub(crate) struct GuestInfo {
     pub services: Option<Arc<dyn HostServices>>,
     /// Rate limits on the guest's log lines and notifications.
     pub rates: Arc<GuestRates>,
+    /// Usage counters for the host's metrics.
+    pub stats: Arc<GuestStats>,
 }
 
 /// The `T` of every `Store<T>` this runtime creates.
@@ -111,7 +114,7 @@ pub(crate) fn reset_for_call(
     store: &mut Store<StoreState>,
     deadline: Instant,
     budget: Duration,
-    fuel: Option<u64>,
+    fuel: u64,
 ) -> wasmtime::Result<()> {
     let state = store.data_mut();
     state.deadline = deadline;
@@ -121,8 +124,8 @@ pub(crate) fn reset_for_call(
     // Deadlines are relative to the current epoch, so they are set again before every call.
     store.set_epoch_deadline(1);
     // The engine meters fuel for every module (it is a compile-time setting); endpoints without
-    // a fuel limit get an amount they cannot use up.
-    store.set_fuel(fuel.unwrap_or(u64::MAX))
+    // a fuel limit get an amount they cannot use up (the caller passes u64::MAX).
+    store.set_fuel(fuel)
 }
 
 /// The WASI context: deny by default. stdin is closed, there are no arguments, no sockets,

@@ -288,6 +288,21 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 
     /// Closes connections; later calls fail with [`ErrorKind::Closed`].
     async fn close(&self);
+
+    /// Whether the broker is reachable now, without waiting on a reconnect in progress (for
+    /// health probes and metrics). An in-process transport is always connected.
+    fn health(&self) -> TransportHealth {
+        TransportHealth { connected: true, reconnects: 0 }
+    }
+}
+
+/// A transport's link to its broker, as [`Transport::health`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportHealth {
+    /// The connection the listeners use is up.
+    pub connected: bool,
+    /// Times it was replaced after it died.
+    pub reconnects: u64,
 }
 
 /// Options shared by every transport.

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo, SASLMechanism};
 use lapin::{Connection, ConnectionProperties};
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::options::{FailoverStrategy, RabbitOptions};
 use crate::protocol::TransportUrl;
-use crate::transport::{ErrorKind, TransportError};
+use crate::transport::{ErrorKind, TransportError, TransportHealth};
 
 /// How long one connection attempt may take before the next host is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -166,6 +167,9 @@ pub(super) struct Link {
     role: &'static str,
     closed: CancellationToken,
     current: tokio::sync::Mutex<Option<Connected>>,
+    /// The newest connection, readable without waiting behind a reconnect round that holds
+    /// `current` (health probes ask while the broker is away).
+    latest: ArcSwapOption<Connected>,
 }
 
 /// A live connection of a [`Link`], and which of its connections it is.
@@ -178,12 +182,14 @@ pub(super) struct Connected {
 
 impl Link {
     pub(super) fn new(connector: Arc<Connector>, role: &'static str, closed: CancellationToken) -> Link {
-        Link { connector, role, closed, current: tokio::sync::Mutex::new(None) }
+        Link { connector, role, closed, current: tokio::sync::Mutex::new(None), latest: ArcSwapOption::empty() }
     }
 
     /// Installs a connection made elsewhere (the first one, made while connecting the transport).
     pub(super) async fn install(&self, connection: Connection) {
-        *self.current.lock().await = Some(Connected { connection: Arc::new(connection), generation: 1 });
+        let live = Connected { connection: Arc::new(connection), generation: 1 };
+        self.latest.store(Some(Arc::new(live.clone())));
+        *self.current.lock().await = Some(live);
     }
 
     /// The live connection, reconnecting (forever, with backoff) if needed.
@@ -217,6 +223,7 @@ impl Link {
                 match self.connector.connect_once(self.role).await {
                     Ok(connection) => {
                         let live = Connected { connection: Arc::new(connection), generation };
+                        self.latest.store(Some(Arc::new(live.clone())));
                         *current = Some(live.clone());
                         return Ok(live);
                     }
@@ -240,6 +247,15 @@ impl Link {
     pub(super) fn live(&self) -> Option<Connected> {
         let current = self.current.try_lock().ok()?;
         current.as_ref().filter(|live| live.connection.status().connected()).cloned()
+    }
+
+    /// Whether the newest connection is up, and how many times it was replaced; `None` before
+    /// the link was first used.
+    pub(super) fn health(&self) -> Option<TransportHealth> {
+        self.latest.load().as_ref().map(|live| TransportHealth {
+            connected: live.connection.status().connected(),
+            reconnects: live.generation - 1,
+        })
     }
 
     /// Closes the connection (on transport close).

@@ -33,7 +33,7 @@ use self::consume::Sink;
 use self::link::{Connector, Link, describe_error};
 use self::publish::{Declare, PublishChannel};
 use self::topology::{ArgValue, Binding, ExchangeSpec, ExchangeType, Topology};
-use super::{Body, ErrorKind, Listener, Outgoing, ReplyHandler, Transport, TransportError};
+use super::{Body, ErrorKind, Listener, Outgoing, ReplyHandler, Transport, TransportError, TransportHealth};
 use crate::protocol::{ListenTarget, NotificationTarget, Target, TransportUrl, new_id};
 
 /// The `rabbit://` transport.
@@ -229,6 +229,16 @@ impl Transport for RabbitTransport {
         let s = &self.shared;
         let bindings = s.topology.notification_listener(&s.control_exchange, targets, priorities, pool);
         s.consume(bindings, Vec::new()).await
+    }
+
+    /// The listeners' connection decides: it is what a server needs to take calls. Before any
+    /// listener, the publisher's.
+    fn health(&self) -> TransportHealth {
+        let s = &self.shared;
+        s.consumers
+            .health()
+            .or_else(|| s.publisher.health())
+            .unwrap_or(TransportHealth { connected: false, reconnects: 0 })
     }
 
     async fn close(&self) {

@@ -1,0 +1,30 @@
+//! Records the git revision the binary was built from, for `wasmrpc --version` and the
+//! `wasmrpc_build_info` metric. Outside a git checkout (a source tarball) it says `unknown`;
+//! `WASMRPC_GIT_REVISION` set at build time (a packager's) wins.
+
+use std::path::Path;
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=WASMRPC_GIT_REVISION");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).to_owned();
+    // A commit moves HEAD or the branch it points to; watching both reruns this on each commit.
+    let git = root.join(".git");
+    for file in ["HEAD", "packed-refs"] {
+        if git.join(file).exists() {
+            println!("cargo:rerun-if-changed={}", git.join(file).display());
+        }
+    }
+    if let Ok(head) = std::fs::read_to_string(git.join("HEAD"))
+        && let Some(branch) = head.strip_prefix("ref: ")
+        && git.join(branch.trim()).exists()
+    {
+        println!("cargo:rerun-if-changed={}", git.join(branch.trim()).display());
+    }
+    let revision = std::env::var("WASMRPC_GIT_REVISION").ok().filter(|r| !r.is_empty()).or_else(|| {
+        let out = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).current_dir(&root).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    });
+    let revision = revision.unwrap_or_else(|| "unknown".to_owned());
+    println!("cargo:rustc-env=WASMRPC_GIT_REVISION={revision}");
+}
