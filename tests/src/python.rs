@@ -27,7 +27,7 @@ fn find_or_install() -> Result<PathBuf, String> {
     let python = venv.join("bin").join("python");
     let has_oslo = |p: &PathBuf| {
         std::process::Command::new(p)
-            .args(["-c", "import oslo_messaging"])
+            .args(["-c", "import oslo_messaging, prometheus_client"])
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())

@@ -116,6 +116,8 @@ fn one_line(error: &anyhow::Error) -> String {
 
 /// lapin's target for returned messages (see `init_logging`).
 const LAPIN_RETURNS_OFF: &str = "lapin::returned_messages=off";
+/// wasmtime-wasi's per-call spans and chatter (see `init_logging`).
+const WASI_SPANS_OFF: &str = "wasmtime_wasi=warn";
 
 /// Logs go to stderr or `--log-file`, as text or JSON; `RUST_LOG` overrides the default filter
 /// of each command (except that lapin's returned-message warnings, which print bodies, stay
@@ -131,8 +133,18 @@ fn init_logging(cli: &Cli) -> Result<(), String> {
         Command::New(_) => "warn",
         Command::Serve(_) => "info",
     };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(default))
+    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
+    let mut filter = match &from_env {
+        Some(v) => EnvFilter::try_new(v).map_err(|e| format!("RUST_LOG={v}: {e}"))?,
+        None => EnvFilter::new(default),
+    };
+    // wasmtime-wasi opens an info-level span for every WASI call a guest makes; on a guest's
+    // own log line it would bury the call's request ids (`req{...}:fd_write{ciovs=...}`).
+    // Asked for by name in RUST_LOG, they stay.
+    if !from_env.as_deref().is_some_and(|v| v.contains("wasmtime_wasi")) {
+        filter = filter.add_directive(WASI_SPANS_OFF.parse().map_err(|e| format!("{WASI_SPANS_OFF}: {e}"))?);
+    }
+    let filter = filter
         // lapin warns of every message the broker returns with the message whole, body included,
         // again at each retry: a caller naming a missing reply queue would fill the log with
         // reply bodies. The RPC server reports unroutable replies itself, without bodies.
@@ -152,8 +164,9 @@ fn init_logging(cli: &Cli) -> Result<(), String> {
             let colour = terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
             builder.with_ansi(colour).init();
         }
-        // The current span carries a call's request ids (see `rpc::server`).
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+        // The spans carry a call's request ids (see `rpc::server`): `span` is the innermost,
+        // `spans` all of them.
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(true).init(),
     }
     Ok(())
 }
