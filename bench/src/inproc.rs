@@ -283,6 +283,23 @@ async fn run(plugins: std::path::PathBuf, quick: bool, rpc_only: bool) -> anyhow
     config.manifests = dir.path().to_owned();
     config.runtime = runtime_config;
     config.watch = false;
+    // The same warm endpoint on a host that keeps metrics, with its HTTP listener scraped every
+    // second (Prometheus scrapes every 15 s by default): what `--http` costs a call.
+    let observed_dir = tempfile::tempdir()?;
+    let observed = if wanted(OBSERVED_ROW) && !rpc_only {
+        write_manifest(
+            observed_dir.path(),
+            "calc-warm-observed",
+            &calculator,
+            "calc_warm_observed",
+            "[instance]\nmode = \"warm\"\nmax_invocations = 1000000\nmax_concurrency = 64\n",
+        )?;
+        let mut c = config.clone();
+        c.manifests = observed_dir.path().to_owned();
+        Some(ObservedHost::start(c).await?)
+    } else {
+        None
+    };
     let host = Host::start(config).await?;
     let transport = wasmrpc::transport::connect(&config_url(&url)?, Default::default()).await?;
     let rpc_rows = if rpc_only {
@@ -302,6 +319,7 @@ async fn run(plugins: std::path::PathBuf, quick: bool, rpc_only: bool) -> anyhow
     let native_name = "RPC over memory://: a Rust endpoint (no Wasm)";
     let native = if wanted(native_name) && !rpc_only { Some(native_add(&transport).await?) } else { None };
 
+    let observed_client = observed.as_ref().map(|_| RpcClient::new(transport.clone(), Target::topic("calc_warm_observed")));
     let mut rounds = Rounds::default();
     for _ in 0..reps {
         if bare_fresh {
@@ -327,12 +345,61 @@ async fn run(plugins: std::path::PathBuf, quick: bool, rpc_only: bool) -> anyhow
             let call = || async { client.call(&ctx, "add", args.clone()).await.map(drop).map_err(Into::into) };
             rounds.add(native_name, measure(n_warm / 4, call).await?);
         }
+        if let Some(client) = &observed_client {
+            let call = || async { client.call(&ctx, "add", args.clone()).await.map(drop).map_err(Into::into) };
+            rounds.add(OBSERVED_ROW, measure(n_warm / 4, call).await?);
+        }
+    }
+    if let Some(o) = observed {
+        o.stop().await;
     }
     if let Some((_, server)) = native {
         server.stop().await;
     }
     host.stop().await.ok();
     Ok(Table { rows: rounds.rows(), guest })
+}
+
+/// The row of a warm call to a host that keeps metrics and is being scraped.
+const OBSERVED_ROW: &str = "RPC over memory://: warm instance, metrics on (--http, scraped every second)";
+
+/// A host with metrics and its HTTP listener, and a scraper.
+struct ObservedHost {
+    host: Host,
+    http: wasmrpc::http::HttpServer,
+    scraper: tokio::task::JoinHandle<()>,
+}
+
+impl ObservedHost {
+    async fn start(config: HostConfig) -> anyhow::Result<ObservedHost> {
+        let metrics = Arc::new(wasmrpc::metrics::Metrics::new());
+        let host = Host::start_observed(config, metrics.clone()).await?;
+        let serving = Arc::new(wasmrpc::http::Serving::default());
+        serving.serve(host.clone());
+        let http = wasmrpc::http::HttpServer::start("127.0.0.1:0".parse()?, serving, metrics).await?;
+        let addr = http.local_addr();
+        let scraper = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let _ = tokio::task::spawn_blocking(move || scrape(addr)).await;
+            }
+        });
+        Ok(ObservedHost { host, http, scraper })
+    }
+
+    async fn stop(self) {
+        self.scraper.abort();
+        self.http.stop().await;
+        self.host.stop().await.ok();
+    }
+}
+
+/// One GET /metrics, read whole.
+fn scrape(addr: std::net::SocketAddr) -> std::io::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    s.read_to_end(&mut Vec::new()).map(drop)
 }
 
 /// A server for a Rust `add` endpoint on `transport`, and a client calling it.
