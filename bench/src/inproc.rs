@@ -319,7 +319,8 @@ async fn run(plugins: std::path::PathBuf, quick: bool, rpc_only: bool) -> anyhow
     let native_name = "RPC over memory://: a Rust endpoint (no Wasm)";
     let native = if wanted(native_name) && !rpc_only { Some(native_add(&transport).await?) } else { None };
 
-    let observed_client = observed.as_ref().map(|_| RpcClient::new(transport.clone(), Target::topic("calc_warm_observed")));
+    let observed_client =
+        observed.as_ref().map(|_| RpcClient::new(transport.clone(), Target::topic("calc_warm_observed")));
     let mut rounds = Rounds::default();
     for _ in 0..reps {
         if bare_fresh {
