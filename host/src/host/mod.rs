@@ -8,6 +8,8 @@
 //! plugin never keeps the others from serving.
 //!
 //! - `config.rs`: [`HostConfig`] (`wasmrpc.toml` and flags).
+//! - `oslo_ini.rs`: oslo.config INI files (`--config-file`, `--config-dir`) over a [`HostConfig`].
+//! - `text_options.rs`: [`HostConfig`] options by name from text (INI files, `WASMRPC_*`).
 //! - `reload.rs`: hot reload: what changed (content digests), loading off the hot path,
 //!   keeping the last good version, swapping endpoint lists atomically.
 //! - `services.rs`: what a guest may use through the host: outbound calls and casts (checked
@@ -18,8 +20,10 @@
 
 mod config;
 mod control;
+pub mod oslo_ini;
 mod reload;
 mod services;
+pub mod text_options;
 mod wasm_endpoint;
 mod wasm_listener;
 
