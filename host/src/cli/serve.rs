@@ -5,20 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use crate::host::{self, HostConfig};
-use crate::protocol::TransportUrl;
+use crate::host;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Host configuration file [default: wasmrpc.toml, if it exists].
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Broker URL, e.g. rabbit://user:pass@host:5672/ or memory:// [default: rabbit://guest:guest@127.0.0.1:5672/].
-    #[arg(long = "transport", env = "WASMRPC_TRANSPORT_URL", value_name = "URL", hide_env_values = true)]
-    transport: Option<String>,
-    /// oslo's control_exchange [default: openstack].
-    #[arg(long, value_name = "NAME")]
-    control_exchange: Option<String>,
+    #[command(flatten)]
+    config: super::config::ConfigArgs,
     /// This host's server name [default: the hostname].
     #[arg(long, value_name = "NAME")]
     server: Option<String>,
@@ -40,17 +32,7 @@ pub struct Args {
 }
 
 pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let mut config = match &a.config {
-        Some(path) => HostConfig::from_file(path)?,
-        None if std::path::Path::new("wasmrpc.toml").is_file() => HostConfig::from_file("wasmrpc.toml".as_ref())?,
-        None => HostConfig::new(),
-    };
-    if let Some(url) = &a.transport {
-        config.transport_url = TransportUrl::parse(url)?;
-    }
-    if let Some(v) = a.control_exchange {
-        config.control_exchange = v;
-    }
+    let mut config = a.config.load()?;
     if let Some(v) = a.server {
         config.server = v;
     }

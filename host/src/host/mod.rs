@@ -150,9 +150,11 @@ struct WantedListener {
 
 impl Inner {
     /// The RPC client guests' outbound calls go through: the host's transport and its shared
-    /// reply queue.
+    /// reply queue; a call that names no timeout waits `rpc_response_timeout`.
     fn outbound_client(&self) -> RpcClient {
+        let timeout = Some(self.config.rpc_response_timeout);
         RpcClient::new(self.transport.clone(), Target::default())
+            .prepare(crate::rpc::Prepare { timeout, ..crate::rpc::Prepare::default() })
     }
 }
 
