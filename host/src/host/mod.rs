@@ -162,6 +162,9 @@ impl Inner {
 struct Inner {
     config: HostConfig,
     transport: Arc<dyn Transport>,
+    /// Where notifications go and listener endpoints listen: `transport` itself unless
+    /// `[notifications] transport_url` names another broker (oslo's notification transport).
+    notification_transport: Arc<dyn Transport>,
     runtime: Runtime,
     /// Loaded endpoints in manifest-file order. Replaced whole by each reload.
     endpoints: RwLock<Vec<Loaded>>,
@@ -189,17 +192,44 @@ impl Host {
             control_exchange: config.control_exchange.clone(),
             rabbit: config.rabbit_options.clone(),
         };
-        let transport = transport::connect(&config.transport_url, options)
-            .await
-            .map_err(|source| HostError::Transport { url: config.transport_url.to_string(), source })?;
-        Host::with_transport(config, transport).await
+        let connect = |url: &crate::protocol::TransportUrl| {
+            let options = options.clone();
+            let url = url.clone();
+            async move {
+                transport::connect(&url, options)
+                    .await
+                    .map_err(|source| HostError::Transport { url: url.to_string(), source })
+            }
+        };
+        let transport = connect(&config.transport_url).await?;
+        let notification_transport = match &config.notifications.transport_url {
+            Some(url) => match connect(url).await {
+                Ok(t) => t,
+                Err(e) => {
+                    transport.close().await;
+                    return Err(e);
+                }
+            },
+            None => transport.clone(),
+        };
+        Host::with_transports(config, transport, notification_transport).await
     }
 
     /// Starts serving over an existing transport (tests share one `memory://` broker this way).
     pub async fn with_transport(config: HostConfig, transport: Arc<dyn Transport>) -> Result<Host, HostError> {
+        Host::with_transports(config, transport.clone(), transport).await
+    }
+
+    /// Starts serving RPC over `transport`, and notifications (sent and listened to) over
+    /// `notification_transport`, which may be the same.
+    pub async fn with_transports(
+        config: HostConfig,
+        transport: Arc<dyn Transport>,
+        notification_transport: Arc<dyn Transport>,
+    ) -> Result<Host, HostError> {
         let runtime = Runtime::new(config.runtime.clone())?;
         let notifier = Notifier::new(
-            transport.clone(),
+            notification_transport.clone(),
             &config.notifications.publisher_id.clone().unwrap_or_else(|| format!("wasmrpc.{}", config.server)),
             config.notifications.drivers.clone(),
             config.notifications.topics.clone(),
@@ -209,6 +239,7 @@ impl Host {
             inner: Arc::new(Inner {
                 config,
                 transport,
+                notification_transport,
                 runtime,
                 endpoints: RwLock::default(),
                 failed: Mutex::default(),
@@ -298,6 +329,9 @@ impl Host {
             }
         }
         self.inner.transport.close().await;
+        if !Arc::ptr_eq(&self.inner.transport, &self.inner.notification_transport) {
+            self.inner.notification_transport.close().await;
+        }
         outcome
     }
 
@@ -389,15 +423,19 @@ impl Host {
         for (name, WantedListener { endpoint, options }) in wanted {
             match running.get(&name) {
                 Some(r) => r.listener.replace(endpoint),
-                None => match NotificationListener::start(&self.inner.transport, options.clone(), endpoint).await {
-                    Ok(listener) => {
-                        running.insert(name, RunningListener { listener, options });
+                None => {
+                    match NotificationListener::start(&self.inner.notification_transport, options.clone(), endpoint)
+                        .await
+                    {
+                        Ok(listener) => {
+                            running.insert(name, RunningListener { listener, options });
+                        }
+                        Err(e) => {
+                            tracing::error!(endpoint = %name, targets = ?options.targets, "endpoint not served: cannot listen for its notifications: {e}");
+                            unserved.push(name);
+                        }
                     }
-                    Err(e) => {
-                        tracing::error!(endpoint = %name, targets = ?options.targets, "endpoint not served: cannot listen for its notifications: {e}");
-                        unserved.push(name);
-                    }
-                },
+                }
             }
         }
         unserved

@@ -10,6 +10,7 @@ mod hostile;
 mod interop;
 mod manifest;
 mod notifications;
+mod oslo_config;
 mod outbound;
 mod rabbit;
 mod reload;
