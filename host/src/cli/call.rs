@@ -3,9 +3,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::protocol::{Target, TransportUrl, Version};
+use crate::protocol::{Target, Version};
 use crate::rpc::{Prepare, RpcClient, RpcError};
-use crate::transport::{self, TransportOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,12 +14,8 @@ pub struct Args {
     method: String,
     /// Keyword arguments as a JSON object, e.g. '{"a": 2, "b": 3}'.
     args: Option<String>,
-    /// Broker URL [default: rabbit://guest:guest@127.0.0.1:5672/].
-    #[arg(long = "transport", env = "WASMRPC_TRANSPORT_URL", value_name = "URL", hide_env_values = true)]
-    transport: Option<String>,
-    /// oslo's control_exchange.
-    #[arg(long, value_name = "NAME", default_value = "openstack")]
-    control_exchange: String,
+    #[command(flatten)]
+    config: super::config::ConfigArgs,
     /// The target's exchange, if not the control exchange.
     #[arg(long, value_name = "NAME")]
     exchange: Option<String>,
@@ -36,9 +31,9 @@ pub struct Args {
     /// The API version requested, e.g. 1.0.
     #[arg(long, value_name = "X.Y")]
     version: Option<String>,
-    /// Seconds to wait for the reply.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
-    timeout: f64,
+    /// Seconds to wait for the reply [default: the configuration's rpc_response_timeout, 60].
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<f64>,
     /// Seconds without a heartbeat after which the call fails (oslo's call_monitor_timeout).
     #[arg(long, value_name = "SECONDS")]
     call_monitor_timeout: Option<f64>,
@@ -50,22 +45,22 @@ pub struct Args {
 pub async fn run(a: Args, cast: bool) -> anyhow::Result<ExitCode> {
     let args = super::json_object("JSON_ARGS", a.args.as_deref())?;
     let ctx = super::json_object("--context", a.context.as_deref())?;
-    let url = TransportUrl::parse(a.transport.as_deref().unwrap_or(crate::host::DEFAULT_TRANSPORT_URL))?;
+    let config = a.config.load()?;
     let version = a.version.as_deref().map(str::parse::<Version>).transpose()?;
     let seconds =
         |s: f64| Duration::try_from_secs_f64(s).map_err(|e| anyhow::anyhow!("invalid number of seconds {s}: {e}"));
-    let transport = transport::connect(
-        &url,
-        TransportOptions { control_exchange: a.control_exchange.clone(), ..TransportOptions::default() },
-    )
-    .await?;
+    let timeout = match a.timeout {
+        Some(s) => seconds(s)?,
+        None => config.rpc_response_timeout,
+    };
+    let transport = super::config::connect(&config).await?;
     let client = RpcClient::new(transport.clone(), Target::topic(&a.topic)).prepare(Prepare {
         exchange: a.exchange,
         namespace: a.namespace,
         version,
         server: a.server,
         fanout: Some(a.fanout),
-        timeout: Some(seconds(a.timeout)?),
+        timeout: Some(timeout),
         call_monitor_timeout: a.call_monitor_timeout.map(seconds).transpose()?,
         ..Prepare::default()
     });

@@ -11,12 +11,11 @@ use tokio::sync::Notify;
 use crate::notification::{
     Delivered, Handled, ListenerOptions, NotificationEndpoint, NotificationFilter, NotificationListener,
 };
-use crate::protocol::{PRIORITIES, TransportUrl};
-use crate::transport::{self, TransportOptions};
+use crate::protocol::PRIORITIES;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Topic to listen to (repeatable) [default: notifications].
+    /// Topic to listen to (repeatable) [default: the configuration's topics, else notifications].
     #[arg(long = "topic", value_name = "TOPIC")]
     topics: Vec<String>,
     /// Priority to listen to (repeatable) [default: all of them].
@@ -34,12 +33,8 @@ pub struct Args {
     /// Exit after this many notifications.
     #[arg(long, value_name = "N")]
     count: Option<usize>,
-    /// Broker URL [default: rabbit://guest:guest@127.0.0.1:5672/].
-    #[arg(long = "transport", env = "WASMRPC_TRANSPORT_URL", value_name = "URL", hide_env_values = true)]
-    transport: Option<String>,
-    /// oslo's control_exchange.
-    #[arg(long, value_name = "NAME", default_value = "openstack")]
-    control_exchange: String,
+    #[command(flatten)]
+    config: super::config::ConfigArgs,
 }
 
 #[derive(Debug)]
@@ -83,13 +78,13 @@ impl NotificationEndpoint for Printer {
 }
 
 pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let url = TransportUrl::parse(a.transport.as_deref().unwrap_or(crate::host::DEFAULT_TRANSPORT_URL))?;
-    let transport = transport::connect(
-        &url,
-        TransportOptions { control_exchange: a.control_exchange, ..TransportOptions::default() },
-    )
-    .await?;
-    let topics = if a.topics.is_empty() { vec!["notifications".to_owned()] } else { a.topics };
+    let config = a.config.load()?;
+    let transport = super::config::connect_notifications(&a.config, &config).await?;
+    let topics = match (a.topics.is_empty(), config.notifications.topics.is_empty()) {
+        (false, _) => a.topics,
+        (true, false) => config.notifications.topics.clone(),
+        (true, true) => vec!["notifications".to_owned()],
+    };
     let priorities: Vec<String> = if a.priorities.is_empty() {
         PRIORITIES.iter().map(|p| (*p).to_owned()).collect()
     } else {

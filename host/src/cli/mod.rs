@@ -3,6 +3,7 @@
 
 mod call;
 mod check;
+mod config;
 mod invoke;
 mod listen;
 mod log_file;

@@ -3,8 +3,6 @@
 use std::process::ExitCode;
 
 use crate::notification::{NotificationDriver, Notifier};
-use crate::protocol::TransportUrl;
-use crate::transport::{self, TransportOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,24 +13,21 @@ pub struct Args {
     /// audit, debug, info, warn, error, critical or sample.
     #[arg(long, default_value = "info")]
     priority: String,
-    /// The publisher id.
-    #[arg(long, default_value = "wasmrpc.cli")]
-    publisher_id: String,
-    /// Topic to publish to (repeatable) [default: notifications].
+    /// The publisher id [default: the configuration's publisher_id, else wasmrpc.cli].
+    #[arg(long)]
+    publisher_id: Option<String>,
+    /// Topic to publish to (repeatable) [default: the configuration's topics, else notifications].
     #[arg(long = "topic", value_name = "TOPIC")]
     topics: Vec<String>,
-    /// messagingv2 (2.0 envelope), messaging (v1, no envelope), log or noop.
-    #[arg(long, default_value = "messagingv2")]
-    driver: String,
+    /// messagingv2 (2.0 envelope), messaging (v1, no envelope), log or noop [default: the
+    /// configuration's drivers, else messagingv2].
+    #[arg(long)]
+    driver: Option<String>,
     /// The request context as a JSON object.
     #[arg(long, value_name = "JSON")]
     context: Option<String>,
-    /// Broker URL [default: rabbit://guest:guest@127.0.0.1:5672/].
-    #[arg(long = "transport", env = "WASMRPC_TRANSPORT_URL", value_name = "URL", hide_env_values = true)]
-    transport: Option<String>,
-    /// oslo's control_exchange (where notifications go).
-    #[arg(long, value_name = "NAME", default_value = "openstack")]
-    control_exchange: String,
+    #[command(flatten)]
+    config: super::config::ConfigArgs,
 }
 
 pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
@@ -43,14 +38,17 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         None => serde_json::json!({}),
     };
     let context = a.context.as_deref().map(|c| super::json_object("--context", Some(c))).transpose()?;
-    let driver: NotificationDriver = a.driver.parse().map_err(anyhow::Error::msg)?;
-    let url = TransportUrl::parse(a.transport.as_deref().unwrap_or(crate::host::DEFAULT_TRANSPORT_URL))?;
-    let transport = transport::connect(
-        &url,
-        TransportOptions { control_exchange: a.control_exchange, ..TransportOptions::default() },
-    )
-    .await?;
-    let notifier = Notifier::new(transport.clone(), &a.publisher_id, vec![driver], a.topics);
+    let config = a.config.load()?;
+    let drivers = match &a.driver {
+        Some(d) => vec![d.parse::<NotificationDriver>().map_err(anyhow::Error::msg)?],
+        None if config.notifications.drivers.is_empty() => vec![NotificationDriver::MessagingV2],
+        None => config.notifications.drivers.clone(),
+    };
+    let topics = if a.topics.is_empty() { config.notifications.topics.clone() } else { a.topics };
+    let publisher_id =
+        a.publisher_id.or_else(|| config.notifications.publisher_id.clone()).unwrap_or_else(|| "wasmrpc.cli".into());
+    let transport = super::config::connect_notifications(&a.config, &config).await?;
+    let notifier = Notifier::new(transport.clone(), &publisher_id, drivers, topics);
     let sent = notifier.notify(context.as_ref(), &a.event_type, &a.priority, payload).await;
     transport.close().await;
     sent?;

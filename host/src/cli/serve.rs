@@ -24,20 +24,12 @@ use super::{log_file::LogFile, systemd};
 use crate::host::{Host, HostConfig, HostError};
 use crate::http::{HttpServer, Serving};
 use crate::metrics::Metrics;
-use crate::protocol::TransportUrl;
 use crate::transport::{ErrorKind, RabbitOptions};
 
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Host configuration file [default: wasmrpc.toml, if it exists].
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Broker URL, e.g. rabbit://user:pass@host:5672/ or memory:// [default: rabbit://guest:guest@127.0.0.1:5672/].
-    #[arg(long = "transport", env = "WASMRPC_TRANSPORT_URL", value_name = "URL", hide_env_values = true)]
-    transport: Option<String>,
-    /// oslo's control_exchange [default: openstack].
-    #[arg(long, value_name = "NAME")]
-    control_exchange: Option<String>,
+    #[command(flatten)]
+    config: super::config::ConfigArgs,
     /// This host's server name [default: the hostname].
     #[arg(long, value_name = "NAME")]
     server: Option<String>,
@@ -63,19 +55,9 @@ pub struct Args {
 }
 
 impl Args {
-    /// The configuration file over the defaults, then the flags over it. Read again on SIGHUP.
+    /// The layered configuration (files, environment, flags). Read again on SIGHUP.
     fn config(&self) -> anyhow::Result<HostConfig> {
-        let mut config = match &self.config {
-            Some(path) => HostConfig::from_file(path)?,
-            None if std::path::Path::new("wasmrpc.toml").is_file() => HostConfig::from_file("wasmrpc.toml".as_ref())?,
-            None => HostConfig::new(),
-        };
-        if let Some(url) = &self.transport {
-            config.transport_url = TransportUrl::parse(url)?;
-        }
-        if let Some(v) = &self.control_exchange {
-            config.control_exchange.clone_from(v);
-        }
+        let mut config = self.config.load()?;
         if let Some(v) = &self.server {
             config.server.clone_from(v);
         }

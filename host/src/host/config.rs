@@ -8,6 +8,7 @@
 //! executor_thread_pool_size = 64
 //! control_topic = "wasmrpc"
 //! drain_timeout = "30s"
+//! rpc_response_timeout = 60            # seconds: `call`'s and guests' outbound calls' default
 //! watch = true                         # reload manifests and modules when they change
 //! reload_debounce = "25ms"
 //! allow_remote_stop = false            # the control endpoint's `stop`: off unless trusted
@@ -21,6 +22,7 @@
 //! [notifications]                    # oslo's [oslo_messaging_notifications]
 //! driver = ["messagingv2"]             # default none: nothing is sent
 //! topics = ["notifications"]
+//! transport_url = "rabbit://..."       # default: the RPC transport
 //!
 //! [runtime]
 //! pooling = true
@@ -64,6 +66,9 @@ pub struct HostConfig {
     pub drain_timeout: Duration,
     /// How long a reply is retried when its queue is missing.
     pub reply_retry: Duration,
+    /// oslo's `rpc_response_timeout`: how long a call waits for its reply unless it says
+    /// otherwise (`wasmrpc call` without `--timeout`, a guest's outbound call without one).
+    pub rpc_response_timeout: Duration,
     /// The WebAssembly runtime.
     pub runtime: RuntimeConfig,
     /// `[oslo_messaging_rabbit]` options, by oslo's names (the URL query overrides them).
@@ -92,6 +97,9 @@ pub struct NotificationsConfig {
     pub topics: Vec<String>,
     /// The host's publisher id (default `wasmrpc.<server>`); endpoints publish as `<name>.<server>`.
     pub publisher_id: Option<String>,
+    /// A separate broker for notifications (oslo's notification `transport_url`); `None` shares
+    /// the RPC transport.
+    pub transport_url: Option<TransportUrl>,
 }
 
 impl HostConfig {
@@ -107,6 +115,7 @@ impl HostConfig {
             control_topic: DEFAULT_CONTROL_TOPIC.into(),
             drain_timeout: Duration::from_secs(30),
             reply_retry: Duration::from_secs(60),
+            rpc_response_timeout: crate::rpc::DEFAULT_TIMEOUT,
             runtime: RuntimeConfig { cache_dir: default_cache_dir(), ..RuntimeConfig::default() },
             rabbit_options: Vec::new(),
             watch: true,
@@ -186,6 +195,8 @@ struct ConfigFile {
     drain_timeout: Duration,
     #[serde(deserialize_with = "seconds")]
     kombu_missing_consumer_retry_timeout: Duration,
+    #[serde(deserialize_with = "seconds")]
+    rpc_response_timeout: Duration,
     watch: bool,
     #[serde(deserialize_with = "duration")]
     reload_debounce: Duration,
@@ -218,6 +229,8 @@ struct NotificationsSection {
     driver: Vec<crate::notification::NotificationDriver>,
     topics: Vec<String>,
     publisher_id: Option<String>,
+    #[serde(deserialize_with = "optional_transport_url")]
+    transport_url: Option<TransportUrl>,
 }
 
 impl Default for ConfigFile {
@@ -232,6 +245,7 @@ impl Default for ConfigFile {
             control_topic: d.control_topic,
             drain_timeout: d.drain_timeout,
             kombu_missing_consumer_retry_timeout: d.reply_retry,
+            rpc_response_timeout: d.rpc_response_timeout,
             watch: d.watch,
             reload_debounce: d.reload_debounce,
             runtime: RuntimeSection::default(),
@@ -268,6 +282,7 @@ impl ConfigFile {
             control_topic: self.control_topic,
             drain_timeout: self.drain_timeout,
             reply_retry: self.kombu_missing_consumer_retry_timeout,
+            rpc_response_timeout: self.rpc_response_timeout,
             runtime: RuntimeConfig {
                 pooling: self.runtime.pooling,
                 max_instances: self.runtime.max_instances,
@@ -282,6 +297,7 @@ impl ConfigFile {
                 drivers: self.notifications.driver,
                 topics: self.notifications.topics,
                 publisher_id: self.notifications.publisher_id,
+                transport_url: self.notifications.transport_url,
             },
             allow_remote_stop: self.allow_remote_stop,
             rpc_ping_enabled: self.rpc_ping_enabled,
@@ -292,6 +308,10 @@ impl ConfigFile {
 
 fn transport_url<'de, D: Deserializer<'de>>(d: D) -> Result<TransportUrl, D::Error> {
     TransportUrl::parse(&String::deserialize(d)?).map_err(de::Error::custom)
+}
+
+fn optional_transport_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TransportUrl>, D::Error> {
+    transport_url(d).map(Some)
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -358,6 +378,8 @@ mod tests {
         assert_eq!(c.transport_url.to_string(), d.transport_url.to_string());
         assert_eq!((c.manifests, c.executor_size, c.drain_timeout), (d.manifests, d.executor_size, d.drain_timeout));
         assert_eq!((c.watch, c.reload_debounce, c.reply_retry), (d.watch, d.reload_debounce, d.reply_retry));
+        assert_eq!(c.rpc_response_timeout, Duration::from_secs(60), "oslo's default");
+        assert!(c.notifications.transport_url.is_none(), "notifications share the RPC transport");
         assert_eq!((c.runtime.max_instances, c.runtime.max_memory), (1000, 1 << 30));
         assert_eq!(c.runtime.cache_dir, d.runtime.cache_dir);
         assert!(c.rabbit_options.is_empty() && c.notifications.drivers.is_empty());
@@ -372,11 +394,12 @@ mod tests {
             &path,
             "transport_url = \"memory://x/\"\ncontrol_exchange = \"nova\"\nserver = \"host-a\"\nmanifests = \"m\"\n\
              executor_thread_pool_size = 8\ncontrol_topic = \"ctl\"\ndrain_timeout = \"1m\"\n\
-             kombu_missing_consumer_retry_timeout = 2.5\nwatch = false\nreload_debounce = \"40ms\"\n\
+             kombu_missing_consumer_retry_timeout = 2.5\nrpc_response_timeout = 7\nwatch = false\nreload_debounce = \"40ms\"\n\
              allow_remote_stop = true\nrpc_ping_enabled = true\n\
              [runtime]\npooling = false\nmax_instances = 7\nmax_memory = \"256MiB\"\ncache_dir = \"cache\"\n\
              [oslo_messaging_rabbit]\nrabbit_qos_prefetch_count = 16\nrabbit_quorum_queue = true\n\
-             [notifications]\ndriver = [\"messagingv2\"]\ntopics = [\"n\"]\npublisher_id = \"p\"\n",
+             [notifications]\ndriver = [\"messagingv2\"]\ntopics = [\"n\"]\npublisher_id = \"p\"\n\
+             transport_url = \"memory://n/\"\n",
         )
         .unwrap();
         let c = HostConfig::from_file(&path).unwrap();
@@ -386,6 +409,8 @@ mod tests {
         assert_eq!((c.executor_size, c.control_topic.as_str()), (8, "ctl"));
         assert_eq!((c.drain_timeout, c.reply_retry), (Duration::from_secs(60), Duration::from_millis(2500)));
         assert_eq!((c.watch, c.reload_debounce), (false, Duration::from_millis(40)));
+        assert_eq!(c.rpc_response_timeout, Duration::from_secs(7));
+        assert_eq!(c.notifications.transport_url.map(|u| u.to_string()).as_deref(), Some("memory://n/"));
         assert!(c.allow_remote_stop && c.rpc_ping_enabled);
         assert_eq!((c.runtime.pooling, c.runtime.max_instances, c.runtime.max_memory), (false, 7, 256 << 20));
         assert_eq!(c.runtime.cache_dir, Some(dir.path().join("cache")));

@@ -8,6 +8,8 @@
 //! plugin never keeps the others from serving.
 //!
 //! - `config.rs`: [`HostConfig`] (`wasmrpc.toml` and flags).
+//! - `oslo_ini.rs`: oslo.config INI files (`--config-file`, `--config-dir`) over a [`HostConfig`].
+//! - `text_options.rs`: [`HostConfig`] options by name from text (INI files, `WASMRPC_*`).
 //! - `reload.rs`: hot reload: what changed (content digests), loading off the hot path,
 //!   keeping the last good version, swapping endpoint lists atomically.
 //! - `services.rs`: what a guest may use through the host: outbound calls and casts (checked
@@ -19,9 +21,11 @@
 
 mod config;
 mod control;
+pub mod oslo_ini;
 mod reload;
 mod services;
 mod status;
+pub mod text_options;
 mod wasm_endpoint;
 mod wasm_listener;
 
@@ -79,6 +83,15 @@ pub enum HostError {
     /// The manifest directory cannot be watched.
     #[error("manifest directory: {0}")]
     Watch(#[from] WatchError),
+}
+
+/// The brokers a host uses: RPC, and notifications (the same one unless configured apart).
+#[derive(Debug, Clone)]
+pub struct Transports {
+    /// Calls, casts and replies.
+    pub rpc: Arc<dyn Transport>,
+    /// Notifications sent and listened to.
+    pub notifications: Arc<dyn Transport>,
 }
 
 /// A running host. Cloning is cheap.
@@ -149,9 +162,11 @@ struct WantedListener {
 
 impl Inner {
     /// The RPC client guests' outbound calls go through: the host's transport and its shared
-    /// reply queue.
+    /// reply queue; a call that names no timeout waits `rpc_response_timeout`.
     fn outbound_client(&self) -> RpcClient {
+        let timeout = Some(self.config.rpc_response_timeout);
         RpcClient::new(self.transport.clone(), Target::default())
+            .prepare(crate::rpc::Prepare { timeout, ..crate::rpc::Prepare::default() })
     }
 }
 
@@ -159,6 +174,9 @@ impl Inner {
 struct Inner {
     config: HostConfig,
     transport: Arc<dyn Transport>,
+    /// Where notifications go and listener endpoints listen: `transport` itself unless
+    /// `[notifications] transport_url` names another broker (oslo's notification transport).
+    notification_transport: Arc<dyn Transport>,
     runtime: Runtime,
     /// Loaded endpoints in manifest-file order. Replaced whole by each reload.
     endpoints: RwLock<Vec<Loaded>>,
@@ -182,43 +200,74 @@ struct Inner {
 }
 
 impl Host {
-    /// Connects the transport named in `config` and starts serving.
+    /// Connects the transports named in `config` and starts serving.
     pub async fn start(config: HostConfig) -> Result<Host, HostError> {
-        let transport = Host::connect(&config).await?;
-        Host::serve(config, transport, None).await
+        let transports = Host::connect(&config).await?;
+        Host::serve(config, transports, None).await
     }
 
     /// [`Host::start`], counting calls, reloads and guests' usage in `metrics`.
     pub async fn start_observed(config: HostConfig, metrics: Arc<Metrics>) -> Result<Host, HostError> {
-        let transport = Host::connect(&config).await?;
-        Host::serve(config, transport, Some(metrics)).await
+        let transports = Host::connect(&config).await?;
+        Host::serve(config, transports, Some(metrics)).await
     }
 
-    /// Connects the transport named in `config` (one round of attempts over its brokers).
-    pub async fn connect(config: &HostConfig) -> Result<Arc<dyn Transport>, HostError> {
+    /// Connects the transport named in `config`, and the notification transport if
+    /// `[oslo_messaging_notifications] transport_url` names another (one round of attempts
+    /// over each one's brokers).
+    pub async fn connect(config: &HostConfig) -> Result<Transports, HostError> {
         let options = TransportOptions {
             control_exchange: config.control_exchange.clone(),
             rabbit: config.rabbit_options.clone(),
         };
-        transport::connect(&config.transport_url, options)
-            .await
-            .map_err(|source| HostError::Transport { url: config.transport_url.to_string(), source })
+        let connect = |url: &crate::protocol::TransportUrl| {
+            let options = options.clone();
+            let url = url.clone();
+            async move {
+                transport::connect(&url, options)
+                    .await
+                    .map_err(|source| HostError::Transport { url: url.to_string(), source })
+            }
+        };
+        let rpc = connect(&config.transport_url).await?;
+        let notifications = match &config.notifications.transport_url {
+            Some(url) => match connect(url).await {
+                Ok(t) => t,
+                Err(e) => {
+                    rpc.close().await;
+                    return Err(e);
+                }
+            },
+            None => rpc.clone(),
+        };
+        Ok(Transports { rpc, notifications })
     }
 
     /// Starts serving over an existing transport (tests share one `memory://` broker this way).
     pub async fn with_transport(config: HostConfig, transport: Arc<dyn Transport>) -> Result<Host, HostError> {
-        Host::serve(config, transport, None).await
+        Host::serve(config, Transports { rpc: transport.clone(), notifications: transport }, None).await
     }
 
-    /// Starts serving over `transport`, counting in `metrics` if given.
-    pub async fn serve(
+    /// Starts serving RPC over `transport`, and notifications (sent and listened to) over
+    /// `notification_transport`, which may be the same.
+    pub async fn with_transports(
         config: HostConfig,
         transport: Arc<dyn Transport>,
+        notification_transport: Arc<dyn Transport>,
+    ) -> Result<Host, HostError> {
+        Host::serve(config, Transports { rpc: transport, notifications: notification_transport }, None).await
+    }
+
+    /// Starts serving over `transports`, counting in `metrics` if given.
+    pub async fn serve(
+        config: HostConfig,
+        transports: Transports,
         metrics: Option<Arc<Metrics>>,
     ) -> Result<Host, HostError> {
+        let Transports { rpc: transport, notifications: notification_transport } = transports;
         let runtime = Runtime::new(config.runtime.clone())?;
         let notifier = Notifier::new(
-            transport.clone(),
+            notification_transport.clone(),
             &config.notifications.publisher_id.clone().unwrap_or_else(|| format!("wasmrpc.{}", config.server)),
             config.notifications.drivers.clone(),
             config.notifications.topics.clone(),
@@ -228,6 +277,7 @@ impl Host {
             inner: Arc::new(Inner {
                 config,
                 transport,
+                notification_transport,
                 runtime,
                 endpoints: RwLock::default(),
                 failed: Mutex::default(),
@@ -302,7 +352,8 @@ impl Host {
             not_loaded,
             failed: failed.len(),
             broker: self.inner.transport.health(),
-            notification_broker: None,
+            notification_broker: (!Arc::ptr_eq(&self.inner.transport, &self.inner.notification_transport))
+                .then(|| self.inner.notification_transport.health()),
         }
     }
 
@@ -347,6 +398,9 @@ impl Host {
             }
         }
         self.inner.transport.close().await;
+        if !Arc::ptr_eq(&self.inner.transport, &self.inner.notification_transport) {
+            self.inner.notification_transport.close().await;
+        }
         outcome
     }
 
@@ -438,15 +492,19 @@ impl Host {
         for (name, WantedListener { endpoint, options }) in wanted {
             match running.get(&name) {
                 Some(r) => r.listener.replace(endpoint),
-                None => match NotificationListener::start(&self.inner.transport, options.clone(), endpoint).await {
-                    Ok(listener) => {
-                        running.insert(name, RunningListener { listener, options });
+                None => {
+                    match NotificationListener::start(&self.inner.notification_transport, options.clone(), endpoint)
+                        .await
+                    {
+                        Ok(listener) => {
+                            running.insert(name, RunningListener { listener, options });
+                        }
+                        Err(e) => {
+                            tracing::error!(endpoint = %name, targets = ?options.targets, "endpoint not served: cannot listen for its notifications: {e}");
+                            unserved.push(name);
+                        }
                     }
-                    Err(e) => {
-                        tracing::error!(endpoint = %name, targets = ?options.targets, "endpoint not served: cannot listen for its notifications: {e}");
-                        unserved.push(name);
-                    }
-                },
+                }
             }
         }
         unserved

@@ -11,7 +11,7 @@ use wasmrpc_abi::{RpcFailure, RpcFailureKind, RpcRequest, RpcResponse};
 
 use crate::manifest::{ConfigSource, EndpointSpec, Location, OutboundGrant, Secret};
 use crate::protocol::Version;
-use crate::rpc::{CLIENT_TIMEOUT, DEFAULT_TIMEOUT, Prepare, RpcClient, RpcError};
+use crate::rpc::{CLIENT_TIMEOUT, Prepare, RpcClient, RpcError};
 use crate::runtime::HostServices;
 
 /// A `[config]` value that cannot be resolved. It names the key, the variable or the file,
@@ -129,7 +129,8 @@ impl HostServices for EndpointServices {
             Err(e) => return fail(RpcFailureKind::InvalidRequest, format!("target version: {e}")),
         };
         let asked = match timeout {
-            None => DEFAULT_TIMEOUT,
+            // The host's `rpc_response_timeout`, as an oslo client's default.
+            None => self.client.timeout(),
             Some(t) => match Duration::try_from_secs_f64(t) {
                 Ok(d) if !d.is_zero() => d,
                 _ => {

@@ -16,9 +16,10 @@ use percent_encoding::percent_decode_str;
 /// The driver named by the scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportDriver {
-    /// `rabbit://` (and oslo's alias `kombu://`): RabbitMQ over AMQP 0-9-1.
+    /// `rabbit://` (and oslo's alias `kombu://`; `pika://`, the retired pika driver's, which
+    /// spoke to the same broker): RabbitMQ over AMQP 0-9-1.
     Rabbit,
-    /// `memory://`: the in-process transport (oslo's fake driver).
+    /// `memory://`: the in-process transport (and `fake://`, oslo's name for it).
     Memory,
 }
 
@@ -81,6 +82,14 @@ pub enum UrlProblem {
     /// A scheme that names no driver.
     #[error("unknown driver {0:?}: use rabbit:// (or its alias kombu://) or memory://")]
     UnknownDriver(String),
+    /// One of oslo's other drivers (`amqp`, `kafka`, `zmq`): what to use instead, and why.
+    #[error("the {driver}:// driver is not supported: {instead} (see docs/rabbitmq.md)")]
+    UnsupportedDriver {
+        /// The scheme.
+        driver: String,
+        /// What to use instead, and why.
+        instead: &'static str,
+    },
     /// `[` with no `]` after it.
     #[error("unterminated `[` in an IPv6 address")]
     UnterminatedIpv6,
@@ -111,9 +120,14 @@ impl TransportUrl {
         let fail = |reason: UrlProblem| InvalidUrl { url: redact(text), reason };
         let (scheme, rest) = text.split_once("://").ok_or_else(|| fail(UrlProblem::NoScheme))?;
         let driver = match scheme {
-            "rabbit" | "kombu" => TransportDriver::Rabbit,
-            "memory" => TransportDriver::Memory,
-            other => return Err(fail(UrlProblem::UnknownDriver(other.to_owned()))),
+            "rabbit" | "kombu" | "pika" => TransportDriver::Rabbit,
+            "memory" | "fake" => TransportDriver::Memory,
+            other => {
+                return Err(fail(match unsupported(other) {
+                    Some(instead) => UrlProblem::UnsupportedDriver { driver: other.to_owned(), instead },
+                    None => UrlProblem::UnknownDriver(other.to_owned()),
+                }));
+            }
         };
         let (rest, query) = match rest.split_once('?') {
             Some((r, q)) => (r, Some(q)),
@@ -165,6 +179,32 @@ impl TransportUrl {
     #[must_use]
     pub fn option(&self, key: &str) -> Option<&str> {
         self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// oslo.messaging's drivers wasmrpc does not implement, and what to use instead.
+fn unsupported(scheme: &str) -> Option<&'static str> {
+    Some(match scheme {
+        "amqp" => {
+            "it is oslo's AMQP 1.0 driver, for message routers such as Qpid Dispatch Router; wasmrpc \
+             speaks AMQP 0-9-1 to RabbitMQ: use rabbit://"
+        }
+        "kafka" => "oslo's Kafka driver carries notifications only, never RPC: use rabbit:// for both",
+        "zmq" => "the ZeroMQ driver was removed from oslo.messaging: use rabbit://",
+        _ => return None,
+    })
+}
+
+impl TransportUrl {
+    /// For a scheme that is another name of its driver (`fake`, `pika`): what the driver is
+    /// called now, so the host can say so once.
+    #[must_use]
+    pub fn alias_of(&self) -> Option<&'static str> {
+        match self.scheme.as_str() {
+            "fake" => Some("memory"),
+            "pika" => Some("rabbit"),
+            _ => None,
+        }
     }
 }
 
@@ -312,6 +352,22 @@ mod tests {
         assert_eq!(TransportUrl::parse("kombu://h").unwrap().driver, TransportDriver::Rabbit);
         assert_eq!(TransportUrl::parse("memory://").unwrap().driver, TransportDriver::Memory);
         assert_eq!(TransportUrl::parse("memory://x/").unwrap().hosts[0].hostname, "x");
+    }
+
+    #[test]
+    fn older_driver_names_are_aliases_and_other_drivers_say_what_to_use() {
+        let fake = TransportUrl::parse("fake://").unwrap();
+        assert_eq!((fake.driver, fake.alias_of()), (TransportDriver::Memory, Some("memory")));
+        let pika = TransportUrl::parse("pika://u:p@h:5672/").unwrap();
+        assert_eq!((pika.driver, pika.alias_of()), (TransportDriver::Rabbit, Some("rabbit")));
+        assert_eq!(pika.to_string(), "pika://u:****@h:5672/");
+        assert_eq!(TransportUrl::parse("rabbit://h/").unwrap().alias_of(), None);
+        for (scheme, says) in [("amqp", "AMQP 1.0"), ("kafka", "notifications only"), ("zmq", "removed")] {
+            let e = TransportUrl::parse(&format!("{scheme}://u:s3cret@h/")).unwrap_err().to_string();
+            assert!(e.contains(&format!("the {scheme}:// driver is not supported: ")), "{e}");
+            assert!(e.contains(says) && e.contains("use rabbit://") && e.contains("docs/rabbitmq.md"), "{e}");
+            assert!(!e.contains("s3cret"), "{e}");
+        }
     }
 
     #[test]

@@ -81,6 +81,12 @@ impl RpcClient {
         &self.target
     }
 
+    /// How long a call waits for its reply.
+    #[must_use]
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// A variant with some settings changed.
     #[must_use]
     pub fn prepare(&self, p: Prepare) -> RpcClient {

@@ -321,8 +321,20 @@ impl Default for TransportOptions {
     }
 }
 
-/// Connects the transport a URL names.
+/// Connects the transport a URL names. An older name of a driver (`fake://`, `pika://`) works,
+/// and is logged once per process so the operator can update the configuration.
 pub async fn connect(url: &TransportUrl, options: TransportOptions) -> Result<Arc<dyn Transport>, TransportError> {
+    static FAKE: std::sync::Once = std::sync::Once::new();
+    static PIKA: std::sync::Once = std::sync::Once::new();
+    match url.alias_of() {
+        Some(now) if url.scheme == "fake" => FAKE.call_once(|| {
+            tracing::info!("transport URL scheme fake:// (oslo's fake driver) is served by {now}://, the in-process transport");
+        }),
+        Some(now) => PIKA.call_once(|| {
+            tracing::warn!("transport URL scheme pika:// (oslo's retired pika driver) is served by {now}://, the same RabbitMQ broker; write {now}:// instead");
+        }),
+        None => {}
+    }
     match url.driver {
         TransportDriver::Memory => Ok(Arc::new(MemoryTransport::new(url, &options.control_exchange))),
         TransportDriver::Rabbit => {

@@ -11,6 +11,7 @@ mod interop;
 mod manifest;
 mod notifications;
 mod operations;
+mod oslo_config;
 mod outbound;
 mod rabbit;
 mod reload;

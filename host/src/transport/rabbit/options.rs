@@ -178,6 +178,12 @@ impl RabbitOptions {
         Ok(self)
     }
 
+    /// Checks one `name = value` alone (not how it combines with others, which
+    /// [`RabbitOptions::apply`] checks): a configuration file reports a bad one at its line.
+    pub fn check(name: &str, value: &str) -> Result<(), OptionError> {
+        RabbitOptions::default().set(name, value)
+    }
+
     fn set(&mut self, name: &str, value: &str) -> Result<(), OptionError> {
         let bad =
             |expected: &'static str| OptionError::BadValue { name: name.to_owned(), value: value.to_owned(), expected };
