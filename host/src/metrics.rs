@@ -20,6 +20,7 @@ use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::locks::lock;
@@ -151,6 +152,11 @@ impl Metrics {
             "reload_failures",
             "Times an endpoint's changed files failed to load (the last good version kept serving)",
             reload_failures.clone(),
+        );
+        registry.register(
+            "build",
+            "The running binary: its version and the git revision it was built from",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION")), ("revision", env!("WASMRPC_GIT_REVISION"))]),
         );
         let live = Arc::new(LiveState::default());
         registry.register_collector(Box::new(live.clone()));
@@ -398,6 +404,13 @@ mod tests {
             r#"wasmrpc_endpoint_info{endpoint="calc",role="rpc",sha256="ab12"} 1"#,
             r#"wasmrpc_guest_fuel_consumed_total{endpoint="calc"} 7"#,
             "wasmrpc_ready 1",
+            concat!(
+                r#"wasmrpc_build_info{version=""#,
+                env!("CARGO_PKG_VERSION"),
+                r#"",revision=""#,
+                env!("WASMRPC_GIT_REVISION"),
+                r#""} 1"#
+            ),
             "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
