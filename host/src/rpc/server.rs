@@ -359,11 +359,19 @@ fn request_span(request: &Request) -> Option<tracing::Span> {
     if request_id.is_none() && global.is_none() {
         return None;
     }
-    Some(tracing::info_span!(
+    // Only the ids sent are recorded: an empty field would print as `global_request_id=""`.
+    let span = tracing::info_span!(
         "req",
-        request_id = request_id.unwrap_or_default(),
-        global_request_id = global.unwrap_or_default()
-    ))
+        request_id = tracing::field::Empty,
+        global_request_id = tracing::field::Empty
+    );
+    if let Some(id) = request_id {
+        span.record("request_id", id);
+    }
+    if let Some(id) = global {
+        span.record("global_request_id", id);
+    }
+    Some(span)
 }
 
 /// Whether a request's `_unique_id` is among the last ones seen (a duplicate, to drop).
