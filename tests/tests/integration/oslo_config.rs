@@ -7,16 +7,18 @@ use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use wasmrpc::notification::{
     Delivered, Handled, ListenerOptions, NotificationDriver, NotificationEndpoint, NotificationFilter,
     NotificationListener,
 };
-use wasmrpc::protocol::NotificationTarget;
+use wasmrpc::protocol::{NotificationTarget, Target};
+use wasmrpc::rpc::{Prepare, RpcClient};
 use wasmrpc::{Host, HostConfig, TransportUrl};
 use wasmrpc_tests::broker::{BROKER, rabbit_url, unique};
-use wasmrpc_tests::{ManifestDir, client_transport, host_config, memory_url};
+use wasmrpc_tests::python::OsloServer;
+use wasmrpc_tests::{ManifestDir, client_transport, client_transport_with, host_config, memory_url};
 
 /// The `wasmrpc` command, run in `dir` (so no stray `wasmrpc.toml` is read), without the
 /// variables a developer's shell may set.
@@ -339,4 +341,35 @@ async fn notifications_go_to_their_own_transport_when_one_is_configured() {
     assert!(on_rpc.try_recv().is_err(), "nothing on the RPC transport");
     rpc_listener.stop(Duration::from_secs(1)).await;
     notify_listener.stop(Duration::from_secs(1)).await;
+}
+
+/// `rpc_response_timeout` is also the default timeout of a guest's outbound call (one that names
+/// none), as it is an oslo client's: the Python method takes 20 s, the host's timeout is 1 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_response_timeout_is_a_guests_outbound_default() {
+    let _broker = BROKER.read().await;
+    let (exchange, python, gateway) = (unique("ex"), unique("py"), unique("gw"));
+    let dir = ManifestDir::new();
+    dir.endpoint(
+        "gateway",
+        "gateway",
+        &gateway,
+        "1.0",
+        &format!(
+            "[outbound]\ncall = [\"{python}\"]\n[config]\ncalculator_topic = \"none\"\npython_topic = \"{python}\"\n"
+        ),
+    );
+    let server = OsloServer::start(&rabbit_url(), &exchange, &python, "py1", &[]).await;
+    let mut config = host_config(&rabbit_url(), &unique("gw-host"), dir.path());
+    config.control_exchange.clone_from(&exchange);
+    config.rpc_response_timeout = Duration::from_secs(1);
+    let host = Host::start(config).await.unwrap_or_else(|e| panic!("{e}"));
+    // Without the host's 1 s the guest would wait out this client's 15 s (and fail it).
+    let gw = RpcClient::new(client_transport_with(&rabbit_url(), &exchange).await, Target::topic(&gateway))
+        .prepare(Prepare { timeout: Some(Duration::from_secs(15)), ..Prepare::default() });
+    let relay = json!({"topic": python, "method": "slow", "args": {"seconds": 20}, "version": "1.3"});
+    let out = gw.call(&serde_json::Map::new(), "relay", relay.as_object().unwrap().clone()).await.unwrap();
+    assert_eq!(out["error"]["kind"], json!("MessagingTimeout"), "{out}");
+    host.stop().await.ok();
+    server.stop().await;
 }
