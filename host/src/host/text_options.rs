@@ -30,11 +30,11 @@ pub const WASMRPC_OPTIONS: &[&str] = &[
     "reload_debounce",
     "allow_remote_stop",
     "rpc_ping_enabled",
+    "http",
     "pooling",
     "max_instances",
     "max_memory",
     "cache_dir",
-    "http",
 ];
 
 /// `[oslo_messaging_notifications]`'s options (`WASMRPC_NOTIFICATIONS_<NAME>` variables).
@@ -106,11 +106,18 @@ pub fn set_wasmrpc(config: &mut HostConfig, name: &str, value: &str, base: &Path
         "reload_debounce" => config.reload_debounce = parse_duration(text).map_err(invalid)?,
         "allow_remote_stop" => config.allow_remote_stop = parse_bool(text)?,
         "rpc_ping_enabled" => config.rpc_ping_enabled = parse_bool(text)?,
+        "http" => {
+            config.http = match text {
+                "" => None,
+                addr => Some(addr.parse().map_err(|_| {
+                    OptionProblem::Invalid(format!("expected an address such as 127.0.0.1:9180, not {addr:?}"))
+                })?),
+            };
+        }
         "pooling" => config.runtime.pooling = parse_bool(text)?,
         "max_instances" => config.runtime.max_instances = number(text, "a non-negative integer")?,
         "max_memory" => config.runtime.max_memory = parse_size(text).map_err(invalid)?,
         "cache_dir" => config.runtime.cache_dir = (!text.is_empty()).then(|| path(base, text)),
-        "http" => config.http = if text.is_empty() { None } else { Some(text.parse().map_err(invalid)?) },
         _ => return Err(OptionProblem::Unknown),
     }
     Ok(())
@@ -194,6 +201,7 @@ mod tests {
             ("reload_debounce", "40ms"),
             ("allow_remote_stop", "yes"),
             ("rpc_ping_enabled", "1"),
+            ("http", "127.0.0.1:9180"),
             ("pooling", "False"),
             ("max_instances", "7"),
             ("max_memory", "256MiB"),
@@ -202,7 +210,8 @@ mod tests {
             set_wasmrpc(&mut c, name, value, base).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
         let set: Vec<&str> = WASMRPC_OPTIONS.to_vec();
-        assert_eq!(set.len(), 17, "every option above is listed");
+        assert_eq!(set.len(), 18, "every option above is listed");
+        assert_eq!(c.http, Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9180))));
         assert_eq!(c.transport_url.to_string(), "memory://x/");
         assert_eq!((c.control_exchange.as_str(), c.server.as_str()), ("nova", "compute-1"));
         assert_eq!(c.manifests, base.join("m"));
