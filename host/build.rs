@@ -9,22 +9,23 @@ fn main() {
     println!("cargo:rerun-if-env-changed=WASMRPC_GIT_REVISION");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).to_owned();
     // A commit moves HEAD or the branch it points to; watching both reruns this on each commit.
-    let git = root.join(".git");
-    for file in ["HEAD", "packed-refs"] {
-        if git.join(file).exists() {
-            println!("cargo:rerun-if-changed={}", git.join(file).display());
+    // git names the files, since in a worktree `.git` is a file and they live elsewhere.
+    let git = |args: &[&str]| {
+        let out = Command::new("git").args(args).current_dir(&root).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let branch = git(&["symbolic-ref", "-q", "HEAD"]);
+    for file in ["HEAD", "packed-refs"].into_iter().chain(branch.as_deref()) {
+        if let Some(path) = git(&["rev-parse", "--path-format=absolute", "--git-path", file])
+            && Path::new(&path).exists()
+        {
+            println!("cargo:rerun-if-changed={path}");
         }
     }
-    if let Ok(head) = std::fs::read_to_string(git.join("HEAD"))
-        && let Some(branch) = head.strip_prefix("ref: ")
-        && git.join(branch.trim()).exists()
-    {
-        println!("cargo:rerun-if-changed={}", git.join(branch.trim()).display());
-    }
-    let revision = std::env::var("WASMRPC_GIT_REVISION").ok().filter(|r| !r.is_empty()).or_else(|| {
-        let out = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).current_dir(&root).output().ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    });
+    let revision = std::env::var("WASMRPC_GIT_REVISION")
+        .ok()
+        .filter(|r| !r.is_empty())
+        .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]));
     let revision = revision.unwrap_or_else(|| "unknown".to_owned());
     println!("cargo:rustc-env=WASMRPC_GIT_REVISION={revision}");
 }
