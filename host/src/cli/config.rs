@@ -64,6 +64,14 @@ pub enum EnvError {
 impl ConfigArgs {
     /// The configuration, every layer applied (see the module documentation).
     pub fn load(&self) -> anyhow::Result<HostConfig> {
+        self.load_with(std::env::vars_os())
+    }
+
+    /// [`ConfigArgs::load`] with these environment variables.
+    fn load_with(
+        &self,
+        vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    ) -> anyhow::Result<HostConfig> {
         let mut config = match &self.config {
             Some(path) => HostConfig::from_file(path)?,
             None if Path::new("wasmrpc.toml").is_file() => HostConfig::from_file("wasmrpc.toml".as_ref())?,
@@ -77,7 +85,7 @@ impl ConfigArgs {
                 oslo_ini::read_file(&mut config, &file)?;
             }
         }
-        apply_env(&mut config, std::env::vars_os())?;
+        apply_env(&mut config, vars)?;
         // clap reads WASMRPC_TRANSPORT_URL into --transport too; same value, same place.
         if let Some(url) = &self.transport {
             config.transport_url = TransportUrl::parse(url)?;
@@ -203,7 +211,9 @@ mod tests {
             transport: None,
             control_exchange: Some("flag".into()),
         };
-        let c = args.load().unwrap();
+        let vars = [("WASMRPC_EXECUTOR_THREAD_POOL_SIZE".into(), "5".into())];
+        assert_eq!(args.load_with(vars).unwrap().executor_size, 5, "the environment after the files");
+        let c = args.load_with([]).unwrap();
         assert_eq!(c.control_topic, "t", "from wasmrpc.toml");
         assert_eq!(c.executor_size, 4, "the config dir after the INI file after wasmrpc.toml");
         assert_eq!(c.control_exchange, "flag");
