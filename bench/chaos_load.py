@@ -4,8 +4,17 @@ usage: python chaos_load.py SPEC_JSON
 SPEC: {"url", "exchange", "topic", "concurrency", "timeout"}
 Calls `echo` from `concurrency` threads until a line arrives on stdin (or stdin closes), then
 prints one JSON object: calls answered, failures by exception class (each with its wall-clock
-time, so the caller can tell which fault it fell in), and calls hung past their timeout (still
-running 10 s after it, or returned more than 5 s late).
+time, so the caller can tell which fault it fell in), and calls that ran past their timeout
+(still running 10 s after it, or returned more than 5 s late), in two kinds:
+
+- `late_publishing`: the call was still publishing its request at its timeout. oslo's call
+  timeout covers only the wait for the reply; publishing retries the connection as long as
+  `rabbit_retry_interval` and friends say (`retry=None`: for ever), so during an outage the
+  call can outlive its timeout before the broker has even seen the request. That is oslo's
+  own behaviour, whatever the server is.
+- `hung`: everything else late: published in time, then no reply and no timeout.
+
+`late_at` and `late_publishing_at` hold the start times of each kind.
 """
 import json
 import sys
@@ -14,6 +23,24 @@ import time
 
 from oslo_config import cfg
 import oslo_messaging as om
+from oslo_messaging._drivers import impl_rabbit
+
+# By thread id: when the thread's current request left oslo's publisher (None while publishing).
+published_at = {}
+
+
+def _timed(send):
+    def wrapper(*args, **kwargs):
+        try:
+            return send(*args, **kwargs)
+        finally:
+            published_at[threading.get_ident()] = time.time()
+
+    return wrapper
+
+
+# RPC calls publish through `topic_send` (amqpdriver.AMQPDriverBase._send), in the caller's thread.
+impl_rabbit.Connection.topic_send = _timed(impl_rabbit.Connection.topic_send)
 
 
 def main():
@@ -26,8 +53,13 @@ def main():
     client = om.get_rpc_client(transport, om.Target(topic=spec["topic"]), timeout=timeout)
     stop = threading.Event()
     lock = threading.Lock()
-    tally = {"answered": 0, "failures": [], "late": 0, "late_at": []}
+    tally = {"answered": 0, "failures": [], "late": 0, "late_at": [], "late_publishing": 0, "late_publishing_at": []}
+    # Per worker: when its current call started.
     running = {}
+
+    def still_publishing(at, started):
+        """Whether a call's request had not left the publisher by the call's timeout."""
+        return at is None or at > started + timeout
 
     def worker(n):
         i = 0
@@ -35,6 +67,7 @@ def main():
             i += 1
             started = time.time()
             running[n] = started
+            published_at[threading.get_ident()] = None
             try:
                 value = f"py-{n}-{i}"
                 got = client.call({}, "echo", value=value)
@@ -45,8 +78,10 @@ def main():
             running.pop(n, None)
             with lock:
                 if ended - started > timeout + 5:
-                    tally["late"] += 1
-                    tally["late_at"].append(started)
+                    at = published_at.get(threading.get_ident())
+                    kind = "late_publishing" if still_publishing(at, started) else "late"
+                    tally[kind] += 1
+                    tally[kind + "_at"].append(started)
                 if outcome is None:
                     tally["answered"] += 1
                 else:
@@ -62,8 +97,19 @@ def main():
     deadline = time.time() + timeout + 10
     for t in threads:
         t.join(max(0.0, deadline - time.time()))
-    hung = sum(1 for t in threads if t.is_alive())
+    now = time.time()
+    hung = 0
     with lock:
+        for n, t in enumerate(threads):
+            if not t.is_alive() or n not in running:
+                continue
+            started = running[n]
+            at = published_at.get(t.ident)
+            if still_publishing(at, started) and now > started + timeout:
+                tally["late_publishing"] += 1
+                tally["late_publishing_at"].append(started)
+            else:
+                hung += 1
         out = dict(tally, hung=hung + tally["late"])
     print(json.dumps(out), flush=True)
     # Threads still in a call would keep the interpreter alive.

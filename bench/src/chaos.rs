@@ -33,7 +33,10 @@ const OUTAGE: Duration = Duration::from_secs(5);
 /// - `clients.{rust,python}`: `answered`, `failed` (by error class), `hung` (still running
 ///   [`HUNG_AFTER`] past the call timeout); for Rust also `failed_by_phase` (by the phase the
 ///   call started in: `load`, `broker restart`, `close_all_connections`, `reloads`, `flood`),
-///   for Python `late_at` (start times of the calls that returned late).
+///   for Python `late_publishing` (calls still being published by oslo itself at their timeout:
+///   its publisher retries the connection through an outage and the call timeout only covers
+///   the wait for the reply; counted apart from `hung`), `late_at` and `late_publishing_at`
+///   (start times of the calls of each kind).
 /// - `faults[]`: `fault` (`broker restart`, `close_all_connections`), `serving_again_s`: from the
 ///   broker being back (`start_app` returned, or the connections closed) to the first call
 ///   answered by the host through a fresh client call.
@@ -322,7 +325,14 @@ pub async fn run(wasmrpc: &Path, python: &Path, plugins: &Path, url: &str, out: 
     );
     clients.insert(
         "python".into(),
-        json!({"answered": py_summary["answered"], "failed": py_failed, "hung": py_summary["hung"], "late_at": py_summary["late_at"]}),
+        json!({
+            "answered": py_summary["answered"],
+            "failed": py_failed,
+            "hung": py_summary["hung"],
+            "late_publishing": py_summary["late_publishing"],
+            "late_at": py_summary["late_at"],
+            "late_publishing_at": py_summary["late_publishing_at"],
+        }),
     );
     let figures = Figures {
         date: utc_date(),

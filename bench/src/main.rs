@@ -179,7 +179,9 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("RPC over RabbitMQ…");
                 let rpc = rpc::run(&bench_exe, &cli.wasmrpc, &cli.python, &cli.oslo_baseline, &cli.plugins, cli.quick)
                     .await?;
-                let tables = report::Tables { inproc, rpc, reload, scale, took: started.elapsed() };
+                eprintln!("outbound calls from a guest…");
+                let outbound = outbound::run(&cli.plugins, cli.quick).await?;
+                let tables = report::Tables { inproc, rpc, reload, scale, outbound, took: started.elapsed() };
                 report::write(template, out, &tables, cli.quick)?;
                 eprintln!("wrote {}", out.display());
             }

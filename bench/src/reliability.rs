@@ -4,7 +4,7 @@
 //! - `fuzz.json`: `scripts/fuzz`'s long run: `{"seconds_per_target", "build", "targets": [{"name", "inputs", "crashes"}]}`;
 //! - `soak.json`: `wasmrpc-bench soak` ([`crate::soak::Soak`]);
 //! - `chaos.json`: the fault script's figures (any JSON object; its `command` says what made it);
-//! - `max_message_size.json`: RSS under a flood of large messages (any JSON object, with `command`).
+//!   its `flood` object (RSS under a flood of large messages) fills the memory section.
 //!
 //! A missing file leaves a line saying which command produces it.
 
@@ -99,6 +99,24 @@ fn object_section(dir: &Path, name: &str, command: &str) -> String {
     out
 }
 
+/// The fault run's flood: host RSS before and at its peak against the designed bound.
+fn flood_section(dir: &Path) -> String {
+    let Some(flood) = read(dir, "chaos.json").and_then(|c| c.get("flood").cloned()) else {
+        return missing("chaos.json", "scripts/chaos");
+    };
+    let number = |k: &str| flood.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let mib = number("bytes_each") / f64::from(1 << 20);
+    format!(
+        "`scripts/chaos`'s flood: {} requests of {mib:.0} MiB sent at once.\n\n\
+         | host RSS before | host RSS peak | buffered requests by design |\n|---:|---:|---:|\n\
+         | {:.0} MiB | {:.0} MiB | {:.0} MiB |\n",
+        number("messages"),
+        number("rss_before_mib"),
+        number("rss_peak_mib"),
+        number("buffer_bound_mib"),
+    )
+}
+
 /// Fills the template.
 pub fn write(template: &Path, out: &Path, figures: &Path, machine: &str) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(template)?
@@ -106,7 +124,7 @@ pub fn write(template: &Path, out: &Path, figures: &Path, machine: &str) -> anyh
         .replace("{{fuzz}}", &fuzz_section(figures))
         .replace("{{soak}}", &soak_section(figures))
         .replace("{{chaos}}", &object_section(figures, "chaos.json", "scripts/chaos"))
-        .replace("{{max_message_size}}", &object_section(figures, "max_message_size.json", "see item 5"));
+        .replace("{{max_message_size}}", &flood_section(figures));
     std::fs::write(out, text)?;
     Ok(())
 }

@@ -12,6 +12,8 @@ pub struct Tables {
     pub rpc: Vec<rpc::Row>,
     pub reload: Vec<reload::Row>,
     pub scale: Vec<scale::Row>,
+    /// The outbound table and its sentence ([`crate::outbound::run`]).
+    pub outbound: String,
     pub took: Duration,
 }
 
@@ -187,7 +189,8 @@ pub fn write(template: &Path, out: &Path, t: &Tables, quick: bool) -> anyhow::Re
         .replace("{{inproc_targets}}", &inproc_targets(&t.inproc))
         .replace("{{rpc}}", &rpc_table(&t.rpc))
         .replace("{{reload}}", &reload_table(&t.reload))
-        .replace("{{scale}}", &scale_table(&t.scale));
+        .replace("{{scale}}", &scale_table(&t.scale))
+        .replace("{{outbound}}", &t.outbound);
     std::fs::write(out, filled)?;
     Ok(())
 }

@@ -3,8 +3,9 @@
 //!
 //! - `ping()` → `"pong"`
 //! - `list_endpoints()` → every loaded endpoint: name, target, namespace, version, methods,
-//!   module sha256, instance mode, limits, when it was loaded
-//!   (paths relative to the manifest directory: callers learn no absolute paths)
+//!   module sha256, instance mode, limits, `[config]` keys (each with whether it is secret, never
+//!   a value), when it was loaded (paths relative to the manifest directory: callers learn no
+//!   absolute paths)
 //! - `stop()` → asks the host to shut down (it drains in-flight calls first) and returns `true`;
 //!   only with `allow_remote_stop` (anyone who can publish on the vhost can call it), otherwise
 //!   `NoSuchMethod`, as oslo answers a method it does not have
@@ -136,6 +137,8 @@ impl Inner {
                         "deadline": spec.limits.deadline.as_secs_f64(),
                         "fuel": spec.limits.fuel,
                     },
+                    // Keys only: a value, secret or not, is the guest's to read, not every caller's.
+                    "config": spec.config.iter().map(|c| json!({"key": c.key, "secret": c.secret})).collect::<Vec<_>>(),
                     "loaded_at": rfc3339(plugin.loaded_at()),
                     "load_ms": plugin.load_time().as_secs_f64() * 1000.0,
                 })

@@ -48,18 +48,9 @@ impl Resolver<'_> {
         // AMQP names are short strings (at most 255 bytes); the longest name made of a topic is
         // its fanout queue, `<topic>_fanout_<32 hex digits>`.
         let longest = if field == "topic" { MAX_TOPIC_BYTES } else { MAX_AMQP_NAME_BYTES };
-        if v.is_empty() {
-            self.problem(value.span(), format!("`{field}` is empty"), None);
-        } else if v.len() > longest {
-            self.problem(
-                value.span(),
-                format!(
-                    "`{field}` is {} bytes long; at most {longest} bytes fit in the AMQP names made of it",
-                    v.len()
-                ),
-                Some("queue and exchange names are at most 255 bytes; a topic also names `<topic>_fanout_<uuid>`"),
-            );
-        } else if v.contains(['*', '#']) || v.chars().any(char::is_whitespace) {
+        let help = "queue and exchange names are at most 255 bytes; a topic also names `<topic>_fanout_<uuid>`";
+        if self.amqp_name(field, value, longest, help) && (v.contains(['*', '#']) || v.chars().any(char::is_whitespace))
+        {
             self.problem(
                 value.span(),
                 format!("`{field}` {v:?} contains a wildcard or whitespace"),
@@ -68,10 +59,35 @@ impl Resolver<'_> {
         }
         v.clone()
     }
+
+    /// Whether `value` is a non-empty name of at most `longest` bytes; a problem at its place if
+    /// not. A declaration with a longer name fails on the broker, after the endpoint was listed.
+    fn amqp_name(&mut self, field: &str, value: &Spanned<String>, longest: usize, help: &str) -> bool {
+        let v = value.get_ref();
+        if v.is_empty() {
+            self.problem(value.span(), format!("`{field}` is empty"), None);
+            false
+        } else if v.len() > longest {
+            self.problem(
+                value.span(),
+                format!(
+                    "`{field}` is {} bytes long; at most {longest} bytes fit in the AMQP names made of it",
+                    v.len()
+                ),
+                Some(help),
+            );
+            false
+        } else {
+            true
+        }
+    }
 }
 
 /// The longest AMQP queue or exchange name (a short string).
 const MAX_AMQP_NAME_BYTES: usize = 255;
+/// The longest listener topic: its queues and routing keys are `<topic>.<priority>`, and the
+/// longest priority is `critical`.
+const MAX_LISTENER_TOPIC_BYTES: usize = MAX_AMQP_NAME_BYTES - ".critical".len();
 /// The longest topic: its fanout queue adds `_fanout_` and 32 hex digits.
 const MAX_TOPIC_BYTES: usize = MAX_AMQP_NAME_BYTES - "_fanout_".len() - 32;
 
@@ -264,6 +280,26 @@ fn resolve_listener(r: &mut Resolver<'_>, listener: &Spanned<RawListener>) -> Op
             Some("add `targets = [{ topic = \"notifications\" }]`"),
         );
     }
+    for t in &l.targets {
+        let help = "a listener's queues and routing keys are `<topic>.<priority>`, at most 255 bytes";
+        r.amqp_name("[listener] targets: topic", &t.topic, MAX_LISTENER_TOPIC_BYTES, help);
+        if let Some(exchange) = &t.exchange {
+            r.amqp_name(
+                "[listener] targets: exchange",
+                exchange,
+                MAX_AMQP_NAME_BYTES,
+                "exchange names are at most 255 bytes",
+            );
+        }
+    }
+    if let Some(pool) = &l.pool {
+        r.amqp_name(
+            "[listener] pool",
+            pool,
+            MAX_AMQP_NAME_BYTES,
+            "a pool names the listener's queue: at most 255 bytes",
+        );
+    }
     let priorities = l.priorities.as_ref().map(|p| {
         let lowered: Vec<String> = p.get_ref().iter().map(|s| s.to_lowercase()).collect();
         for unknown in lowered.iter().filter(|s| !PRIORITIES.contains(&s.as_str())) {
@@ -304,9 +340,13 @@ fn resolve_listener(r: &mut Resolver<'_>, listener: &Spanned<RawListener>) -> Op
         spec
     });
     Some(ListenerSpec {
-        targets: l.targets.iter().map(|t| (t.exchange.clone(), t.topic.clone())).collect(),
+        targets: l
+            .targets
+            .iter()
+            .map(|t| (t.exchange.as_ref().map(|e| e.get_ref().clone()), t.topic.get_ref().clone()))
+            .collect(),
         priorities,
-        pool: l.pool.clone(),
+        pool: l.pool.as_ref().map(|p| p.get_ref().clone()),
         allow_requeue: l.allow_requeue,
         filter,
     })

@@ -162,7 +162,7 @@ pub(super) struct RawListener {
     /// Example: `priorities = ["info", "error"]` (default: every priority the module exports).
     pub priorities: Option<Spanned<Vec<String>>>,
     /// Example: `pool = "audit-pool"`.
-    pub pool: Option<String>,
+    pub pool: Option<Spanned<String>>,
     /// Example: `allow_requeue = true`.
     #[serde(default)]
     pub allow_requeue: bool,
@@ -174,8 +174,8 @@ pub(super) struct RawListener {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawListenerTarget {
-    pub topic: String,
-    pub exchange: Option<String>,
+    pub topic: Spanned<String>,
+    pub exchange: Option<Spanned<String>>,
 }
 
 /// `[listener.filter]`, as oslo's `NotificationFilter`.

@@ -114,3 +114,35 @@ fn outbound_grants_and_config_values_are_checked_where_written() {
     assert_eq!(spec.config.iter().map(|c| c.key.as_str()).collect::<Vec<_>>(), ["region", "retries", "token"]);
     assert!(!format!("{spec:?}").contains("hunter2"), "a secret literal never prints: {spec:?}");
 }
+
+/// Issue 17 item 11, for listeners: a topic, exchange or pool name too long for the AMQP names
+/// made of it is refused where it is written, not by the broker after the endpoint is listed.
+#[test]
+fn listener_names_too_long_for_amqp_are_refused_where_written() {
+    let dir = ManifestDir::new();
+    let head = "name = \"l\"\nmodule = \"{plugin:recorder}\"\n[listener]\n";
+    let (topic, exchange, pool) = ("t".repeat(247), "e".repeat(256), "p".repeat(256));
+    let p = problems(
+        &dir,
+        &format!(
+            "{head}targets = [{{ topic = \"{topic}\" }}, {{ topic = \"ok\", exchange = \"{exchange}\" }}]\npool = \"{pool}\"\n"
+        ),
+    );
+    assert_eq!(p.len(), 3, "{p:?}");
+    assert!(p[0].starts_with("4:22: `[listener] targets: topic` is 247 bytes long; at most 246 bytes"), "{p:?}");
+    assert!(p[1].starts_with("4:302: `[listener] targets: exchange` is 256 bytes"), "{p:?}");
+    assert!(p[2].starts_with("5:8: `[listener] pool` is 256 bytes long; at most 255 bytes"), "{p:?}");
+    // The longest names that fit are accepted.
+    let path = dir.write(
+        "fits",
+        &format!(
+            "{head}targets = [{{ topic = \"{}\", exchange = \"{}\" }}]\npool = \"{}\"\n",
+            "t".repeat(246),
+            "e".repeat(255),
+            "p".repeat(255)
+        ),
+    );
+    let spec = manifest::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    let Role::Listener(l) = spec.role else { panic!("a listener") };
+    assert_eq!((l.targets[0].1.len(), l.pool.map(|p| p.len())), (246, Some(255)));
+}

@@ -2,6 +2,8 @@
 //! other wasmrpc endpoints) limited to what the manifest grants, the context and the deadline
 //! carried through, and `[config]` values, over the real broker.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
@@ -230,5 +232,53 @@ async fn a_cycle_ends_at_the_first_callers_deadline() {
     assert_eq!(out, json!({"ok": 1}));
     let b_client = rabbit_client(&exchange, &b).await;
     assert_eq!(b_client.call(&Map::new(), "relay", ping(&echo, "1.3")).await.unwrap(), json!({"ok": 1}));
+    host.stop().await.ok();
+}
+
+/// Two worker threads, 64 calls whose guests each wait on an outbound call to an endpoint that
+/// sleeps 1 s: the guests wait together, not in turn (64 s if each held a thread in turn, never
+/// if two of them held both threads), and another endpoint answers meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_waiting_on_outbound_calls_hold_no_worker_thread() {
+    let _broker = BROKER.read().await;
+    let exchange = unique("ex");
+    let (gateway, echo, calc) = (unique("gw"), unique("echo"), unique("calc"));
+    let dir = ManifestDir::new();
+    dir.endpoint("echo", "echo", &echo, "1.3", "");
+    dir.endpoint("calculator", "calculator", &calc, "1.0", "");
+    dir.endpoint("gateway", "gateway", &gateway, "1.0", &format!("[outbound]\ncall = [\"{echo}\"]"));
+    let host = rabbit_host(&exchange, "waiters-host", &dir).await;
+    let gw = rabbit_client(&exchange, &gateway)
+        .await
+        .prepare(Prepare { timeout: Some(Duration::from_secs(120)), ..Prepare::default() });
+    let calculator = rabbit_client(&exchange, &calc).await;
+    let sleep = obj(json!({"topic": echo, "method": "sleep", "args": {"seconds": 1.0}, "version": "1.3"}));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut waiters = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let (gw, sleep, finished) = (gw.clone(), sleep.clone(), finished.clone());
+        waiters.spawn(async move {
+            let out = gw.call(&Map::new(), "relay", sleep).await;
+            finished.fetch_add(1, Ordering::SeqCst);
+            out
+        });
+    }
+    // The calculator answers while the guests wait.
+    let mut answered_meanwhile = 0;
+    while finished.load(Ordering::SeqCst) == 0 && started.elapsed() < Duration::from_secs(120) {
+        let sum = calculator.call(&Map::new(), "add", obj(json!({"a": 2, "b": 3}))).await.unwrap();
+        assert_eq!(sum, json!(5));
+        if finished.load(Ordering::SeqCst) == 0 {
+            answered_meanwhile += 1;
+        }
+    }
+    while let Some(joined) = waiters.join_next().await {
+        assert_eq!(joined.unwrap().expect("every relayed sleep is answered"), json!({"ok": 1.0}));
+    }
+    let elapsed = started.elapsed();
+    assert!(answered_meanwhile > 0, "the calculator never answered while the guests waited");
+    // Generous for a busy machine, and far below the 32 s of two threads taking turns.
+    assert!(elapsed < Duration::from_secs(10), "64 outbound calls of 1 s each took {elapsed:?}");
     host.stop().await.ok();
 }

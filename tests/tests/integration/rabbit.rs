@@ -255,3 +255,74 @@ async fn a_broker_restart_leaves_the_host_serving_and_in_flight_calls_time_out()
     assert!(text.contains("consuming again after reconnecting"), "{text}");
     host.stop().await.ok();
 }
+
+/// Issue 17: the client's reply consumer acknowledged each reply before handing it on, in its
+/// delivery loop. An acknowledgement sent as the broker went away could wait forever, so that
+/// loop never saw the connection drop, never declared the reply queue again, and every later
+/// reply was unroutable. 64 calls in flight through a broker restart: calls are answered again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_under_load_is_answered_again_after_a_broker_restart() {
+    let _broker = BROKER.write().await;
+    let exchange = unique("ex");
+    let topic = unique("loaded");
+    let dir = ManifestDir::new();
+    dir.endpoint("echo", "echo", &topic, "1.3", "");
+    let mut config = wasmrpc_tests::host_config(&rabbit_url(), "s1", dir.path());
+    config.control_exchange = exchange.clone();
+    config.rabbit_options = vec![
+        ("rabbit_retry_interval".into(), "0.5".into()),
+        ("rabbit_retry_backoff".into(), "0.5".into()),
+        ("rabbit_interval_max".into(), "2".into()),
+        ("kombu_reconnect_delay".into(), "0.2".into()),
+    ];
+    let host = wasmrpc::Host::start(config).await.unwrap();
+    let url = wasmrpc::TransportUrl::parse(&format!(
+        "{}?rabbit_retry_interval=0.5&rabbit_interval_max=2&kombu_reconnect_delay=0.2",
+        rabbit_url()
+    ))
+    .unwrap();
+    let options = wasmrpc::transport::TransportOptions { control_exchange: exchange.clone(), ..Default::default() };
+    let transport = wasmrpc::transport::connect(&url, options).await.unwrap();
+    let client = wasmrpc::RpcClient::new(transport, wasmrpc::protocol::Target::topic(&topic))
+        .prepare(Prepare { timeout: Some(Duration::from_secs(5)), ..Prepare::default() });
+
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = tokio::task::JoinSet::new();
+    for i in 0..64 {
+        let (client, answered, stop) = (client.clone(), answered.clone(), stop.clone());
+        load.spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let out = client.call(&Map::new(), "echo", obj(json!({"value": i}))).await;
+                match out {
+                    Ok(v) => {
+                        assert_eq!(v, json!(i), "a reply reached the wrong call");
+                        answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+    }
+    let count = || answered.load(std::sync::atomic::Ordering::SeqCst);
+    let under_load =
+        wasmrpc_tests::eventually(Duration::from_secs(30), || async { (count() > 1000).then_some(()) }).await;
+    assert!(under_load.is_some(), "the load never got going: {} answered", count());
+    rabbitmqctl(&["stop_app"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    rabbitmqctl(&["start_app"]);
+    let back = Instant::now();
+    let before = count();
+    // Calls are answered again, and a new call too (not only ones that had been in flight).
+    let again = wasmrpc_tests::eventually(Duration::from_secs(90), || async {
+        let fresh = client.call(&Map::new(), "echo", obj(json!({"value": "again"}))).await.ok()?;
+        (fresh == json!("again") && count() > before + 100).then_some(())
+    })
+    .await;
+    let after = back.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    while load.join_next().await.transpose().expect("no load task panicked").is_some() {}
+    assert!(again.is_some(), "no reply reached the client in 90 s after start_app ({} answered before)", before);
+    eprintln!("answered again {after:?} after start_app");
+    host.stop().await.ok();
+}

@@ -18,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 use super::link::describe_error;
 use super::topology::Binding;
 use super::{Shared, amqp_error, declare};
-use crate::transport::{Acknowledge, Body, Incoming, Listener, ListenerControl, ReplyHandler, TransportError};
+use crate::transport::{
+    Acknowledge, Body, ErrorKind, Incoming, Listener, ListenerControl, ReplyHandler, TransportError,
+};
 
 impl Shared {
     /// Declares `bindings` and consumes every queue into one listener; reconnects and
@@ -147,7 +149,7 @@ struct QueueConsumer {
 pub(super) enum Sink {
     /// To a listener, which settles them.
     Channel(mpsc::Sender<Incoming>),
-    /// Straight to a reply handler, acknowledged first (the reply queue).
+    /// Straight to a reply handler, then acknowledged beside the loop (the reply queue).
     Handler(ReplyHandler),
 }
 
@@ -165,8 +167,16 @@ impl Sink {
             Sink::Channel(tx) => tx.send(incoming).await.is_ok(),
             Sink::Handler(handler) => {
                 let Incoming { body, acker, .. } = incoming;
-                let _ = acker.ack().await;
                 handler(body);
+                // Not awaited here: an ack sent as the connection goes can wait forever, and
+                // this loop must see the connection drop to declare the reply queue again;
+                // until it does, every later reply is unroutable. A lost ack is harmless: the
+                // unacknowledged reply is redelivered and dropped (nobody waits for it).
+                tokio::spawn(async move {
+                    if let Err(e) = acker.ack().await {
+                        tracing::debug!("a reply was not acknowledged: {e}");
+                    }
+                });
                 true
             }
         }
@@ -252,7 +262,7 @@ async fn incoming(queue: &Arc<str>, d: Delivery, max_size: u64) -> Option<Incomi
     let size = d.data.len() as u64;
     if size > max_size {
         tracing::warn!(%queue, "dropping a message of {size} bytes, over max_message_size ({max_size} bytes); not decoded");
-        let _ = d.acker.ack(BasicAckOptions::default()).await;
+        let _ = bounded("ack", d.acker.ack(BasicAckOptions::default())).await;
         return None;
     }
     let reason = match d.properties.content_type().as_ref().map(|c| c.as_str().to_owned()) {
@@ -263,7 +273,7 @@ async fn incoming(queue: &Arc<str>, d: Delivery, max_size: u64) -> Option<Incomi
     };
     if let Some(reason) = reason {
         tracing::warn!(%queue, "rejecting a message: {reason}");
-        let _ = d.acker.reject(BasicRejectOptions { requeue: false }).await;
+        let _ = bounded("reject", d.acker.reject(BasicRejectOptions { requeue: false })).await;
         return None;
     }
     let deadline = d
@@ -284,18 +294,38 @@ async fn incoming(queue: &Arc<str>, d: Delivery, max_size: u64) -> Option<Incomi
 
 struct RabbitAck(lapin::Acker);
 
+/// How long an acknowledgement may wait on the broker. lapin's can wait forever when the
+/// connection goes as it is sent; whoever awaits it (a server's call task, which holds a
+/// backlog slot meanwhile, or a listener) must get an answer. After a lost connection the
+/// broker redelivers what was not acknowledged, so giving up loses nothing.
+const SETTLE_BOUND: Duration = Duration::from_secs(30);
+
+/// `settle` (an ack or a reject), bounded by [`SETTLE_BOUND`].
+async fn bounded<T>(
+    what: &str,
+    settle: impl std::future::Future<Output = Result<T, lapin::Error>>,
+) -> Result<(), TransportError> {
+    match tokio::time::timeout(SETTLE_BOUND, settle).await {
+        Ok(done) => done.map(drop).map_err(|e| amqp_error(what, &e)),
+        Err(_) => Err(TransportError::new(
+            ErrorKind::Connection,
+            format!("{what}: no answer from the broker in {SETTLE_BOUND:?}"),
+        )),
+    }
+}
+
 #[async_trait::async_trait]
 impl Acknowledge for RabbitAck {
     async fn ack(self: Box<Self>) -> Result<(), TransportError> {
-        self.0.ack(BasicAckOptions::default()).await.map(drop).map_err(|e| amqp_error("ack", &e))
+        bounded("ack", self.0.ack(BasicAckOptions::default())).await
     }
 
     async fn requeue(self: Box<Self>) -> Result<(), TransportError> {
-        self.0.reject(BasicRejectOptions { requeue: true }).await.map(drop).map_err(|e| amqp_error("requeue", &e))
+        bounded("requeue", self.0.reject(BasicRejectOptions { requeue: true })).await
     }
 
     async fn reject(self: Box<Self>) -> Result<(), TransportError> {
-        self.0.reject(BasicRejectOptions { requeue: false }).await.map(drop).map_err(|e| amqp_error("reject", &e))
+        bounded("reject", self.0.reject(BasicRejectOptions { requeue: false })).await
     }
 }
 
@@ -329,5 +359,61 @@ impl ListenerControl for RabbitListener {
 impl Drop for RabbitListener {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// An acknowledgement that never completes, as lapin's does when the connection goes as it
+    /// is sent (its internal loop drops the request unanswered).
+    struct Stuck;
+
+    #[async_trait::async_trait]
+    impl Acknowledge for Stuck {
+        async fn ack(self: Box<Self>) -> Result<(), TransportError> {
+            std::future::pending().await
+        }
+        async fn requeue(self: Box<Self>) -> Result<(), TransportError> {
+            std::future::pending().await
+        }
+        async fn reject(self: Box<Self>) -> Result<(), TransportError> {
+            std::future::pending().await
+        }
+    }
+
+    /// The reply loop hands every reply on though their acknowledgements never complete.
+    #[tokio::test(start_paused = true)]
+    async fn a_stuck_acknowledgement_holds_up_no_later_reply() {
+        let handed = Arc::new(AtomicUsize::new(0));
+        let counter = handed.clone();
+        let sink = Sink::Handler(Arc::new(move |_body| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }));
+        for _ in 0..3 {
+            let reply = Incoming::new(
+                Body::Wire(Bytes::from_static(b"{}")),
+                Arc::from("reply_q"),
+                None,
+                false,
+                Box::new(Stuck),
+            );
+            let delivered = tokio::time::timeout(Duration::from_secs(3600), sink.deliver(reply)).await;
+            assert_eq!(delivered, Ok(true), "the loop waited on an acknowledgement");
+        }
+        assert_eq!(handed.load(Ordering::SeqCst), 3);
+    }
+
+    /// Whoever awaits a settlement gets an answer by the bound.
+    #[tokio::test(start_paused = true)]
+    async fn a_settlement_the_broker_never_answers_ends_by_the_bound() {
+        let started = tokio::time::Instant::now();
+        let outcome = bounded("ack", std::future::pending::<Result<bool, lapin::Error>>()).await;
+        let e = outcome.expect_err("an unanswered ack is an error");
+        assert!(e.to_string().contains("no answer from the broker"), "{e}");
+        assert_eq!(started.elapsed(), SETTLE_BOUND);
     }
 }
