@@ -283,23 +283,27 @@ async fn run(plugins: std::path::PathBuf, quick: bool, rpc_only: bool) -> anyhow
     config.manifests = dir.path().to_owned();
     config.runtime = runtime_config;
     config.watch = false;
-    // The same warm endpoint on a host that keeps metrics, with its HTTP listener scraped every
-    // second (Prometheus scrapes every 15 s by default): what `--http` costs a call.
-    let observed_dir = tempfile::tempdir()?;
-    let observed = if wanted(OBSERVED_ROW) && !rpc_only {
+    // The same warm endpoint on two more hosts, alike but for metrics: one keeps none, the
+    // other keeps them and has its HTTP listener scraped every second (Prometheus scrapes every
+    // 15 s by default). The pair is what `--http` costs a call.
+    let mut side_hosts = Vec::new();
+    for (row, observed) in [(UNOBSERVED_ROW, false), (OBSERVED_ROW, true)] {
+        if !wanted(row) || rpc_only {
+            continue;
+        }
+        let dir = tempfile::tempdir()?;
+        let topic = if observed { "calc_warm_observed" } else { "calc_warm_unobserved" };
         write_manifest(
-            observed_dir.path(),
-            "calc-warm-observed",
+            dir.path(),
+            topic,
             &calculator,
-            "calc_warm_observed",
+            topic,
             "[instance]\nmode = \"warm\"\nmax_invocations = 1000000\nmax_concurrency = 64\n",
         )?;
         let mut c = config.clone();
-        c.manifests = observed_dir.path().to_owned();
-        Some(ObservedHost::start(c).await?)
-    } else {
-        None
-    };
+        c.manifests = dir.path().to_owned();
+        side_hosts.push((row, topic, SideHost::start(c, observed).await?, dir));
+    }
     let host = Host::start(config).await?;
     let transport = wasmrpc::transport::connect(&config_url(&url)?, Default::default()).await?;
     let rpc_rows = if rpc_only {
@@ -319,8 +323,10 @@ async fn run(plugins: std::path::PathBuf, quick: bool, rpc_only: bool) -> anyhow
     let native_name = "RPC over memory://: a Rust endpoint (no Wasm)";
     let native = if wanted(native_name) && !rpc_only { Some(native_add(&transport).await?) } else { None };
 
-    let observed_client =
-        observed.as_ref().map(|_| RpcClient::new(transport.clone(), Target::topic("calc_warm_observed")));
+    let side_clients: Vec<_> = side_hosts
+        .iter()
+        .map(|(row, topic, ..)| (*row, RpcClient::new(transport.clone(), Target::topic(*topic))))
+        .collect();
     let mut rounds = Rounds::default();
     for _ in 0..reps {
         if bare_fresh {
@@ -346,13 +352,13 @@ async fn run(plugins: std::path::PathBuf, quick: bool, rpc_only: bool) -> anyhow
             let call = || async { client.call(&ctx, "add", args.clone()).await.map(drop).map_err(Into::into) };
             rounds.add(native_name, measure(n_warm / 4, call).await?);
         }
-        if let Some(client) = &observed_client {
+        for (row, client) in &side_clients {
             let call = || async { client.call(&ctx, "add", args.clone()).await.map(drop).map_err(Into::into) };
-            rounds.add(OBSERVED_ROW, measure(n_warm / 4, call).await?);
+            rounds.add(row, measure(n_warm / 4, call).await?);
         }
     }
-    if let Some(o) = observed {
-        o.stop().await;
+    for (_, _, side, _dir) in side_hosts {
+        side.stop().await;
     }
     if let Some((_, server)) = native {
         server.stop().await;
@@ -361,18 +367,23 @@ async fn run(plugins: std::path::PathBuf, quick: bool, rpc_only: bool) -> anyhow
     Ok(Table { rows: rounds.rows(), guest })
 }
 
-/// The row of a warm call to a host that keeps metrics and is being scraped.
-const OBSERVED_ROW: &str = "RPC over memory://: warm instance, metrics on (--http, scraped every second)";
+/// A warm call to a host of its own that keeps no metrics: the baseline of [`OBSERVED_ROW`].
+const UNOBSERVED_ROW: &str = "RPC over memory://: warm instance, a host of its own, metrics off";
+/// The same, on a host that keeps metrics and is being scraped.
+const OBSERVED_ROW: &str =
+    "RPC over memory://: warm instance, a host of its own, metrics on (--http, scraped every second)";
 
-/// A host with metrics and its HTTP listener, and a scraper.
-struct ObservedHost {
+/// A host of the metrics pair, and (metrics on) its HTTP listener and a scraper.
+struct SideHost {
     host: Host,
-    http: wasmrpc::http::HttpServer,
-    scraper: tokio::task::JoinHandle<()>,
+    observed: Option<(wasmrpc::http::HttpServer, tokio::task::JoinHandle<()>)>,
 }
 
-impl ObservedHost {
-    async fn start(config: HostConfig) -> anyhow::Result<ObservedHost> {
+impl SideHost {
+    async fn start(config: HostConfig, observed: bool) -> anyhow::Result<SideHost> {
+        if !observed {
+            return Ok(SideHost { host: Host::start(config).await?, observed: None });
+        }
         let metrics = Arc::new(wasmrpc::metrics::Metrics::new());
         let host = Host::start_observed(config, metrics.clone()).await?;
         let serving = Arc::new(wasmrpc::http::Serving::default());
@@ -385,12 +396,14 @@ impl ObservedHost {
                 let _ = tokio::task::spawn_blocking(move || scrape(addr)).await;
             }
         });
-        Ok(ObservedHost { host, http, scraper })
+        Ok(SideHost { host, observed: Some((http, scraper)) })
     }
 
     async fn stop(self) {
-        self.scraper.abort();
-        self.http.stop().await;
+        if let Some((http, scraper)) = self.observed {
+            scraper.abort();
+            http.stop().await;
+        }
         self.host.stop().await.ok();
     }
 }

@@ -360,11 +360,8 @@ fn request_span(request: &Request) -> Option<tracing::Span> {
         return None;
     }
     // Only the ids sent are recorded: an empty field would print as `global_request_id=""`.
-    let span = tracing::info_span!(
-        "req",
-        request_id = tracing::field::Empty,
-        global_request_id = tracing::field::Empty
-    );
+    let span =
+        tracing::info_span!("req", request_id = tracing::field::Empty, global_request_id = tracing::field::Empty);
     if let Some(id) = request_id {
         span.record("request_id", id);
     }
