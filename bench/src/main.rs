@@ -8,6 +8,7 @@
 
 mod chaos;
 mod echo;
+mod gateway;
 mod inproc;
 mod outbound;
 mod reliability;
@@ -65,6 +66,8 @@ enum Command {
     Rpc,
     /// A guest's outbound call over RabbitMQ against the same call made directly.
     Outbound,
+    /// The HTTP gateway at 64 calls in flight against the same call in-process (memory://).
+    Gateway,
     /// Hot-reload latency.
     Reload,
     /// Start-up time and memory with many endpoints.
@@ -197,6 +200,7 @@ fn main() -> anyhow::Result<()> {
                     .await?;
                 print!("{}", report::rpc_table(&rows));
             }
+            Command::Gateway => print!("{}", gateway::run(&cli.plugins, cli.quick).await?),
             Command::Outbound => print!("{}", outbound::run(&cli.plugins, cli.quick).await?),
             Command::Reload => print!("{}", report::reload_table(&reload::run(&cli.plugins, cli.quick).await?)),
             Command::Scale => {

@@ -1,5 +1,6 @@
 //! The operator's HTTP listener (`--http ADDR`): `/metrics` for Prometheus, `/healthz` for
-//! liveness, `/readyz` for readiness. The only module that names axum.
+//! liveness, `/readyz` for readiness, and the HTTP gateway's `/v1/` routes ([`crate::gateway`]).
+//! With `gateway`, the only module that names axum.
 //!
 //! It reads whichever host is serving through [`Serving`], which `wasmrpc serve` updates as it
 //! starts, reloads on SIGHUP and stops, so probes see the process's state rather than one
@@ -110,7 +111,8 @@ impl HttpServer {
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(exposition))
-            .with_state(AppState { serving, metrics });
+            .with_state(AppState { serving: serving.clone(), metrics })
+            .merge(crate::gateway::router(serving));
         let stop = CancellationToken::new();
         let stopped = stop.clone().cancelled_owned();
         let task = tokio::spawn(async move {
@@ -118,7 +120,7 @@ impl HttpServer {
                 tracing::error!(%addr, "the HTTP listener failed: {e}");
             }
         });
-        tracing::info!(%addr, "HTTP listener serving /metrics, /healthz and /readyz");
+        tracing::info!(%addr, "HTTP listener serving /metrics, /healthz, /readyz and the gateway at /v1/");
         Ok(HttpServer { addr, stop, task })
     }
 

@@ -5,6 +5,7 @@ mod author;
 mod cli;
 mod deadline;
 mod faults;
+mod gateway;
 mod guest_config;
 mod hostile;
 mod interop;
