@@ -33,9 +33,9 @@ const OUTAGE: Duration = Duration::from_secs(5);
 /// - `clients.{rust,python}`: `answered`, `failed` (by error class), `hung` (still running
 ///   [`HUNG_AFTER`] past the call timeout); for Rust also `failed_by_phase` (by the phase the
 ///   call started in: `load`, `broker restart`, `close_all_connections`, `reloads`, `flood`),
-///   for Python `late_publishing` (calls still being published by oslo itself at their timeout:
-///   its publisher retries the connection through an outage and the call timeout only covers
-///   the wait for the reply; counted apart from `hung`), `late_at` and `late_publishing_at`
+///   for Python `late_publishing` (calls late by oslo's own publish time: its publisher retries
+///   the connection through an outage and the call timeout's timer starts only after the
+///   publish; counted apart from `hung`, see `chaos_load.py`), `late_at` and `late_publishing_at`
 ///   (start times of the calls of each kind).
 /// - `faults[]`: `fault` (`broker restart`, `close_all_connections`), `serving_again_s`: from the
 ///   broker being back (`start_app` returned, or the connections closed) to the first call
