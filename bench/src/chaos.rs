@@ -33,10 +33,11 @@ const OUTAGE: Duration = Duration::from_secs(5);
 /// - `clients.{rust,python}`: `answered`, `failed` (by error class), `hung` (still running
 ///   [`HUNG_AFTER`] past the call timeout); for Rust also `failed_by_phase` (by the phase the
 ///   call started in: `load`, `broker restart`, `close_all_connections`, `reloads`, `flood`),
-///   for Python `late_publishing` (calls still being published by oslo itself at their timeout:
-///   its publisher retries the connection through an outage and the call timeout only covers
-///   the wait for the reply; counted apart from `hung`), `late_at` and `late_publishing_at`
-///   (start times of the calls of each kind).
+///   for Python `late_publishing` (calls late by oslo's own publish time: its publisher retries
+///   the connection through an outage and the call timeout's timer starts only after the
+///   publish; counted apart from `hung`, see `chaos_load.py`), `late_at` and `late_publishing_at`
+///   (start times of the calls of each kind), `late_detail` (each late call's kind, outcome,
+///   and when its publish ended and when it ended, in seconds from its start).
 /// - `faults[]`: `fault` (`broker restart`, `close_all_connections`), `serving_again_s`: from the
 ///   broker being back (`start_app` returned, or the connections closed) to the first call
 ///   answered by the host through a fresh client call.
@@ -332,6 +333,7 @@ pub async fn run(wasmrpc: &Path, python: &Path, plugins: &Path, url: &str, out: 
             "late_publishing": py_summary["late_publishing"],
             "late_at": py_summary["late_at"],
             "late_publishing_at": py_summary["late_publishing_at"],
+            "late_detail": py_summary["late_detail"],
         }),
     );
     let figures = Figures {
