@@ -7,14 +7,13 @@
 //! The HTTP client is a minimal HTTP/1.1 keep-alive client over tokio (one connection per
 //! in-flight slot), so little of the measured cost is the client's own.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Map, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use wasmrpc::protocol::Target;
 use wasmrpc::rpc::RpcClient;
-use wasmrpc::{Host, HostConfig, RuntimeConfig};
+use wasmrpc::{HostConfig, RuntimeConfig};
 
 use crate::stats::Samples;
 
@@ -47,11 +46,7 @@ pub async fn run(plugins: &std::path::Path, quick: bool) -> anyhow::Result<Strin
     config.manifests = dir.path().to_owned();
     config.runtime = RuntimeConfig { max_instances: 200, ..RuntimeConfig::default() };
     config.watch = false;
-    let metrics = Arc::new(wasmrpc::metrics::Metrics::new());
-    let host = Host::start_observed(config, metrics.clone()).await?;
-    let serving = Arc::new(wasmrpc::http::Serving::default());
-    serving.serve(host.clone());
-    let http = wasmrpc::http::HttpServer::start("127.0.0.1:0".parse()?, serving, metrics).await?;
+    let (host, http) = crate::inproc::observed_host(config).await?;
     let addr = http.local_addr();
     let client = RpcClient::new(host.transport().clone(), Target::topic("calc_warm"));
 

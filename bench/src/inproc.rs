@@ -384,11 +384,7 @@ impl SideHost {
         if !observed {
             return Ok(SideHost { host: Host::start(config).await?, observed: None });
         }
-        let metrics = Arc::new(wasmrpc::metrics::Metrics::new());
-        let host = Host::start_observed(config, metrics.clone()).await?;
-        let serving = Arc::new(wasmrpc::http::Serving::default());
-        serving.serve(host.clone());
-        let http = wasmrpc::http::HttpServer::start("127.0.0.1:0".parse()?, serving, metrics).await?;
+        let (host, http) = observed_host(config).await?;
         let addr = http.local_addr();
         let scraper = tokio::spawn(async move {
             loop {
@@ -406,6 +402,17 @@ impl SideHost {
         }
         self.host.stop().await.ok();
     }
+}
+
+/// A host that keeps metrics, with its HTTP listener on a free loopback port (as `wasmrpc
+/// serve --http` runs it).
+pub async fn observed_host(config: HostConfig) -> anyhow::Result<(Host, wasmrpc::http::HttpServer)> {
+    let metrics = Arc::new(wasmrpc::metrics::Metrics::new());
+    let host = Host::start_observed(config, metrics.clone()).await?;
+    let serving = Arc::new(wasmrpc::http::Serving::default());
+    serving.serve(host.clone());
+    let http = wasmrpc::http::HttpServer::start("127.0.0.1:0".parse()?, serving, metrics).await?;
+    Ok((host, http))
 }
 
 /// One GET /metrics, read whole.

@@ -34,6 +34,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::http::Serving;
+use crate::protocol::json::kind;
 use crate::protocol::{Target, Version};
 use crate::rpc::{Prepare, RemoteError, RpcClient, RpcError};
 
@@ -48,8 +49,7 @@ const OSLO_EXCEPTIONS: &str = "oslo_messaging.exceptions";
 /// The gateway's routes, over whichever host `serving` has.
 pub(crate) fn router(serving: Arc<Serving>) -> Router {
     Router::new()
-        .route("/v1/call/{topic}/{method}", post(call))
-        .route("/v1/cast/{topic}/{method}", post(cast))
+        .route("/v1/{verb}/{topic}/{method}", post(send))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(serving)
 }
@@ -144,38 +144,30 @@ struct Request {
     args: Map<String, Value>,
 }
 
-async fn call(
+/// Both routes: `verb` is `call` (200 with the result) or `cast` (202); anything else is not a
+/// route (404, as axum answers for any unknown path).
+async fn send(
     State(serving): State<Arc<Serving>>,
-    Path((topic, method)): Path<(String, String)>,
+    Path((verb, topic, method)): Path<(String, String, String)>,
     query: Result<Query<Params>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let r = match request(&serving, topic, false, query, &headers, body) {
+    let cast = match verb.as_str() {
+        "call" => false,
+        "cast" => true,
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let r = match request(&serving, topic, cast, query, &headers, body) {
         Ok(r) => r,
         Err(f) => return f.into_response(),
     };
-    match r.client.call(&r.context, &method, r.args).await {
-        Ok(result) => Json(result).into_response(),
-        Err(e) => Failure::from(e).into_response(),
-    }
-}
-
-async fn cast(
-    State(serving): State<Arc<Serving>>,
-    Path((topic, method)): Path<(String, String)>,
-    query: Result<Query<Params>, QueryRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let r = match request(&serving, topic, true, query, &headers, body) {
-        Ok(r) => r,
-        Err(f) => return f.into_response(),
+    let sent = if cast {
+        r.client.cast(&r.context, &method, r.args).await.map(|()| StatusCode::ACCEPTED.into_response())
+    } else {
+        r.client.call(&r.context, &method, r.args).await.map(|result| Json(result).into_response())
     };
-    match r.client.cast(&r.context, &method, r.args).await {
-        Ok(()) => StatusCode::ACCEPTED.into_response(),
-        Err(e) => Failure::from(e).into_response(),
-    }
+    sent.unwrap_or_else(|e| Failure::from(e).into_response())
 }
 
 /// Reads the parts of a request into a client, a context and arguments; the body is checked
@@ -278,18 +270,6 @@ fn context(headers: &HeaderMap) -> Result<Map<String, Value>, Failure> {
         ctx.insert("global_request_id".to_owned(), Value::String(id));
     }
     Ok(ctx)
-}
-
-/// What kind of JSON value `v` is, for messages.
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

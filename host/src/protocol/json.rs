@@ -60,7 +60,8 @@ pub fn object_from_python_str(text: &str) -> Result<Map<String, Value>, NotAnObj
     }
 }
 
-fn kind(v: &Value) -> &'static str {
+/// What kind of JSON value `v` is, for messages ("an array", "a number"...).
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

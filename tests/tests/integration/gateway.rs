@@ -4,84 +4,26 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt;
-use wasmrpc_tests::broker::{BROKER, rabbit_url, unique};
+use wasmrpc_tests::broker::{BROKER, unique};
 use wasmrpc_tests::{ManifestDir, eventually};
 
-/// `wasmrpc serve` with `--http` on a free port (the pattern of `operations.rs`).
-struct Service {
-    child: tokio::process::Child,
-    http: SocketAddr,
-    stderr: tokio::task::JoinHandle<String>,
-}
+use crate::service::Service;
 
-impl Service {
-    fn spawn(cwd: &Path) -> Service {
-        let http = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-            l.local_addr().expect("addr")
-        };
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wasmrpc-cli"))
-            .current_dir(cwd)
-            .args(["serve", "--server", &unique("gw"), "--manifests", "."])
-            .args(["--http", &http.to_string()])
-            .env("WASMRPC_TRANSPORT_URL", rabbit_url())
-            .env("RUST_LOG", "info")
-            .env("XDG_CACHE_HOME", std::env::temp_dir().join("wasmrpc-test-xdg-cache"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("run wasmrpc serve");
-        let mut pipe = child.stderr.take().expect("stderr");
-        let stderr = tokio::spawn(async move {
-            let mut bytes = Vec::new();
-            pipe.read_to_end(&mut bytes).await.ok();
-            String::from_utf8_lossy(&bytes).into_owned()
-        });
-        Service { child, http, stderr }
-    }
-
-    /// POSTs `body` to `path` with `headers`: the status and the body (JSON when it parses,
-    /// else a string; null when empty).
-    async fn post(&self, path: &str, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) -> (u16, Value) {
-        let (addr, path, body) = (self.http, path.to_owned(), body.into());
-        let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        tokio::task::spawn_blocking(move || http_post(addr, &path, &headers, &body))
-            .await
-            .expect("http task")
-            .unwrap_or_else(|| panic!("no HTTP answer to POST {}", "the request"))
-    }
-
-    async fn ready(&self) {
-        let addr = self.http;
-        let ready = eventually(Duration::from_secs(60), || async move {
-            tokio::task::spawn_blocking(move || {
-                let mut s = TcpStream::connect(addr).ok()?;
-                write!(s, "GET /readyz HTTP/1.0\r\n\r\n").ok()?;
-                let mut r = String::new();
-                s.read_to_string(&mut r).ok()?;
-                r.starts_with("HTTP/1.0 200").then_some(())
-            })
-            .await
-            .ok()
-            .flatten()
-        })
-        .await;
-        assert!(ready.is_some(), "not ready");
-    }
-
-    /// Stops it and returns its log.
-    async fn stop(mut self) -> String {
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
-        self.stderr.await.expect("stderr task")
-    }
+/// POSTs `body` to `path` on `svc`'s listener with `headers`: the status and the body (JSON
+/// when it parses, else a string; null when empty).
+async fn post(svc: &Service, path: &str, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) -> (u16, Value) {
+    let (addr, path, body) = (svc.http, path.to_owned(), body.into());
+    let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let answer = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || http_post(addr, &path, &headers, &body)
+    })
+    .await
+    .expect("http task");
+    answer.unwrap_or_else(|| panic!("no HTTP answer to POST {path}"))
 }
 
 /// One HTTP/1.1 request on its own connection. The body is written from another thread, so a
@@ -120,34 +62,34 @@ async fn the_gateway_calls_and_casts_over_http_and_maps_oslo_errors() {
     let dir = ManifestDir::new();
     dir.endpoint("calculator", "calculator", &calc, "1.0", "");
     dir.endpoint("echo", "echo", &echo, "1.3", "");
-    let svc = Service::spawn(dir.path());
-    svc.ready().await;
+    let svc = Service::spawn(dir.path(), &["--server", &unique("gw"), "--manifests", "."]);
+    svc.ready(Duration::from_secs(60)).await;
 
     // A result.
-    let (status, body) = svc.post(&format!("/v1/call/{calc}/add"), &[], r#"{"a": 2, "b": 3}"#).await;
+    let (status, body) = post(&svc, &format!("/v1/call/{calc}/add"), &[], r#"{"a": 2, "b": 3}"#).await;
     assert_eq!((status, &body), (200, &json!(5)));
 
     // A guest's typed error: its oslo type, with the remote traceback, as 502.
-    let (status, body) = svc.post(&format!("/v1/call/{calc}/divide"), &[], r#"{"a": 1, "b": 0}"#).await;
+    let (status, body) = post(&svc, &format!("/v1/call/{calc}/divide"), &[], r#"{"a": 1, "b": 0}"#).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"]["type"], "DivisionByZero", "{body}");
     assert!(body["error"]["message"].is_string() && body["error"]["traceback"].is_array(), "{body}");
 
     // NoSuchMethod: 404 (a private method is as absent as a missing one).
     for method in ["nope", "_secret"] {
-        let (status, body) = svc.post(&format!("/v1/call/{echo}/{method}"), &[], "").await;
+        let (status, body) = post(&svc, &format!("/v1/call/{echo}/{method}"), &[], "").await;
         assert_eq!((status, &body["error"]["type"]), (404, &json!("NoSuchMethod")), "{method}: {body}");
         assert_eq!(body["error"]["module"], "oslo_messaging.rpc.dispatcher", "{body}");
     }
 
     // UnsupportedVersion: 409.
-    let (status, body) = svc.post(&format!("/v1/call/{echo}/echo?version=2.0"), &[], r#"{"value": 1}"#).await;
+    let (status, body) = post(&svc, &format!("/v1/call/{echo}/echo?version=2.0"), &[], r#"{"value": 1}"#).await;
     assert_eq!((status, &body["error"]["type"]), (409, &json!("UnsupportedVersion")), "{body}");
 
     // The request id headers and X-Context reach the guest's context.
     let headers =
         [("X-Request-Id", "req-gw-1"), ("X-Global-Request-Id", "req-global-1"), ("X-Context", r#"{"user": "alice"}"#)];
-    let (status, body) = svc.post(&format!("/v1/call/{echo}/context"), &headers, "").await;
+    let (status, body) = post(&svc, &format!("/v1/call/{echo}/context"), &headers, "").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         (&body["request_id"], &body["global_request_id"], &body["user"]),
@@ -156,42 +98,42 @@ async fn the_gateway_calls_and_casts_over_http_and_maps_oslo_errors() {
     );
 
     // A call that outlasts ?timeout=1: 504 MessagingTimeout.
-    let (status, body) = svc.post(&format!("/v1/call/{echo}/sleep?timeout=1"), &[], r#"{"seconds": 3}"#).await;
+    let (status, body) = post(&svc, &format!("/v1/call/{echo}/sleep?timeout=1"), &[], r#"{"seconds": 3}"#).await;
     assert_eq!((status, &body["error"]["type"]), (504, &json!("MessagingTimeout")), "{body}");
     // An unknown topic: nothing consumes the message, so the call times out too.
-    let (status, body) = svc.post(&format!("/v1/call/{}/add?timeout=1", unique("nobody")), &[], "").await;
+    let (status, body) = post(&svc, &format!("/v1/call/{}/add?timeout=1", unique("nobody")), &[], "").await;
     assert_eq!((status, &body["error"]["type"]), (504, &json!("MessagingTimeout")), "{body}");
 
     // A cast: 202 at once, and the guest runs it.
     let line = unique("cast_line");
-    let (status, _) = svc.post(&format!("/v1/cast/{echo}/print"), &[], json!({"line": line}).to_string()).await;
+    let (status, _) = post(&svc, &format!("/v1/cast/{echo}/print"), &[], json!({"line": line}).to_string()).await;
     assert_eq!(status, 202);
 
     // Bodies the gateway refuses, each with a message naming the problem.
-    let (status, body) = svc.post(&format!("/v1/call/{calc}/add"), &[], "{\"a\": 1,").await;
+    let (status, body) = post(&svc, &format!("/v1/call/{calc}/add"), &[], "{\"a\": 1,").await;
     assert_eq!(status, 400, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("not valid JSON"), "{body}");
-    let (status, body) = svc.post(&format!("/v1/call/{calc}/add"), &[], "[1, 2]").await;
+    let (status, body) = post(&svc, &format!("/v1/call/{calc}/add"), &[], "[1, 2]").await;
     assert_eq!(status, 400, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("must be a JSON object"), "{body}");
-    let (status, body) = svc.post(&format!("/v1/call/{calc}/add"), &[("X-Context", "nope")], "").await;
+    let (status, body) = post(&svc, &format!("/v1/call/{calc}/add"), &[("X-Context", "nope")], "").await;
     assert_eq!(status, 400, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("X-Context"), "{body}");
-    let (status, body) = svc.post(&format!("/v1/call/{calc}/add?timeout=soon"), &[], "").await;
+    let (status, body) = post(&svc, &format!("/v1/call/{calc}/add?timeout=soon"), &[], "").await;
     assert_eq!(status, 400, "{body}");
-    let (status, body) = svc.post(&format!("/v1/call/{calc}/add?fanout=true"), &[], "").await;
+    let (status, body) = post(&svc, &format!("/v1/call/{calc}/add?fanout=true"), &[], "").await;
     assert_eq!(status, 400, "{body}");
     let big = json!({"value": "x".repeat(2 * 1024 * 1024)}).to_string();
-    let (status, body) = svc.post(&format!("/v1/call/{echo}/echo"), &[], big).await;
+    let (status, body) = post(&svc, &format!("/v1/call/{echo}/echo"), &[], big).await;
     assert_eq!((status, &body["error"]["type"]), (413, &json!("PayloadTooLarge")), "{body}");
 
     // The cast ran (its line is in the host's log, where guests' output goes).
     let found = eventually(Duration::from_secs(10), || async {
-        let (status, body) = svc.post(&format!("/v1/call/{echo}/echo"), &[], r#"{"value": 1}"#).await;
+        let (status, body) = post(&svc, &format!("/v1/call/{echo}/echo"), &[], r#"{"value": 1}"#).await;
         (status == 200 && body == json!(1)).then_some(())
     })
     .await;
     assert!(found.is_some());
-    let log = svc.stop().await;
+    let (_, log) = svc.terminate().await;
     assert!(log.contains(&line), "the cast's line is not in the log:\n{log}");
 }

@@ -18,4 +18,5 @@ mod rabbit;
 mod reload;
 mod rpc;
 mod sandbox;
+mod service;
 mod support;

@@ -190,18 +190,16 @@ fn rabbitmqctl(args: &[&str]) {
     assert!(out.status.success(), "rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-#[tokio::test]
-async fn a_broker_restart_leaves_the_host_serving_and_in_flight_calls_time_out() {
-    let _broker = BROKER.write().await;
-    let logs = CapturedLogs::default();
-    let _guard = tracing::subscriber::set_default(capture_logs(&logs));
-    let exchange = unique("ex");
-    let topic = unique("restart");
+/// A host serving echo on `topic`, and a client transport, both reconnecting quickly (oslo's
+/// option names, as an operator would set them for tests). The directory must outlive the host.
+async fn quickly_reconnecting_echo(
+    exchange: &str,
+    topic: &str,
+) -> (wasmrpc::Host, std::sync::Arc<dyn wasmrpc::transport::Transport>, ManifestDir) {
     let dir = ManifestDir::new();
-    dir.endpoint("echo", "echo", &topic, "1.3", "");
+    dir.endpoint("echo", "echo", topic, "1.3", "");
     let mut config = wasmrpc_tests::host_config(&rabbit_url(), "s1", dir.path());
-    config.control_exchange = exchange.clone();
-    // Reconnect quickly, as an operator would for tests: oslo's option names.
+    config.control_exchange = exchange.to_owned();
     config.rabbit_options = vec![
         ("rabbit_retry_interval".into(), "0.5".into()),
         ("rabbit_retry_backoff".into(), "0.5".into()),
@@ -209,15 +207,24 @@ async fn a_broker_restart_leaves_the_host_serving_and_in_flight_calls_time_out()
         ("kombu_reconnect_delay".into(), "0.2".into()),
     ];
     let host = wasmrpc::Host::start(config).await.unwrap();
-    let transport = {
-        let url = wasmrpc::TransportUrl::parse(&format!(
-            "{}?rabbit_retry_interval=0.5&rabbit_interval_max=2&kombu_reconnect_delay=0.2",
-            rabbit_url()
-        ))
-        .unwrap();
-        let options = wasmrpc::transport::TransportOptions { control_exchange: exchange.clone(), ..Default::default() };
-        wasmrpc::transport::connect(&url, options).await.unwrap()
-    };
+    let url = wasmrpc::TransportUrl::parse(&format!(
+        "{}?rabbit_retry_interval=0.5&rabbit_interval_max=2&kombu_reconnect_delay=0.2",
+        rabbit_url()
+    ))
+    .unwrap();
+    let options = wasmrpc::transport::TransportOptions { control_exchange: exchange.to_owned(), ..Default::default() };
+    let transport = wasmrpc::transport::connect(&url, options).await.unwrap();
+    (host, transport, dir)
+}
+
+#[tokio::test]
+async fn a_broker_restart_leaves_the_host_serving_and_in_flight_calls_time_out() {
+    let _broker = BROKER.write().await;
+    let logs = CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(capture_logs(&logs));
+    let exchange = unique("ex");
+    let topic = unique("restart");
+    let (host, transport, _dir) = quickly_reconnecting_echo(&exchange, &topic).await;
     let client = wasmrpc::RpcClient::new(transport, wasmrpc::protocol::Target::topic(&topic))
         .prepare(Prepare { timeout: Some(Duration::from_secs(3)), ..Prepare::default() });
     assert_eq!(client.call(&Map::new(), "echo", obj(json!({"value": 1}))).await.unwrap(), json!(1));
@@ -265,24 +272,7 @@ async fn a_client_under_load_is_answered_again_after_a_broker_restart() {
     let _broker = BROKER.write().await;
     let exchange = unique("ex");
     let topic = unique("loaded");
-    let dir = ManifestDir::new();
-    dir.endpoint("echo", "echo", &topic, "1.3", "");
-    let mut config = wasmrpc_tests::host_config(&rabbit_url(), "s1", dir.path());
-    config.control_exchange = exchange.clone();
-    config.rabbit_options = vec![
-        ("rabbit_retry_interval".into(), "0.5".into()),
-        ("rabbit_retry_backoff".into(), "0.5".into()),
-        ("rabbit_interval_max".into(), "2".into()),
-        ("kombu_reconnect_delay".into(), "0.2".into()),
-    ];
-    let host = wasmrpc::Host::start(config).await.unwrap();
-    let url = wasmrpc::TransportUrl::parse(&format!(
-        "{}?rabbit_retry_interval=0.5&rabbit_interval_max=2&kombu_reconnect_delay=0.2",
-        rabbit_url()
-    ))
-    .unwrap();
-    let options = wasmrpc::transport::TransportOptions { control_exchange: exchange.clone(), ..Default::default() };
-    let transport = wasmrpc::transport::connect(&url, options).await.unwrap();
+    let (host, transport, _dir) = quickly_reconnecting_echo(&exchange, &topic).await;
     let client = wasmrpc::RpcClient::new(transport, wasmrpc::protocol::Target::topic(&topic))
         .prepare(Prepare { timeout: Some(Duration::from_secs(5)), ..Prepare::default() });
 
