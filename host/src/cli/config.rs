@@ -20,7 +20,7 @@ use std::sync::Arc;
 use crate::host::text_options::{self, NOTIFICATION_OPTIONS, OptionProblem, WASMRPC_OPTIONS};
 use crate::host::{HostConfig, oslo_ini};
 use crate::protocol::TransportUrl;
-use crate::transport::{self, RabbitOptions, Transport, TransportOptions};
+use crate::transport::{self, RabbitOptions, Transport};
 
 /// Where the configuration comes from (flattened into each command's flags).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -114,9 +114,7 @@ pub async fn connect_notifications(args: &ConfigArgs, config: &HostConfig) -> an
 
 /// Connects to `url` with the configuration's control exchange and rabbit options.
 pub async fn connect_to(config: &HostConfig, url: &TransportUrl) -> anyhow::Result<Arc<dyn Transport>> {
-    let options =
-        TransportOptions { control_exchange: config.control_exchange.clone(), rabbit: config.rabbit_options.clone() };
-    Ok(transport::connect(url, options).await?)
+    Ok(transport::connect(url, config.transport_options()).await?)
 }
 
 /// Applies the `WASMRPC_*` variables among `vars`, in name order; others (`WASMRPC_LOG`, a

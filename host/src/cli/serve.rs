@@ -174,9 +174,8 @@ async fn start(
             }
             Err(e) => return Err(anyhow::Error::new(e).context("cannot serve")),
         };
-        let delay = (backoff.rabbit_retry_interval + backoff.rabbit_retry_backoff * failed)
-            .min(backoff.rabbit_interval_max)
-            .max(Duration::from_millis(100));
+        // At least a moment: a zero interval must not spin on a broker that refuses at once.
+        let delay = backoff.backoff(failed).max(Duration::from_millis(100));
         failed = failed.saturating_add(1);
         tracing::warn!(attempt = failed, "the broker is not reachable yet ({error}); trying again in {delay:?}");
         let why = format!("waiting for the broker (attempt {failed})");

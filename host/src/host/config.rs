@@ -127,6 +127,16 @@ impl HostConfig {
         }
     }
 
+    /// What a transport connected for this configuration is given: the control exchange and
+    /// the `[oslo_messaging_rabbit]` options.
+    #[must_use]
+    pub fn transport_options(&self) -> crate::transport::TransportOptions {
+        crate::transport::TransportOptions {
+            control_exchange: self.control_exchange.clone(),
+            rabbit: self.rabbit_options.clone(),
+        }
+    }
+
     /// Reads `wasmrpc.toml` over the defaults; relative paths are relative to the file.
     pub fn from_file(path: &Path) -> Result<HostConfig, ConfigError> {
         let text =

@@ -54,7 +54,7 @@ use crate::rpc::{
     Dispatcher, DrainTimeout, Endpoint, NoOpSerializer, PingEndpoint, RpcClient, RpcServer, ServerOptions,
 };
 use crate::runtime::{Runtime, RuntimeError};
-use crate::transport::{self, Transport, TransportError, TransportOptions};
+use crate::transport::{self, Transport, TransportError};
 use crate::watch::{Watch, WatchError};
 
 /// Why the host could not start.
@@ -216,10 +216,7 @@ impl Host {
     /// `[oslo_messaging_notifications] transport_url` names another (one round of attempts
     /// over each one's brokers).
     pub async fn connect(config: &HostConfig) -> Result<Transports, HostError> {
-        let options = TransportOptions {
-            control_exchange: config.control_exchange.clone(),
-            rabbit: config.rabbit_options.clone(),
-        };
+        let options = config.transport_options();
         let connect = |url: &crate::protocol::TransportUrl| {
             let options = options.clone();
             let url = url.clone();

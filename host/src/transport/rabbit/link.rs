@@ -155,8 +155,7 @@ impl Connector {
 
     /// The pause after `failed_rounds` failed rounds: oslo's backoff.
     fn backoff(&self, failed_rounds: u32) -> Duration {
-        let o = &self.options;
-        (o.rabbit_retry_interval + o.rabbit_retry_backoff * failed_rounds).min(o.rabbit_interval_max)
+        self.options.backoff(failed_rounds)
     }
 }
 

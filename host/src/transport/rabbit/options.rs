@@ -161,6 +161,14 @@ pub enum OptionError {
 }
 
 impl RabbitOptions {
+    /// oslo's reconnect backoff: the pause after `failed_rounds` failed rounds of attempts,
+    /// `rabbit_retry_interval` growing by `rabbit_retry_backoff` a round, at most
+    /// `rabbit_interval_max`.
+    #[must_use]
+    pub fn backoff(&self, failed_rounds: u32) -> Duration {
+        (self.rabbit_retry_interval + self.rabbit_retry_backoff * failed_rounds).min(self.rabbit_interval_max)
+    }
+
     /// Applies `name = value` pairs in order (later ones win).
     pub fn apply<'a>(
         mut self,
