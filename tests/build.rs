@@ -14,6 +14,8 @@ const PYTHON_EXAMPLES: &[(&str, &str, &str)] = &[
     ("test", "endpoints:TestEndpoint", "test"),
     ("test", "endpoints:TestServerEndpoint", "test-server"),
     ("hostile", "hostile:Hostile", "hostile"),
+    ("versioned", "versioned:VersionA", "versioned-a"),
+    ("versioned", "versioned:VersionB", "versioned-b"),
 ];
 
 /// The Rust components (wasm32-wasip2 members of the `plugins/` workspace): an example, and one

@@ -69,7 +69,7 @@ impl RemoteError {
 
     pub(crate) fn into_abi(self) -> GuestError {
         let Inner { type_name, message, module, details } = *self.0;
-        GuestError { type_name, message, module, details }
+        GuestError { type_name, message, module, details, traceback: Vec::new(), args: None }
     }
 }
 

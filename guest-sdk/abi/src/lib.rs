@@ -154,6 +154,13 @@ pub struct GuestError {
     /// Structured details; an object becomes the failure's `kwargs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<Value>,
+    /// The guest's own formatted traceback (Python guests send theirs); empty: the host writes
+    /// one naming the endpoint and the method.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traceback: Vec<String>,
+    /// The exception's `args`; absent: `[message]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<Value>>,
 }
 
 /// What `wasmrpc_describe` returns: the endpoint's shape, checked against its manifest.
@@ -330,7 +337,14 @@ mod tests {
         let err: CallResponse = serde_json::from_str(r#"{"error":{"type":"E","message":"m"}}"#).unwrap();
         assert_eq!(
             err,
-            CallResponse::Error(GuestError { type_name: "E".into(), message: "m".into(), module: None, details: None })
+            CallResponse::Error(GuestError {
+                type_name: "E".into(),
+                message: "m".into(),
+                module: None,
+                details: None,
+                traceback: Vec::new(),
+                args: None,
+            })
         );
     }
 

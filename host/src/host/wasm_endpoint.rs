@@ -107,6 +107,14 @@ pub fn failure(endpoint: &str, method: &str, error: CallError) -> RemoteFailure 
             if let Some(Value::Object(details)) = g.details {
                 f.kwargs = details;
             }
+            // A Python guest sends its own traceback and args: the caller sees what a native
+            // oslo server would have sent.
+            if !g.traceback.is_empty() {
+                f.tb = g.traceback;
+            }
+            if let Some(args) = g.args {
+                f.args = args;
+            }
             f
         }
         CallError::Trap { kind, .. } => {

@@ -1,5 +1,6 @@
 //! The compiled-module cache: Cranelift output on disk, so a restart or the reload of a module
-//! seen before skips compilation.
+//! seen before skips compilation. Components are cached the same way (a Python component takes
+//! seconds to compile, a few milliseconds to load from here).
 //!
 //! An entry is `<module sha256>-<engine compatibility>.cwasm` plus a `.sha256` file holding the
 //! artifact's own digest. The key changes when the module or anything that affects code
@@ -18,10 +19,12 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
 use super::error::EngineError;
-use super::hex;
+use super::guest::GuestKind;
+use super::{Code, hex};
 
 /// Where a module came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,8 +57,9 @@ impl ModuleCache {
         (self.dir.join(format!("{stem}.cwasm")), self.dir.join(format!("{stem}.sha256")))
     }
 
-    /// The cached module, if there is a sound entry for it.
-    pub(crate) fn get(&self, engine: &Engine, module_sha256: &str) -> Option<Module> {
+    /// The cached module or component, if there is a sound entry for it. The key is the
+    /// digest of the binary, which also tells the kind, so `kind` only picks the loader.
+    pub(crate) fn get(&self, engine: &Engine, module_sha256: &str, kind: GuestKind) -> Option<Code> {
         let (artifact, digest) = self.entry(module_sha256);
         if !artifact.exists() {
             return None;
@@ -73,7 +77,7 @@ impl ModuleCache {
             remove(&artifact, &digest);
             return None;
         }
-        match deserialize(engine, &bytes) {
+        match deserialize(engine, &bytes, kind) {
             Ok(module) => Some(module),
             Err(e) => {
                 tracing::warn!(entry = %artifact.display(), "compiled-module cache entry is not usable by this engine ({e}); recompiling");
@@ -84,16 +88,20 @@ impl ModuleCache {
     }
 
     /// Stores a compiled module; failures only cost the next start a compilation.
-    pub(crate) fn put(&self, module: &Module, module_sha256: &str) {
+    pub(crate) fn put(&self, module: &Code, module_sha256: &str) {
         if let Err(e) = self.try_put(module, module_sha256) {
             tracing::warn!(dir = %self.dir.display(), "cannot store a compiled module: {e}");
         }
     }
 
-    fn try_put(&self, module: &Module, module_sha256: &str) -> Result<(), StoreError> {
+    fn try_put(&self, module: &Code, module_sha256: &str) -> Result<(), StoreError> {
         create_private_dir(&self.dir).map_err(|source| StoreError::Io { path: self.dir.clone(), source })?;
         private(&self.dir).map_err(|why| StoreError::Untrusted { path: self.dir.clone(), why })?;
-        let bytes = module.serialize().map_err(|e| StoreError::Serialize(EngineError(e)))?;
+        let bytes = match module {
+            Code::Module(m) => m.serialize(),
+            Code::Component(c) => c.serialize(),
+        }
+        .map_err(|e| StoreError::Serialize(EngineError(e)))?;
         let (artifact, digest) = self.entry(module_sha256);
         write_atomically(&artifact, &bytes)?;
         write_atomically(&digest, hex(&Sha256::digest(&bytes)).as_bytes())
@@ -144,11 +152,15 @@ fn private(path: &Path) -> Result<(), String> {
 
 /// Loads an artifact this cache verified.
 #[allow(unsafe_code)]
-fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
-    // SAFETY: `bytes` is an artifact this cache wrote with `Module::serialize` (its digest
-    // matched the one written next to it), for an engine with the same compatibility hash;
-    // wasmtime validates the header (version, settings) itself as well.
-    unsafe { Module::deserialize(engine, bytes) }
+fn deserialize(engine: &Engine, bytes: &[u8], kind: GuestKind) -> wasmtime::Result<Code> {
+    // SAFETY: `bytes` is an artifact this cache wrote with `Module::serialize` or
+    // `Component::serialize` (its digest matched the one written next to it), for an engine
+    // with the same compatibility hash; wasmtime validates the header (version, settings, and
+    // whether it is a module or a component) itself as well.
+    match kind {
+        GuestKind::Module => Ok(Code::Module(unsafe { Module::deserialize(engine, bytes) }?)),
+        GuestKind::Component => Ok(Code::Component(unsafe { Component::deserialize(engine, bytes) }?)),
+    }
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {

@@ -67,7 +67,7 @@ pub enum LoadError {
 #[derive(Debug, thiserror::Error)]
 pub enum ModuleProblem {
     /// Not WebAssembly, or rejected by the compiler.
-    #[error("is not a valid WebAssembly module: {0}")]
+    #[error("is not a valid WebAssembly module or component: {0}")]
     Invalid(#[source] EngineError),
     /// Compilation did not finish (the blocking task panicked or was cancelled).
     #[error("could not be compiled: {0}")]
@@ -78,6 +78,18 @@ pub enum ModuleProblem {
         .0.join(", ")
     )]
     MissingExports(Vec<String>),
+    /// A component lacks (or mistypes) exports the WIT world requires.
+    #[error(
+        "does not implement the WIT world {}: missing {}; see wit/endpoint.wit",
+        super::component::WORLD,
+        .0.join(", ")
+    )]
+    MissingWorldExports(Vec<String>),
+    /// A component imports something the linker does not have.
+    #[error(
+        "needs an import this host does not provide ({0}); components get WASI 0.2 and the world's `wasmrpc:endpoint/host` interface (wit/endpoint.wit)"
+    )]
+    UnknownComponentImport(#[source] EngineError),
     /// It imports something the linker does not have.
     #[error(
         "needs an import this host does not provide ({0}); wasmrpc provides wasi_snapshot_preview1 and wasmrpc.log/panic/notify"

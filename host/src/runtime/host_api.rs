@@ -12,9 +12,9 @@ use super::stats::NotificationOutcome;
 use super::store::{GuestInfo, StoreState};
 
 /// Longest log line or panic message read from a guest.
-const MAX_TEXT: u32 = 16 << 10;
+pub(super) const MAX_TEXT: u32 = 16 << 10;
 /// Largest notification a guest may emit.
-const MAX_NOTIFICATION: u32 = 1 << 20;
+pub(super) const MAX_NOTIFICATION: u32 = 1 << 20;
 /// Largest outbound request a guest may send (RabbitMQ's default message limit is 16 MiB).
 const MAX_RPC_REQUEST: u32 = 16 << 20;
 /// Longest configuration key.
@@ -25,19 +25,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result
         HOST_MODULE,
         LOG_IMPORT,
         |mut caller: Caller<'_, StoreState>, level: i32, ptr: i32, len: i32| {
-            let guest = &caller.data().guest;
-            if !guest.rates.log_line() {
+            // Checked before reading, so a guest over its rate limit costs no copy.
+            if !caller.data().guest.rates.log_line() {
                 return Ok(());
             }
             let text = read_text(&mut caller, ptr, len)?;
-            let endpoint = &caller.data().guest.name;
-            match LogLevel::from_raw(level) {
-                LogLevel::Trace => tracing::trace!(target: "wasmrpc::guest", %endpoint, "{text}"),
-                LogLevel::Debug => tracing::debug!(target: "wasmrpc::guest", %endpoint, "{text}"),
-                LogLevel::Info => tracing::info!(target: "wasmrpc::guest", %endpoint, "{text}"),
-                LogLevel::Warn => tracing::warn!(target: "wasmrpc::guest", %endpoint, "{text}"),
-                LogLevel::Error => tracing::error!(target: "wasmrpc::guest", %endpoint, "{text}"),
-            }
+            log(&caller.data().guest, LogLevel::from_raw(level), &text);
             Ok(())
         },
     )?;
@@ -88,9 +81,23 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result
     Ok(())
 }
 
+/// Writes a guest's log line (its rate limit already checked) at `level`, tagged with its
+/// endpoint. Shared by `wasmrpc.log` and the component import `host.log`.
+pub(super) fn log(guest: &GuestInfo, level: LogLevel, text: &str) {
+    let endpoint = &guest.name;
+    match level {
+        LogLevel::Trace => tracing::trace!(target: "wasmrpc::guest", %endpoint, "{text}"),
+        LogLevel::Debug => tracing::debug!(target: "wasmrpc::guest", %endpoint, "{text}"),
+        LogLevel::Info => tracing::info!(target: "wasmrpc::guest", %endpoint, "{text}"),
+        LogLevel::Warn => tracing::warn!(target: "wasmrpc::guest", %endpoint, "{text}"),
+        LogLevel::Error => tracing::error!(target: "wasmrpc::guest", %endpoint, "{text}"),
+    }
+}
+
 /// Hands a guest's notification to the notifier if its manifest allows it and its rate limit
 /// has room; returns the status the guest gets and what became of it.
-fn notify(guest: &GuestInfo, request: NotifyRequest) -> (i32, NotificationOutcome) {
+/// Shared by `wasmrpc.notify` and the component import `host.notify`.
+pub(super) fn notify(guest: &GuestInfo, request: NotifyRequest) -> (i32, NotificationOutcome) {
     if !guest.grant.allows(&request.event_type) {
         // A line the guest causes, so under its log rate limit too.
         if guest.rates.log_line() {

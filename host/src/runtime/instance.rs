@@ -8,7 +8,7 @@ use wasmtime::{Extern, Instance, InstancePre, Memory, ModuleExport, Store, Trap,
 
 use super::error::{DeadlineExceeded, EngineError, GuestTrap, MemoryLimitExceeded, TrapKind};
 use super::stats::LiveInstance;
-use super::store::{GuestInfo, StoreState, new_store, reset_for_call};
+use super::store::{GuestInfo, StoreState, new_store, reset_for_call, sandbox_p1};
 
 /// Largest response read back from a guest (its memory limit bounds it anyway).
 const MAX_RESPONSE: u32 = 256 << 20;
@@ -71,7 +71,8 @@ pub(crate) enum Failure {
 impl GuestInstance {
     /// Instantiates the module. Instantiation runs under the given deadline too.
     pub async fn new(t: &PreparedModule, deadline: Instant, budget: Duration) -> Result<GuestInstance, Failure> {
-        let mut store = new_store(&t.engine, &t.guest, deadline).map_err(|e| Failure::Setup(EngineError(e)))?;
+        let wasi = sandbox_p1(&t.guest).map_err(|e| Failure::Setup(EngineError(e)))?;
+        let mut store = new_store(&t.engine, &t.guest, deadline, wasi);
         reset_for_call(&mut store, deadline, budget, u64::MAX).map_err(|e| Failure::Setup(EngineError(e)))?;
         let instance = match t.pre.instantiate_async(&mut store).await {
             Ok(i) => i,
@@ -206,12 +207,12 @@ pub(crate) fn deadline_failure(budget: Duration) -> Failure {
     })
 }
 
-fn is_trap(e: &wasmtime::Error) -> bool {
+pub(crate) fn is_trap(e: &wasmtime::Error) -> bool {
     e.is::<Trap>() || e.is::<MemoryLimitExceeded>() || e.is::<DeadlineExceeded>()
 }
 
-/// Names the trap behind an error from wasmtime.
-fn classify(state: Option<&StoreState>, error: wasmtime::Error) -> Failure {
+/// Names the trap behind an error from wasmtime (for either kind of guest).
+pub(crate) fn classify<W>(state: Option<&StoreState<W>>, error: wasmtime::Error) -> Failure {
     let deadline_hit = state.is_some_and(|s| s.deadline_hit);
     let panic = state.and_then(|s| s.panic_message.clone());
     let (kind, message) = if deadline_hit || error.is::<DeadlineExceeded>() {

@@ -1,15 +1,20 @@
 //! The WebAssembly runtime: the only module that names wasmtime.
 //!
 //! One [`Runtime`] per process holds the `Engine` (with its instance pool and epoch ticker)
-//! and the `Linker` (WASI preview 1 plus the wasmrpc host functions). [`Runtime::load`]
-//! compiles a module once, checks it against the ABI and its manifest, and returns a
+//! and the linkers (WASI preview 1 plus the wasmrpc host functions for core modules, WASI
+//! preview 2 plus the WIT `host` interface for components). [`Runtime::load`] compiles a
+//! module or component once, checks it against the ABI and its manifest, and returns a
 //! [`Plugin`]; a call instantiates it from its `InstancePre` in a fresh, sandboxed `Store`
 //! (or reuses a warm instance), with a memory limit, a deadline enforced by epoch
 //! interruption, and optional fuel.
 //!
 //! - `store.rs`: per-store state, the sandbox (deny-by-default WASI), limiter and deadline.
-//! - `instance.rs`: one instance of a guest and the ABI mechanics of a call; trap
+//! - `instance.rs`: one instance of a guest module and the ABI mechanics of a call; trap
 //!   classification.
+//! - `component.rs`: the same for a component implementing the WIT world (wit/endpoint.wit):
+//!   telling one from a module, its instances, `describe`/`call`, `remote-error`.
+//! - `component_host.rs`: the component linker: WASI preview 2 and the world's `host` imports.
+//! - `guest.rs`: [`GuestKind`], and the dispatch between the two kinds behind [`Plugin`].
 //! - `validate.rs`: what a module must be to load: the ABI's exports, its ABI version, a
 //!   description that agrees with the manifest.
 //! - `plugin.rs`: [`Plugin`], the loaded module, fresh or warm instances.
@@ -24,7 +29,10 @@
 //!   [`TrapKind`], [`RuntimeError`].
 
 mod cache;
+mod component;
+mod component_host;
 mod error;
+mod guest;
 mod guest_log;
 mod host_api;
 mod instance;
@@ -42,17 +50,21 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmrpc_abi::NotifyRequest;
+use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig};
 
 pub use cache::Compiled;
 pub use error::{CallError, Disagreement, EngineError, GuestTrap, LoadError, ModuleProblem, RuntimeError, TrapKind};
+pub use guest::GuestKind;
 pub use plugin::Plugin;
 pub use rate::{LOG_BURST, LOG_LINES_PER_SECOND, NOTIFICATION_BURST, NOTIFICATIONS_PER_SECOND};
 pub use services::{GuestServices, HostServices};
 pub use stats::{GuestStats, GuestStatsSnapshot};
 
+use self::component::PreparedComponent;
+use self::guest::Prepared;
 use self::instance::PreparedModule;
-use self::store::{GuestInfo, StoreState};
+use self::store::{GuestInfo, StoreState, WasiP2};
 use crate::manifest::{EndpointSpec, InstanceMode};
 
 /// Where notifications emitted by guests go (implemented by the host's notifier).
@@ -103,6 +115,8 @@ pub struct Runtime {
 struct Inner {
     engine: Engine,
     linker: Linker<StoreState>,
+    /// The linker of components: WASI preview 2 and the world's `host` interface.
+    components: wasmtime::component::Linker<StoreState<WasiP2>>,
     config: RuntimeConfig,
     pooling: bool,
     cache: Option<cache::ModuleCache>,
@@ -113,9 +127,16 @@ struct Inner {
     modules: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Weak<SharedModule>>>>>,
 }
 
-/// A compiled module, shared by the plugins loaded from the same bytes.
+/// A compiled module or component, shared by the plugins loaded from the same bytes.
 pub(crate) struct SharedModule {
-    module: Module,
+    code: Code,
+}
+
+/// Compiled code of either kind of guest.
+#[derive(Clone)]
+pub(crate) enum Code {
+    Module(Module),
+    Component(Component),
 }
 
 impl fmt::Debug for Runtime {
@@ -155,9 +176,11 @@ impl Runtime {
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut StoreState| &mut s.wasi)
             .map_err(|e| RuntimeError::Linker(EngineError(e)))?;
         host_api::add_to_linker(&mut linker).map_err(|e| RuntimeError::Linker(EngineError(e)))?;
+        let components = component_host::linker(&engine).map_err(|e| RuntimeError::Linker(EngineError(e)))?;
         spawn_epoch_ticker(&engine, config.epoch_tick);
         let cache = config.cache_dir.clone().map(|dir| cache::ModuleCache::new(dir, &engine));
-        Ok(Runtime { inner: Arc::new(Inner { engine, linker, config, pooling, cache, modules: Default::default() }) })
+        let modules = Default::default();
+        Ok(Runtime { inner: Arc::new(Inner { engine, linker, components, config, pooling, cache, modules }) })
     }
 
     /// Whether the pooling allocator is in use (false after a fallback).
@@ -207,13 +230,6 @@ impl Runtime {
         let problem = |problem| LoadError::Module { endpoint: spec.name.clone(), path: path.clone(), problem };
         let sha256 = digest(&bytes);
         let (shared, compiled) = self.module(bytes, &sha256).await.map_err(problem)?;
-        let module = shared.module.clone();
-        let exports = validate::check_exports(&module).map_err(problem)?;
-        let pre = self
-            .inner
-            .linker
-            .instantiate_pre(&module)
-            .map_err(|e| problem(ModuleProblem::UnknownImport(EngineError(e))))?;
         if spec.limits.memory > self.inner.config.max_memory {
             return Err(LoadError::MemoryLimit {
                 manifest: spec.manifest_path.clone(),
@@ -234,13 +250,21 @@ impl Runtime {
             rates: Arc::new(rate::GuestRates::new(Arc::from(spec.name.as_str()))),
             stats: services.stats,
         });
-        let prepared = PreparedModule {
-            engine: self.inner.engine.clone(),
-            pre,
-            exports,
-            guest,
-            tick: self.inner.config.epoch_tick,
-            _module: shared,
+        let engine = self.inner.engine.clone();
+        let tick = self.inner.config.epoch_tick;
+        let prepared = match shared.code.clone() {
+            Code::Module(module) => {
+                let exports = validate::check_exports(&module).map_err(problem)?;
+                let pre = (self.inner.linker.instantiate_pre(&module))
+                    .map_err(|e| problem(ModuleProblem::UnknownImport(EngineError(e))))?;
+                Prepared::Module(PreparedModule { engine, pre, exports, guest, tick, _module: shared })
+            }
+            Code::Component(component) => {
+                component::check_exports(&component, &engine).map_err(problem)?;
+                let pre = (self.inner.components.instantiate_pre(&component))
+                    .map_err(|e| problem(ModuleProblem::UnknownComponentImport(EngineError(e))))?;
+                Prepared::Component(PreparedComponent { engine, pre, guest, tick, _module: shared })
+            }
         };
         let description = validate::probe(&prepared, spec.limits.deadline).await.map_err(problem)?;
         validate::check_description(spec, &description)?;
@@ -276,23 +300,28 @@ impl Runtime {
         if let Some(shared) = slot.upgrade() {
             return Ok((shared, Compiled::Shared));
         }
-        let (module, compiled) = self.compile(bytes, sha256.to_owned()).await?;
-        let shared = Arc::new(SharedModule { module });
+        let (code, compiled) = self.compile(bytes, sha256.to_owned()).await?;
+        let shared = Arc::new(SharedModule { code });
         *slot = Arc::downgrade(&shared);
         Ok((shared, compiled))
     }
 
     /// Compiles (or loads from the cache) on a blocking thread: Cranelift takes far too long
-    /// for an async worker.
-    async fn compile(&self, bytes: Vec<u8>, sha256: String) -> Result<(Module, Compiled), ModuleProblem> {
+    /// for an async worker. The binary's header tells a component from a core module.
+    async fn compile(&self, bytes: Vec<u8>, sha256: String) -> Result<(Code, Compiled), ModuleProblem> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            let kind = if component::is_component(&bytes) { GuestKind::Component } else { GuestKind::Module };
             if let Some(cache) = &inner.cache
-                && let Some(module) = cache.get(&inner.engine, &sha256)
+                && let Some(module) = cache.get(&inner.engine, &sha256, kind)
             {
                 return Ok((module, Compiled::Cached));
             }
-            let module = Module::new(&inner.engine, &bytes).map_err(|e| ModuleProblem::Invalid(EngineError(e)))?;
+            let invalid = |e| ModuleProblem::Invalid(EngineError(e));
+            let module = match kind {
+                GuestKind::Module => Code::Module(Module::new(&inner.engine, &bytes).map_err(invalid)?),
+                GuestKind::Component => Code::Component(Component::new(&inner.engine, &bytes).map_err(invalid)?),
+            };
             if let Some(cache) = &inner.cache {
                 cache.put(&module, &sha256);
             }
@@ -319,7 +348,11 @@ impl Runtime {
 pub fn pool_config(config: &RuntimeConfig) -> PoolingAllocationConfig {
     let n = config.max_instances;
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_core_instances(n)
+    // A component instance takes one component slot plus a core-instance slot (and memory and
+    // table slots) per core module inside it: a Python component holds several, so it uses
+    // more of the pool than a core module does; `max_instances` bounds both kinds.
+    pool.total_component_instances(n)
+        .total_core_instances(n)
         .total_memories(n)
         .total_tables(n)
         .total_stacks(n)

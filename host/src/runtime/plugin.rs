@@ -1,4 +1,5 @@
-//! A loaded endpoint module: compiled once, instantiated per call (or reused warm).
+//! A loaded endpoint, core module or component: compiled once, instantiated per call (or
+//! reused warm).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -7,10 +8,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use wasmrpc_abi::{CallResponse, Description};
+use wasmrpc_abi::{Description, GuestError};
 
 use super::error::{CallError, GuestTrap};
-use super::instance::{Failure, GuestInstance, PreparedModule, deadline_failure, humanize};
+use super::guest::{Encoded, GuestKind, Instance, Prepared};
+use super::instance::{Failure, deadline_failure, humanize};
 use crate::manifest::{InstanceMode, Limits};
 
 /// A module ready to serve calls. Cloning is cheap; in-flight calls keep the module alive
@@ -21,7 +23,7 @@ pub struct Plugin {
 }
 
 struct Inner {
-    module: PreparedModule,
+    module: Prepared,
     description: Description,
     methods: HashSet<String>,
     sha256: String,
@@ -29,7 +31,7 @@ struct Inner {
     mode: InstanceMode,
     limits: Limits,
     /// Idle warm instances. A std mutex: it is held only to push or pop, never across an await.
-    warm: Mutex<Vec<GuestInstance>>,
+    warm: Mutex<Vec<Instance>>,
     /// Idle warm instances kept; more are dropped, returning their pool slots.
     max_idle: usize,
     loaded_at: SystemTime,
@@ -53,7 +55,7 @@ struct Request<'a, C: ?Sized> {
 
 /// What `Runtime::load` hands over to build a [`Plugin`].
 pub(crate) struct Parts {
-    pub module: PreparedModule,
+    pub module: Prepared,
     pub description: Description,
     pub sha256: String,
     pub module_path: PathBuf,
@@ -88,7 +90,13 @@ impl Plugin {
     /// The endpoint's name.
     #[must_use]
     pub fn name(&self) -> &str {
-        &self.inner.module.guest.name
+        &self.inner.module.guest().name
+    }
+
+    /// Whether it is a core module (ABI v1) or a component (the WIT world).
+    #[must_use]
+    pub fn kind(&self) -> GuestKind {
+        self.inner.module.kind()
     }
 
     /// Hex sha256 of the module file.
@@ -131,7 +139,7 @@ impl Plugin {
     /// given the same counters).
     #[must_use]
     pub fn stats(&self) -> super::GuestStatsSnapshot {
-        self.inner.module.guest.stats.snapshot()
+        self.inner.module.guest().stats.snapshot()
     }
 
     /// When the module was loaded.
@@ -162,27 +170,27 @@ impl Plugin {
         context: &(impl Serialize + ?Sized),
         caller_deadline: Option<Instant>,
     ) -> Result<Value, CallError> {
-        let bytes = serde_json::to_vec(&Request { method, args, context })
-            .map_err(|e| self.host_error(method, e.to_string()))?;
-        let out = self.call_raw(method, &bytes, caller_deadline).await?;
-        match serde_json::from_slice::<CallResponse>(&out) {
-            Ok(CallResponse::Ok(value)) => Ok(value),
-            Ok(CallResponse::Error(e)) => Err(CallError::Guest(e)),
-            Err(e) => Err(CallError::Abi {
-                endpoint: self.name().to_owned(),
+        let encode_error = |e: serde_json::Error| self.host_error(method, e.to_string());
+        let call = match self.kind() {
+            GuestKind::Module => {
+                Encoded::Module(serde_json::to_vec(&Request { method, args, context }).map_err(encode_error)?)
+            }
+            GuestKind::Component => Encoded::Component {
                 method: method.to_owned(),
-                detail: format!("unreadable response ({e})"),
-            }),
-        }
+                context: serde_json::to_string(context).map_err(encode_error)?,
+                args: serde_json::to_string(args).map_err(encode_error)?,
+            },
+        };
+        self.run(method, call, caller_deadline).await?.map_err(CallError::Guest)
     }
 
-    /// Runs one call with an already-encoded request, returning the raw response bytes.
-    pub(crate) async fn call_raw(
+    /// Runs one encoded call on an idle warm instance or a new one.
+    async fn run(
         &self,
         method: &str,
-        request: &[u8],
+        call: Encoded,
         caller_deadline: Option<Instant>,
-    ) -> Result<Vec<u8>, CallError> {
+    ) -> Result<Result<Value, GuestError>, CallError> {
         let inner = &self.inner;
         let now = Instant::now();
         let mut budget = inner.limits.deadline;
@@ -198,22 +206,22 @@ impl Plugin {
         let run = async {
             let mut instance = match idle {
                 Some(instance) => instance,
-                None => GuestInstance::new(&inner.module, deadline, budget).await?,
+                None => Instance::new(&inner.module, deadline, budget).await?,
             };
-            let out = instance.invoke(request, deadline, budget, inner.limits.fuel, warm.is_some()).await?;
+            let out = instance.invoke(call, deadline, budget, inner.limits.fuel, warm.is_some()).await?;
             Ok((instance, out))
         };
         // The epoch stops a guest running wasm at its deadline; this timer stops one waiting in
         // an import (a WASI sleep, an outbound call), one tick later so the epoch's own trap
         // wins the race for a running guest.
-        let outcome = match tokio::time::timeout_at((deadline + inner.module.tick).into(), run).await {
+        let outcome = match tokio::time::timeout_at((deadline + inner.module.tick()).into(), run).await {
             Ok(outcome) => outcome,
             Err(_) => Err(deadline_failure(budget)),
         };
         match outcome {
             Ok((instance, out)) => {
                 if let Some(max) = warm
-                    && instance.invocations < max
+                    && instance.invocations() < max
                 {
                     let mut idle = inner.warm.lock().unwrap_or_else(|p| p.into_inner());
                     if idle.len() < inner.max_idle {

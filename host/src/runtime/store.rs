@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::error::{DeadlineExceeded, MemoryLimitExceeded};
 use super::guest_log::GuestOutput;
@@ -41,9 +42,11 @@ pub(crate) struct GuestInfo {
     pub stats: Arc<GuestStats>,
 }
 
-/// The `T` of every `Store<T>` this runtime creates.
-pub(crate) struct StoreState {
-    pub wasi: WasiP1Ctx,
+/// The `T` of every `Store<T>` this runtime creates. `W` is the WASI context: preview 1 for
+/// core modules ([`WasiP1Ctx`]), preview 2 for components ([`WasiP2`]); everything else (limits,
+/// deadline, what the host imports need) is the same for both kinds.
+pub(crate) struct StoreState<W = WasiP1Ctx> {
+    pub wasi: W,
     pub limiter: Limiter,
     pub guest: Arc<GuestInfo>,
     /// When the running call must stop.
@@ -61,6 +64,9 @@ pub(crate) struct StoreState {
 /// the guest's allocator does on failure.
 pub(crate) struct Limiter {
     memory_limit: usize,
+    /// The largest size a memory of this store grew to: how a component's memory use is
+    /// reported (its core memories are not exports the host can look at).
+    pub largest: usize,
 }
 
 impl ResourceLimiter for Limiter {
@@ -68,6 +74,7 @@ impl ResourceLimiter for Limiter {
         if desired > self.memory_limit {
             return Err(MemoryLimitExceeded { desired, limit: self.memory_limit }.into());
         }
+        self.largest = self.largest.max(desired);
         Ok(true)
     }
 
@@ -79,14 +86,15 @@ impl ResourceLimiter for Limiter {
 /// A store with the endpoint's sandbox, limiter and deadline handling installed; reset it with
 /// [`reset_for_call`]
 /// before each call. `deadline` is only a starting value (it saves a clock read).
-pub(crate) fn new_store(
+pub(crate) fn new_store<W: Send + 'static>(
     engine: &wasmtime::Engine,
     guest: &Arc<GuestInfo>,
     deadline: Instant,
-) -> wasmtime::Result<Store<StoreState>> {
+    wasi: W,
+) -> Store<StoreState<W>> {
     let state = StoreState {
-        wasi: sandbox(guest)?,
-        limiter: Limiter { memory_limit: guest.memory_limit },
+        wasi,
+        limiter: Limiter { memory_limit: guest.memory_limit, largest: 0 },
         guest: guest.clone(),
         deadline,
         budget: Duration::ZERO,
@@ -106,12 +114,12 @@ pub(crate) fn new_store(
         }
         Ok(UpdateDeadline::Yield(1))
     });
-    Ok(store)
+    store
 }
 
 /// Readies a store for one call: its deadline, its fuel, and a clean panic slot.
-pub(crate) fn reset_for_call(
-    store: &mut Store<StoreState>,
+pub(crate) fn reset_for_call<W>(
+    store: &mut Store<StoreState<W>>,
     deadline: Instant,
     budget: Duration,
     fuel: u64,
@@ -128,10 +136,33 @@ pub(crate) fn reset_for_call(
     store.set_fuel(fuel)
 }
 
+/// The WASI preview 1 context of a core module ([`sandbox`]).
+pub(crate) fn sandbox_p1(guest: &GuestInfo) -> wasmtime::Result<WasiP1Ctx> {
+    Ok(sandbox(guest)?.build_p1())
+}
+
+/// The WASI preview 2 context of a component, built from the same grants as preview 1's.
+pub(crate) fn sandbox_p2(guest: &GuestInfo) -> wasmtime::Result<WasiP2> {
+    Ok(WasiP2 { ctx: sandbox(guest)?.build(), table: ResourceTable::new() })
+}
+
+/// A component's WASI state: the context and the table of the resources (streams, files) its
+/// guest holds.
+pub(crate) struct WasiP2 {
+    ctx: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for StoreState<WasiP2> {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi.ctx, table: &mut self.wasi.table }
+    }
+}
+
 /// The WASI context: deny by default. stdin is closed, there are no arguments, no sockets,
 /// no environment variables and no directories except what the manifest grants; stdout and
 /// stderr go to the host's log. Clocks and randomness stay available.
-fn sandbox(guest: &GuestInfo) -> wasmtime::Result<WasiP1Ctx> {
+fn sandbox(guest: &GuestInfo) -> wasmtime::Result<WasiCtxBuilder> {
     let mut b = WasiCtxBuilder::new();
     b.stdout(GuestOutput::stdout(guest.name.clone(), guest.rates.clone()))
         .stderr(GuestOutput::stderr(guest.name.clone(), guest.rates.clone()))
@@ -145,5 +176,5 @@ fn sandbox(guest: &GuestInfo) -> wasmtime::Result<WasiP1Ctx> {
         let perms = if dir.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
         b.preopened_dir(&dir.host, &dir.guest, perms)?;
     }
-    Ok(b.build_p1())
+    Ok(b)
 }

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 use wasmrpc_abi::{ABI_VERSION, Description, REQUIRED_EXPORTS};
 use wasmtime::{ExternType, Module, ValType};
 
+use super::component::ComponentInstance;
 use super::error::{Disagreement, LoadError, ModuleProblem};
-use super::instance::{Exports, Failure, GuestInstance, PreparedModule, deadline_failure};
+use super::guest::Prepared;
+use super::instance::{Exports, Failure, GuestInstance, deadline_failure};
 use crate::manifest::{EndpointSpec, Role};
 use crate::protocol::Version;
 
@@ -62,10 +64,10 @@ fn val_name(v: &ValType) -> String {
     }
 }
 
-/// Instantiates once to ask the ABI version and the description, under the endpoint's deadline
-/// (at most 10 s), whatever the guest waits on: a hostile `describe` cannot hang a load or a
-/// reload.
-pub(super) async fn probe(module: &PreparedModule, deadline: Duration) -> Result<Description, ModuleProblem> {
+/// Instantiates once to ask the ABI version (core modules; a component's is its world) and the
+/// description, under the endpoint's deadline (at most 10 s), whatever the guest waits on: a
+/// hostile `describe` cannot hang a load or a reload.
+pub(super) async fn probe(prepared: &Prepared, deadline: Duration) -> Result<Description, ModuleProblem> {
     let budget = deadline.min(Duration::from_secs(10));
     let stop_at = Instant::now() + budget;
     let explain = |f: Failure| match f {
@@ -74,14 +76,22 @@ pub(super) async fn probe(module: &PreparedModule, deadline: Duration) -> Result
         Failure::Setup(e) => ModuleProblem::Instantiate(e),
     };
     let ask = async {
-        let mut instance = GuestInstance::new(module, stop_at, budget).await?;
-        let version = instance.abi_version(&module.exports).await?;
-        if version != ABI_VERSION as i32 {
-            return Ok(Err(ModuleProblem::AbiVersion(version)));
+        match prepared {
+            Prepared::Module(module) => {
+                let mut instance = GuestInstance::new(module, stop_at, budget).await?;
+                let version = instance.abi_version(&module.exports).await?;
+                if version != ABI_VERSION as i32 {
+                    return Ok(Err(ModuleProblem::AbiVersion(version)));
+                }
+                Ok(Ok(instance.describe(&module.exports).await?))
+            }
+            Prepared::Component(component) => {
+                let mut instance = ComponentInstance::new(component, stop_at, budget).await?;
+                Ok(Ok(instance.describe().await?.into_bytes()))
+            }
         }
-        Ok(Ok(instance.describe(&module.exports).await?))
     };
-    let raw = match tokio::time::timeout_at((stop_at + module.tick).into(), ask).await {
+    let raw = match tokio::time::timeout_at((stop_at + prepared.tick()).into(), ask).await {
         Ok(Ok(Ok(raw))) => raw,
         Ok(Ok(Err(problem))) => return Err(problem),
         Ok(Err(failure)) => return Err(explain(failure)),

@@ -3,6 +3,7 @@
 mod abi;
 mod author;
 mod cli;
+mod components;
 mod deadline;
 mod faults;
 mod gateway;
