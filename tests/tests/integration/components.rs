@@ -85,14 +85,14 @@ async fn the_python_calculator_answers_a_python_oslo_client() {
     let mut old = op("add", json!({"a": 1, "b": 2}));
     old["prepare"] = json!({"version": "2.0"});
     let ops = vec![
-        op("add", json!({"a": 2, "b": 3})),            // 0
-        op("divide", json!({"a": 1, "b": 4})),         // 1
-        op("divide", json!({"a": 1, "b": 0})),         // 2
-        op("nosuch", json!({})),                       // 3
-        old,                                           // 4
-        op("_int64", json!({"result": 1})),            // 5
-        op("add", json!({"a": 2})),                    // 6
-        op("multiply", json!({"a": 1 << 62, "b": 4})), // 7
+        op("add", json!({"a": 2, "b": 3})),                // 0
+        op("divide", json!({"a": 1, "b": 4})),             // 1
+        op("divide", json!({"a": 1, "b": 0})),             // 2
+        op("nosuch", json!({})),                           // 3
+        old,                                               // 4
+        op("_int64", json!({"result": 1})),                // 5
+        op("add", json!({"a": 2})),                        // 6
+        op("multiply", json!({"a": 1_i64 << 62, "b": 4})), // 7
     ];
     let r = oslo_client(&json!({"url": rabbit_url(), "exchange": exchange, "ops": ops})).await;
     assert_eq!(ok(&r[0]), &json!(5));
@@ -167,6 +167,9 @@ async fn a_python_endpoint_reloads_under_calls_and_a_broken_component_keeps_the_
     let module = dir.path().join("current.wasm");
     std::fs::write(&module, &a).unwrap();
     manifest(&dir, "versioned", &module, "pyversioned", WARM);
+    // B is loaded at start too (on another topic), so reloading to B's bytes shares its compiled
+    // component instead of compiling it (minutes in a debug host with a cold cache).
+    manifest(&dir, "versioned-b", &python("versioned-b"), "pyversioned-b", WARM);
     let host = memory_host(&url, &dir, true).await;
     let client = RpcClient::new(client_transport(&url).await, Target::topic("pyversioned"));
     assert_eq!(version(&client).await.unwrap(), "python-a");
