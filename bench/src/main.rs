@@ -7,6 +7,7 @@
 //! the numbers, not criterion's HTML.
 
 mod chaos;
+mod components;
 mod echo;
 mod gateway;
 mod inproc;
@@ -62,6 +63,12 @@ enum Command {
     },
     /// In-process: bare wasmtime, wasmrpc's runtime, RPC over memory://.
     Inproc,
+    /// What a Python component costs: compile, cache load, warm and fresh calls, memory.
+    Components {
+        /// Directory of the built Python components.
+        #[arg(long, default_value = "plugins/target/python")]
+        python_plugins: PathBuf,
+    },
     /// RPC over RabbitMQ against the echo ceiling and the Python server.
     Rpc,
     /// A guest's outbound call over RabbitMQ against the same call made directly.
@@ -195,6 +202,7 @@ fn main() -> anyhow::Result<()> {
                 let table = tokio::task::spawn_blocking(move || inproc::run_on_own_runtimes(&plugins, quick)).await??;
                 print!("{}\n{}\n", report::inproc_table(&table), report::inproc_targets(&table));
             }
+            Command::Components { python_plugins } => print!("{}", components::run(python_plugins, cli.quick).await?),
             Command::Rpc => {
                 let rows = rpc::run(&bench_exe, &cli.wasmrpc, &cli.python, &cli.oslo_baseline, &cli.plugins, cli.quick)
                     .await?;

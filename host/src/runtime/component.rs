@@ -140,7 +140,7 @@ impl ComponentInstance {
     /// One call: `call(method, context, args)`, the result parsed.
     pub async fn invoke(
         &mut self,
-        method: &str,
+        method: String,
         context: String,
         args: String,
         deadline: Instant,
@@ -150,7 +150,7 @@ impl ComponentInstance {
         let fuel = fuel.unwrap_or(u64::MAX);
         reset_for_call(&mut self.store, deadline, budget, fuel).map_err(|e| classify(Some(self.store.data()), e))?;
         self.invocations += 1;
-        let outcome = self.call.call_async(&mut self.store, (method.to_owned(), context, args)).await;
+        let outcome = self.call.call_async(&mut self.store, (method, context, args)).await;
         // Counted whatever the outcome: a trapped call burned its fuel too.
         let burned = fuel.saturating_sub(self.store.get_fuel().unwrap_or(fuel));
         let state = self.store.data();

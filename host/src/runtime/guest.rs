@@ -109,7 +109,7 @@ impl Instance {
                 }
             }
             (Instance::Component(i), Encoded::Component { method, context, args }) => {
-                i.invoke(&method, context, args, deadline, budget, fuel).await
+                i.invoke(method, context, args, deadline, budget, fuel).await
             }
             // Plugin encodes for its own kind; this is a host bug, reported, never a panic.
             _ => Err(Failure::Abi("the call was encoded for the other kind of guest".into())),
