@@ -232,7 +232,7 @@ mod tests {
     async fn a_failure_says_its_status_and_the_log_keeps_the_last_few() {
         let dir = tempfile::tempdir().unwrap();
         let log = BuildLog::new(2);
-        let mut changes = log.subscribe();
+        let changes = log.subscribe();
         for command in ["true", "echo broken; exit 3", "echo again; exit 4"] {
             run(&target(dir.path(), command), &log, Echo::Quiet).await.unwrap();
         }
