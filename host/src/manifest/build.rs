@@ -90,15 +90,23 @@ impl WatchGlob {
     fn new(workdir: &Path, written: &str) -> Result<WatchGlob, PatternError> {
         // Checked as written first, so an error's position is in the user's text.
         Pattern::new(written)?;
-        let absolute = normalize(&workdir.join(written));
-        let mut root = PathBuf::new();
-        let mut rest = Vec::new();
-        for c in absolute.components() {
+        // The workdir is literal (it may hold `[`); the pattern's leading literal names extend it.
+        let mut root = normalize(workdir);
+        let mut rest: Vec<String> = Vec::new();
+        for c in Path::new(written).components() {
             let text = c.as_os_str().to_string_lossy();
-            if rest.is_empty() && !text.contains(['*', '?', '[']) {
-                root.push(c);
-            } else {
+            if !rest.is_empty() || text.contains(['*', '?', '[']) {
                 rest.push(text.into_owned());
+                continue;
+            }
+            match c {
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    root.pop();
+                }
+                // An absolute pattern replaces the workdir, as `Path::join` does.
+                Component::RootDir | Component::Prefix(_) => root = PathBuf::from(c.as_os_str()),
+                Component::Normal(name) => root.push(name),
             }
         }
         // A literal file (`Cargo.toml`): watch the directory holding it.
