@@ -8,6 +8,7 @@
 
 mod chaos;
 mod components;
+mod dev_loop;
 mod echo;
 mod gateway;
 mod inproc;
@@ -77,6 +78,9 @@ enum Command {
     Gateway,
     /// Hot-reload latency.
     Reload,
+    /// `wasmrpc dev`: from saving a Rust source file to the first call answered by the new
+    /// build (median over 20 edits), beside the build's own time.
+    DevLoop,
     /// Start-up time and memory with many endpoints.
     Scale,
     /// The broker-ceiling echo server (used by `rpc`).
@@ -210,6 +214,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Gateway => print!("{}", gateway::run(&cli.plugins, cli.quick).await?),
             Command::Outbound => print!("{}", outbound::run(&cli.plugins, cli.quick).await?),
+            Command::DevLoop => print!("{}", dev_loop::run(&cli.wasmrpc, &cli.plugins, cli.quick).await?),
             Command::Reload => print!("{}", report::reload_table(&reload::run(&cli.plugins, cli.quick).await?)),
             Command::Scale => {
                 print!("{}", report::scale_table(&scale::run(&cli.wasmrpc, &cli.plugins, cli.quick).await?))

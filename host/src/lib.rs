@@ -17,7 +17,10 @@
 //! - [`rpc`]: oslo's RPC model: dispatcher, server (start/stop/wait), client (call/cast).
 //! - [`host`]: wires it together: manifests → plugins → endpoints grouped by target → one
 //!   RPC server each, plus the control endpoint; hot reload.
-//! - [`watch`]: the only module that names notify: debounced file changes for hot reload.
+//! - [`watch`]: the only module that names notify: debounced file changes for hot reload and
+//!   for `wasmrpc dev`'s rebuilds.
+//! - [`builds`]: runs a manifest's `[build]` command (`wasmrpc build`, `wasmrpc dev`) and keeps
+//!   the last builds' outcomes and output.
 //! - [`metrics`]: the Prometheus metrics the call path and reloads count, and the exposition.
 //! - [`http`]: with [`gateway`], the only modules that name axum: the operator's listener
 //!   (`/metrics`, `/healthz`, `/readyz`), and on it the HTTP gateway to oslo RPC (`/v1/call`,
@@ -25,6 +28,7 @@
 //! - `locks`: the crate's one way to take a `std::sync` lock, poisoned or not.
 //! - [`cli`]: the `wasmrpc` command line (`src/main.rs` only calls [`cli::main`]).
 
+pub mod builds;
 pub mod cli;
 pub mod gateway;
 pub mod host;

@@ -1,7 +1,9 @@
-//! File watching for hot reload: the only module that names notify.
+//! File watching for hot reload and for `wasmrpc dev`'s rebuilds: the only module that names
+//! notify.
 //!
-//! Watches the manifest directory and the directory of every module a manifest points to (even
-//! outside the manifest directory). Directories, not files: editors and `cargo build` replace
+//! For reload it watches the manifest directory and the directory of every module a manifest
+//! points to (even outside the manifest directory); for `wasmrpc dev`, the directories holding
+//! a build's watched sources ([`Watch::sources`], recursively where a glob needs it). Directories, not files: editors and `cargo build` replace
 //! files by renaming over them or deleting and recreating them, and a watch on the old inode
 //! would go quiet. Bursts of events are debounced into one [`Changes`] once the paths have been
 //! quiet for a moment; deciding what changed for real (content hashes) is the reloader's job.
@@ -11,7 +13,7 @@
 //! reload; it also drops notify's "rescan" flag. It runs on tokio's clock, so the tests below
 //! drive it with paused time.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -45,7 +47,8 @@ pub struct WatchError {
 /// A running watcher. Dropping it stops watching.
 pub struct Watch {
     watcher: Mutex<RecommendedWatcher>,
-    dirs: Mutex<BTreeSet<PathBuf>>,
+    /// Directories watched, and whether recursively.
+    dirs: Mutex<BTreeMap<PathBuf, bool>>,
 }
 
 impl std::fmt::Debug for Watch {
@@ -62,6 +65,32 @@ enum Raw {
 impl Watch {
     /// Watches `dir`; changes arrive on the receiver, debounced by `quiet`.
     pub fn start(dir: &Path, quiet: Duration) -> Result<(Watch, mpsc::Receiver<Changes>), WatchError> {
+        let (watch, rx) = Watch::new(dir, quiet)?;
+        watch.add_dir(dir, false)?;
+        Ok((watch, rx))
+    }
+
+    /// Watches each of `roots` (`(directory, recursive)`) for `wasmrpc dev`'s rebuilds; changes
+    /// arrive debounced by `quiet`. A root that cannot be watched is logged and skipped (its
+    /// sources will not trigger builds); none at all is an error.
+    pub fn sources(roots: &[(PathBuf, bool)], quiet: Duration) -> Result<(Watch, mpsc::Receiver<Changes>), WatchError> {
+        let here = PathBuf::from(".");
+        let (watch, rx) = Watch::new(roots.first().map_or(&here, |(d, _)| d), quiet)?;
+        let mut last_error = None;
+        for (dir, recursive) in roots {
+            if let Err(e) = watch.add_dir(dir, *recursive) {
+                tracing::warn!("{e}: changes there will not rebuild");
+                last_error = Some(e);
+            }
+        }
+        match last_error {
+            Some(e) if crate::locks::lock(&watch.dirs).is_empty() => Err(e),
+            _ => Ok((watch, rx)),
+        }
+    }
+
+    /// A watcher watching nothing yet; `dir` names it in errors.
+    fn new(dir: &Path, quiet: Duration) -> Result<(Watch, mpsc::Receiver<Changes>), WatchError> {
         let (raw_tx, raw_rx) = mpsc::unbounded_channel();
         let handler = move |event: notify::Result<notify::Event>| {
             // Runs on notify's thread: forward and return; never panic here.
@@ -89,7 +118,6 @@ impl Watch {
         let watcher =
             notify::recommended_watcher(handler).map_err(|source| WatchError { path: dir.to_owned(), source })?;
         let watch = Watch { watcher: Mutex::new(watcher), dirs: Mutex::default() };
-        watch.add_dir(dir)?;
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(debounce(raw_rx, tx, quiet));
         Ok((watch, rx))
@@ -99,23 +127,24 @@ impl Watch {
     pub fn watch_files<'a>(&self, files: impl IntoIterator<Item = &'a Path>) {
         for file in files {
             if let Some(parent) = file.parent()
-                && let Err(e) = self.add_dir(parent)
+                && let Err(e) = self.add_dir(parent, false)
             {
                 tracing::warn!("{e}: changes to {} will not be noticed", file.display());
             }
         }
     }
 
-    fn add_dir(&self, dir: &Path) -> Result<(), WatchError> {
+    fn add_dir(&self, dir: &Path, recursive: bool) -> Result<(), WatchError> {
         let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
         let mut dirs = crate::locks::lock(&self.dirs);
-        if dirs.contains(&dir) {
+        if dirs.get(&dir).is_some_and(|watched_recursively| *watched_recursively || !recursive) {
             return Ok(());
         }
+        let mode = if recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
         crate::locks::lock(&self.watcher)
-            .watch(&dir, RecursiveMode::NonRecursive)
+            .watch(&dir, mode)
             .map_err(|source| WatchError { path: dir.clone(), source })?;
-        dirs.insert(dir);
+        dirs.insert(dir, recursive);
         Ok(())
     }
 }

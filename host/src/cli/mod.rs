@@ -1,9 +1,11 @@
 //! The `wasmrpc` command line: clap structs, logging set-up, dispatch to each subcommand, and
 //! exit statuses. `src/main.rs` only calls [`main`].
 
+mod build;
 mod call;
 mod check;
 mod config;
+mod dev;
 mod invoke;
 mod listen;
 mod log_file;
@@ -74,6 +76,10 @@ pub enum Command {
     Check(check::Args),
     /// Create a plugin project: an endpoint crate, its manifest and a README.
     New(new::Args),
+    /// Run each manifest's `[build]` command (every manifest in the directory by default).
+    Build(build::Args),
+    /// Build, serve (memory:// and the HTTP gateway by default) and rebuild on every change.
+    Dev(dev::Args),
 }
 
 /// Parses the command line, runs the subcommand, and returns its exit status.
@@ -131,8 +137,8 @@ fn init_logging(cli: &Cli) -> Result<(), String> {
         Command::Check(_) | Command::Call(_) | Command::Cast(_) | Command::Notify(_) | Command::Listen(_) => {
             "warn,wasmrpc::guest=info"
         }
-        Command::New(_) => "warn",
-        Command::Serve(_) => "info",
+        Command::New(_) | Command::Build(_) => "warn",
+        Command::Serve(_) | Command::Dev(_) => "info",
     };
     let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
     let mut filter = match &from_env {
@@ -182,6 +188,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Invoke(args) => invoke::run(args).await,
         Command::Check(args) => check::run(args).await,
         Command::New(args) => new::run(args).await,
+        Command::Build(args) => build::run(args).await,
+        Command::Dev(args) => dev::run(args).await,
     }
 }
 

@@ -229,8 +229,13 @@ fn next_steps(names: &Names, project: &Path) -> String {
     let _ = writeln!(out, "Created {}: a Rust endpoint, its manifest and a README.", project.display());
     let _ = writeln!(out, "Next:");
     let _ = writeln!(out, "  cd {}", project.display());
-    let _ = writeln!(out, "  cargo build --release --target wasm32-wasip1");
-    let _ = writeln!(out, "  {program} invoke manifests/{}.toml greet '{{\"name\": \"world\"}}'", names.name);
+    let _ = writeln!(out, "  {program} dev");
+    let _ = writeln!(
+        out,
+        "  curl -s -X POST http://127.0.0.1:8080/v1/call/{}/greet -d '{{\"name\": \"world\"}}'   (in another shell; \
+         `dev` prints its address)",
+        names.name
+    );
     out
 }
 

@@ -360,6 +360,21 @@ impl Host {
         self.inner.endpoint_listing()
     }
 
+    /// Each RPC endpoint's topic and methods (public ones, with their keyword parameters), in
+    /// manifest order: what `wasmrpc dev` shows an example call of.
+    #[must_use]
+    pub fn rpc_methods(&self) -> Vec<(String, Vec<wasmrpc_abi::MethodDescription>)> {
+        read(&self.inner.endpoints)
+            .iter()
+            .filter_map(|l| {
+                let topic = l.spec.rpc_target()?.topic.clone();
+                let methods =
+                    l.plugin().description().methods.iter().filter(|m| !m.name.starts_with('_')).cloned().collect();
+                Some((topic, methods))
+            })
+            .collect()
+    }
+
     /// Resolves when something asked the host to stop (the control endpoint's `stop`).
     pub async fn stopped(&self) {
         self.inner.shutdown.cancelled().await;

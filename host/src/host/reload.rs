@@ -267,7 +267,12 @@ impl Inner {
             return keep(); // touched, not changed
         }
         let fingerprint = format!("{manifest_digest}:{module_digest}");
-        let files = parsed.as_ref().map(|(s, _)| input_files(s)).unwrap_or_default();
+        // A manifest that fails because its module is not built yet still names the module:
+        // watch it, so the build that writes it (`wasmrpc dev`'s first) loads the endpoint.
+        let files = match &parsed {
+            Ok((s, _)) => input_files(s),
+            Err(_) => manifest::build_target_from_str(path, &text).map(|t| vec![t.module_path]).unwrap_or_default(),
+        };
         if lock(&self.failed).get(path).is_some_and(|f| f.fingerprint == fingerprint) {
             return keep(); // the same broken content: already reported
         }

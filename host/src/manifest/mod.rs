@@ -4,9 +4,12 @@
 //! (`deny_unknown_fields`, so a typo is an error), `resolve.rs` fills defaults, makes paths
 //! absolute and checks every rule, collecting all problems rather than stopping at the first;
 //! `toml_error.rs` turns a TOML error into a located problem with a suggestion; `units.rs`
-//! parses sizes and durations; `config.rs` holds `[config]` entries and the [`Secret`] type.
+//! parses sizes and durations; `config.rs` holds `[config]` entries and the [`Secret`] type;
+//! `build.rs` holds `[build]` (the command `wasmrpc build` and `wasmrpc dev` run, and its watch
+//! globs).
 //! `docs/manifest.md` documents each field.
 
+mod build;
 mod config;
 mod error;
 mod resolve;
@@ -17,6 +20,7 @@ mod units;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use build::{BuildSpec, WatchRoot};
 pub use config::{ConfigEntry, ConfigSource, Secret};
 pub use error::{Location, ManifestError, Problem};
 pub use units::{UnitError, from_seconds, parse_duration, parse_size};
@@ -63,8 +67,24 @@ pub struct EndpointSpec {
     pub outbound: OutboundGrant,
     /// `[config]`, in key order: what the guest reads through the host.
     pub config: Vec<ConfigEntry>,
+    /// `[build]`: how the module is made, if the manifest says.
+    pub build: Option<BuildSpec>,
     /// Where some fields are written, for errors found when the module is loaded.
     pub locations: SpecLocations,
+}
+
+/// What building an endpoint needs from its manifest: read without requiring the module to
+/// exist (it is what the build makes) and without the rest of the manifest's rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildTarget {
+    /// The endpoint's name.
+    pub name: String,
+    /// The manifest file (absolute).
+    pub manifest_path: PathBuf,
+    /// The module the build is expected to write (absolute; may not exist yet).
+    pub module_path: PathBuf,
+    /// `[build]`, if any.
+    pub build: Option<BuildSpec>,
 }
 
 /// Positions of fields that loading checks against the module.
@@ -274,6 +294,20 @@ pub fn load_file(path: &Path) -> Result<EndpointSpec, ManifestError> {
 pub fn from_str(path: &Path, source: &str) -> Result<EndpointSpec, ManifestError> {
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
     resolve::resolve(&path, source).map_err(|problems| ManifestError::Invalid { path, problems })
+}
+
+/// Reads a manifest's [`BuildTarget`]: its name, module path and `[build]`, checked; the rest of
+/// the manifest is not.
+pub fn build_target(path: &Path) -> Result<BuildTarget, ManifestError> {
+    let source =
+        std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
+    build_target_from_str(path, &source)
+}
+
+/// [`build_target`] of manifest text.
+pub fn build_target_from_str(path: &Path, source: &str) -> Result<BuildTarget, ManifestError> {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    resolve::resolve_build_target(&path, source).map_err(|problems| ManifestError::Invalid { path, problems })
 }
 
 /// Every `*.toml` file directly in `dir`, sorted by name (the order endpoints are tried in).

@@ -5,13 +5,15 @@ use std::path::{Path, PathBuf};
 
 use serde_spanned::Spanned;
 
-use super::schema::{DurationOrString, RawConfigValue, RawDir, RawListener, RawManifest, RawTarget, SizeOrString};
+use super::schema::{
+    DurationOrString, RawBuild, RawBuildOnly, RawConfigValue, RawDir, RawListener, RawManifest, RawTarget, SizeOrString,
+};
 use super::toml_error::toml_problem;
 use super::units::{from_seconds, parse_duration, parse_size};
 use super::{
-    ConfigEntry, ConfigSource, DEFAULT_MAX_INVOCATIONS, DirGrant, EndpointSpec, FilterSpec, InstanceMode, Limits,
-    ListenerSpec, Location, MAX_CONCURRENCY, MAX_DEADLINE, NotificationGrant, OutboundGrant, Problem, Role, RpcTarget,
-    Sandbox, SpecLocations,
+    BuildSpec, BuildTarget, ConfigEntry, ConfigSource, DEFAULT_MAX_INVOCATIONS, DirGrant, EndpointSpec, FilterSpec,
+    InstanceMode, Limits, ListenerSpec, Location, MAX_CONCURRENCY, MAX_DEADLINE, NotificationGrant, OutboundGrant,
+    Problem, Role, RpcTarget, Sandbox, SpecLocations,
 };
 use crate::protocol::{PRIORITIES, Version};
 
@@ -190,6 +192,7 @@ pub(super) fn resolve(path: &Path, source: &str) -> Result<EndpointSpec, Vec<Pro
         cast: resolve_outbound(&mut r, "cast", &raw.outbound.cast),
     };
     let config = resolve_config(&mut r, &raw);
+    let build = raw.build.as_ref().and_then(|b| resolve_build(&mut r, b));
 
     if !r.problems.is_empty() {
         r.problems.sort_by_key(|p| (p.at.line, p.at.column));
@@ -209,8 +212,61 @@ pub(super) fn resolve(path: &Path, source: &str) -> Result<EndpointSpec, Vec<Pro
         notifications,
         outbound,
         config,
+        build,
         locations,
     })
+}
+
+/// The part of a manifest `wasmrpc build` needs (see [`super::build_target`]).
+pub(super) fn resolve_build_target(path: &Path, source: &str) -> Result<BuildTarget, Vec<Problem>> {
+    let raw: RawBuildOnly = toml::from_str(source).map_err(|e| vec![toml_problem(source, &e)])?;
+    let dir = path.parent().map(Path::to_owned).unwrap_or_default();
+    let mut r = Resolver { source, dir, problems: Vec::new() };
+    let module_path = r.path(raw.module.get_ref());
+    let build = raw.build.as_ref().and_then(|b| resolve_build(&mut r, b));
+    if !r.problems.is_empty() {
+        return Err(r.problems);
+    }
+    Ok(BuildTarget { name: raw.name.into_inner(), manifest_path: path.to_owned(), module_path, build })
+}
+
+fn resolve_build(r: &mut Resolver<'_>, build: &Spanned<RawBuild>) -> Option<BuildSpec> {
+    let b = build.get_ref();
+    if b.command.get_ref().trim().is_empty() {
+        r.problem(
+            b.command.span(),
+            "`[build] command` is empty",
+            Some("write the command that writes the module, e.g. \"cargo build --release --target wasm32-wasip1\""),
+        );
+    }
+    let workdir = match &b.workdir {
+        Some(w) => {
+            let dir = r.path(w.get_ref());
+            if !dir.is_dir() {
+                r.problem(
+                    w.span(),
+                    format!("`[build] workdir` is not a directory: {}", dir.display()),
+                    Some("`workdir` is relative to the manifest's directory"),
+                );
+            }
+            dir
+        }
+        None => r.dir.clone(),
+    };
+    let watch: Vec<String> = b.watch.iter().map(|w| w.get_ref().clone()).collect();
+    match BuildSpec::new(b.command.get_ref().clone(), workdir, &watch) {
+        Ok(spec) => Some(spec),
+        Err((index, e)) => {
+            r.problem(
+                b.watch[index].span(),
+                format!("invalid `[build] watch` pattern {:?}: {}", watch[index], e.msg),
+                Some(
+                    "globs are relative to `workdir`: `*` within a name, `**` across directories, e.g. \"src/**/*.rs\"",
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn resolve_target(

@@ -38,6 +38,30 @@ pub(super) struct RawManifest {
     /// Example: `[config] region = "eu-west"`, `password = { env = "DB_PASSWORD", secret = true }`.
     #[serde(default)]
     pub config: BTreeMap<String, Spanned<RawConfigValue>>,
+    /// `[build]`: how `wasmrpc build` and `wasmrpc dev` make the module.
+    pub build: Option<Spanned<RawBuild>>,
+}
+
+/// `[build]`, as Spin has it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBuild {
+    /// Example: `command = "cargo build --release --target wasm32-wasip1"` (run by `sh -c`).
+    pub command: Spanned<String>,
+    /// Example: `workdir = ".."`: relative to the manifest's directory (the default).
+    pub workdir: Option<Spanned<String>>,
+    /// Example: `watch = ["src/**/*.rs", "Cargo.toml"]`: globs relative to `workdir`.
+    #[serde(default)]
+    pub watch: Vec<Spanned<String>>,
+}
+
+/// Just enough of a manifest to build its module: read by `wasmrpc build` before the module
+/// exists, so nothing else is looked at (unknown fields are the full parse's to report).
+#[derive(Debug, Deserialize)]
+pub(super) struct RawBuildOnly {
+    pub name: Spanned<String>,
+    pub module: Spanned<String>,
+    pub build: Option<Spanned<RawBuild>>,
 }
 
 /// `[outbound]`: the targets a guest may call and cast to.

@@ -44,6 +44,10 @@ const KNOWN_FIELDS: &[&str] = &[
     "context",
     "metadata",
     "payload",
+    "build",
+    "command",
+    "workdir",
+    "watch",
 ];
 
 /// Turns a TOML/serde error into a located problem with advice.

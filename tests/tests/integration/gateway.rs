@@ -28,7 +28,12 @@ async fn post(svc: &Service, path: &str, headers: &[(&str, &str)], body: impl In
 
 /// One HTTP/1.1 request on its own connection. The body is written from another thread, so a
 /// server that answers before reading all of it (413) is still heard.
-fn http_post(addr: SocketAddr, path: &str, headers: &[(String, String)], body: &[u8]) -> Option<(u16, Value)> {
+pub(crate) fn http_post(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Option<(u16, Value)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     let mut head =

@@ -146,3 +146,48 @@ fn listener_names_too_long_for_amqp_are_refused_where_written() {
     let Role::Listener(l) = spec.role else { panic!("a listener") };
     assert_eq!((l.targets[0].1.len(), l.pool.map(|p| p.len())), (246, Some(255)));
 }
+
+#[test]
+fn a_build_section_is_resolved_against_the_manifest_and_checked_where_written() {
+    let dir = ManifestDir::new();
+    std::fs::create_dir(dir.path().join("crate")).unwrap();
+    let head = "name = \"calc\"\nmodule = \"{plugin:calculator}\"\n[target]\ntopic = \"t\"\nversion = \"1.0\"\n";
+    let path = dir.write(
+        "built",
+        &format!(
+            "{head}[build]\ncommand = \"cargo build\"\nworkdir = \"crate\"\nwatch = [\"src/**/*.rs\", \"Cargo.toml\"]\n"
+        ),
+    );
+    let build = manifest::load_file(&path).unwrap().build.expect("[build]");
+    let workdir = dir.path().join("crate");
+    assert_eq!((build.command.as_str(), &build.workdir), ("cargo build", &workdir));
+    assert_eq!(build.watch_patterns().collect::<Vec<_>>(), ["src/**/*.rs", "Cargo.toml"]);
+    assert!(build.watches(&workdir.join("src/deep/er/lib.rs")));
+    assert!(build.watches(&workdir.join("Cargo.toml")));
+    assert!(!build.watches(&workdir.join("target/release/build/x.rs")));
+    assert!(!build.watches(&dir.path().join("Cargo.toml")), "globs are relative to the workdir");
+
+    // Without `workdir`: the manifest's directory.
+    let path = dir.write("default", &format!("{head}[build]\ncommand = \"make\"\n"));
+    assert_eq!(manifest::load_file(&path).unwrap().build.unwrap().workdir, dir.path());
+
+    // Its own problems, each where it is written; an unknown key too.
+    let p = problems(
+        &dir,
+        &format!("{head}[build]\ncommand = \" \"\nworkdir = \"nowhere\"\nwatch = [\"src/[.rs\"]\nwatches = []\n"),
+    );
+    assert_eq!(p.len(), 1, "a TOML error comes alone: {p:?}");
+    assert!(p[0].starts_with("10:1: unknown field `watches`") && p[0].contains("did you mean `watch`?"), "{p:?}");
+    let p = problems(&dir, &format!("{head}[build]\ncommand = \" \"\nworkdir = \"nowhere\"\nwatch = [\"src/[.rs\"]\n"));
+    assert!(p[0].starts_with("7:11: `[build] command` is empty"), "{p:?}");
+    assert!(p[1].starts_with("8:11: `[build] workdir` is not a directory"), "{p:?}");
+    assert!(p[2].starts_with("9:10: invalid `[build] watch` pattern \"src/[.rs\""), "{p:?}");
+    assert_eq!(p.len(), 3, "{p:?}");
+
+    // `wasmrpc build` reads a manifest whose module is not built yet.
+    let path = dir.write("unbuilt", "name = \"u\"\nmodule = \"target/u.wasm\"\n[build]\ncommand = \"make\"\n");
+    assert!(manifest::load_file(&path).is_err());
+    let target = manifest::build_target(&path).unwrap();
+    assert_eq!((target.name.as_str(), target.module_path.clone()), ("u", dir.path().join("target/u.wasm")));
+    assert_eq!(target.build.unwrap().command, "make");
+}
