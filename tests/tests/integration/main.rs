@@ -3,6 +3,7 @@
 mod abi;
 mod author;
 mod cli;
+mod console;
 mod deadline;
 mod faults;
 mod gateway;
