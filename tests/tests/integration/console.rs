@@ -13,7 +13,7 @@ use fantoccini::wd::Capabilities;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use wasmrpc_tests::{ManifestDir, eventually, memory_url, plugin, root};
+use wasmrpc_tests::{ManifestDir, eventually, memory_url, plugin};
 
 use crate::service::Service;
 
@@ -94,7 +94,9 @@ impl Browser {
     /// Saves what the window shows as docs/images/console-`name`.png.
     async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("screenshot");
-        let dir = root().join("docs/images");
+        // This checkout's docs/ (not `root()`, which a build cache copied from another checkout
+        // may point elsewhere).
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/images");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("console-{name}.png")), png).unwrap();
     }
