@@ -1,6 +1,7 @@
 //! The operator's HTTP listener (`--http ADDR`): `/metrics` for Prometheus, `/healthz` for
-//! liveness, `/readyz` for readiness, and the HTTP gateway's `/v1/` routes ([`crate::gateway`]).
-//! With `gateway`, the only module that names axum.
+//! liveness, `/readyz` for readiness, the HTTP gateway's `/v1/` routes ([`crate::gateway`]), and
+//! the console at `/` with its `/v1/status` (`console`). With `gateway` and `console`, the only
+//! modules that name axum.
 //!
 //! It reads whichever host is serving through [`Serving`], which `wasmrpc serve` updates as it
 //! starts, reloads on SIGHUP and stops, so probes see the process's state rather than one
@@ -111,8 +112,9 @@ impl HttpServer {
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(exposition))
-            .with_state(AppState { serving: serving.clone(), metrics })
-            .merge(crate::gateway::router(serving));
+            .with_state(AppState { serving: serving.clone(), metrics: metrics.clone() })
+            .merge(crate::gateway::router(serving.clone()))
+            .merge(crate::console::router(serving, metrics));
         let stop = CancellationToken::new();
         let stopped = stop.clone().cancelled_owned();
         let task = tokio::spawn(async move {
@@ -120,7 +122,7 @@ impl HttpServer {
                 tracing::error!(%addr, "the HTTP listener failed: {e}");
             }
         });
-        tracing::info!(%addr, "HTTP listener serving /metrics, /healthz, /readyz and the gateway at /v1/");
+        tracing::info!(%addr, "HTTP listener serving the console at /, /metrics, /healthz, /readyz and the gateway at /v1/");
         Ok(HttpServer { addr, stop, task })
     }
 

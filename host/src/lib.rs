@@ -22,14 +22,15 @@
 //! - [`builds`]: runs a manifest's `[build]` command (`wasmrpc build`, `wasmrpc dev`) and keeps
 //!   the last builds' outcomes and output.
 //! - [`metrics`]: the Prometheus metrics the call path and reloads count, and the exposition.
-//! - [`http`]: with [`gateway`], the only modules that name axum: the operator's listener
-//!   (`/metrics`, `/healthz`, `/readyz`), and on it the HTTP gateway to oslo RPC (`/v1/call`,
-//!   `/v1/cast`).
+//! - [`http`]: with [`gateway`] and `console`, the only modules that name axum: the operator's
+//!   listener (`/metrics`, `/healthz`, `/readyz`), and on it the HTTP gateway to oslo RPC
+//!   (`/v1/call`, `/v1/cast`) and the console (`/`, its page compiled in, polling `/v1/status`).
 //! - `locks`: the crate's one way to take a `std::sync` lock, poisoned or not.
 //! - [`cli`]: the `wasmrpc` command line (`src/main.rs` only calls [`cli::main`]).
 
 pub mod builds;
 pub mod cli;
+mod console;
 pub mod gateway;
 pub mod host;
 pub mod http;

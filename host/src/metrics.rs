@@ -10,7 +10,7 @@
 //! Each endpoint resolves its methods' counters once ([`EndpointMetrics`]), so a call adds to
 //! atomics it already holds instead of hashing label sets.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
@@ -79,6 +79,9 @@ pub struct Metrics {
     reload_failures: Family<EndpointLabels, Counter>,
     /// Each endpoint's guest counters, by name, kept across reloads of it.
     guests: Mutex<HashMap<String, Arc<GuestStats>>>,
+    /// Handles on the `calls` counters of every (endpoint, method) seen, so the console can read
+    /// them without walking the family: the same atomics, not a second count.
+    call_counters: Mutex<BTreeMap<(String, String), CallCounters>>,
     /// The host's state for the scrape being rendered (see [`Metrics::render`]).
     live: Arc<LiveState>,
     /// One render at a time: the live state is set, encoded, then cleared.
@@ -169,6 +172,7 @@ impl Metrics {
             reloads,
             reload_failures,
             guests: Mutex::default(),
+            call_counters: Mutex::default(),
             live,
             rendering: Mutex::default(),
         }
@@ -198,9 +202,14 @@ impl Metrics {
                         outcome,
                     })
                 };
+                let (ok, error) = (call("ok"), call("error"));
+                lock(&self.call_counters).insert(
+                    (endpoint.to_owned(), method.to_owned()),
+                    CallCounters { ok: ok.clone(), error: error.clone() },
+                );
                 let handles = MethodMetrics {
-                    ok: call("ok"),
-                    error: call("error"),
+                    ok,
+                    error,
                     duration: self.durations.get_or_create_owned(&labels),
                     queue_wait: self.queue_waits.get_or_create_owned(&labels),
                 };
@@ -208,6 +217,21 @@ impl Metrics {
             })
             .collect();
         EndpointMetrics { metrics: self.clone(), endpoint: endpoint.to_owned(), methods }
+    }
+
+    /// How many calls each endpoint's methods ran, by outcome, ordered by endpoint and method:
+    /// what `wasmrpc_calls_total` says.
+    #[must_use]
+    pub fn call_counts(&self) -> Vec<CallCount> {
+        lock(&self.call_counters)
+            .iter()
+            .map(|((endpoint, method), c)| CallCount {
+                endpoint: endpoint.clone(),
+                method: method.clone(),
+                ok: c.ok.get(),
+                error: c.error.get(),
+            })
+            .collect()
     }
 
     /// An endpoint's new version was swapped in.
@@ -233,6 +257,25 @@ impl Metrics {
         lock(&self.live.0).take();
         out
     }
+}
+
+/// The calls one endpoint's method ran, by outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallCount {
+    /// The endpoint.
+    pub endpoint: String,
+    /// The method.
+    pub method: String,
+    /// Calls that returned a result.
+    pub ok: u64,
+    /// Calls that ended in an error the caller got.
+    pub error: u64,
+}
+
+#[derive(Debug)]
+struct CallCounters {
+    ok: Counter,
+    error: Counter,
 }
 
 /// One endpoint's handles on its methods' counters.
@@ -384,6 +427,9 @@ mod tests {
         let failure = RemoteFailure::new("ZeroDivisionError", "builtins", "division by zero");
         calc.observe("div", Err(&failure), timing);
         metrics.reloaded("calc");
+        let counts = metrics.call_counts();
+        let count = |method: &str| counts.iter().find(|c| c.method == method).map(|c| (c.ok, c.error));
+        assert_eq!((count("add"), count("div")), (Some((2, 0)), Some((0, 1))));
         let text = metrics.render(Snapshot {
             endpoints: vec![EndpointSnapshot {
                 name: "calc".into(),

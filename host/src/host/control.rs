@@ -150,7 +150,7 @@ impl Inner {
 impl Inner {
     /// A path as `list_endpoints` shows it: relative to the manifest directory, or only its file
     /// name when it lies elsewhere; where the host's files live is no caller's business.
-    fn shown_path(&self, path: &Path) -> String {
+    pub(super) fn shown_path(&self, path: &Path) -> String {
         let dir = &self.config.manifests;
         let relative = path.strip_prefix(dir).map(Path::to_owned).ok().or_else(|| {
             let (path, dir) = (std::fs::canonicalize(path).ok()?, std::fs::canonicalize(dir).ok()?);

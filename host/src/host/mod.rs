@@ -18,9 +18,12 @@
 //! - `wasm_listener.rs`: a loaded plugin as a notification listener.
 //! - `control.rs`: `ping`, `list_endpoints` (the endpoint listing), `stop` (when allowed).
 //! - `status.rs`: [`HostStatus`], what readiness probes and metrics scrapes read.
+//! - `history.rs`: [`ReloadHistory`], the last reload events (loads, failures with their
+//!   messages, removals), which the console shows.
 
 mod config;
 mod control;
+mod history;
 pub mod oslo_ini;
 mod reload;
 mod services;
@@ -39,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{ConfigError, DEFAULT_CONTROL_TOPIC, DEFAULT_TRANSPORT_URL, HostConfig, NotificationsConfig};
 pub use control::{CONTROL_NAMESPACE, CONTROL_VERSION};
+pub use history::{HISTORY_LEN, ReloadEvent, ReloadHistory, ReloadOutcome};
 pub use reload::ReloadSummary;
 pub use services::{ConfigError as ConfigValueError, EndpointServices};
 pub use status::{EndpointStatus, HostStatus};
@@ -197,6 +201,8 @@ struct Inner {
     shutdown: CancellationToken,
     /// Where calls, reloads and guests' usage are counted, if the host keeps metrics.
     metrics: Option<Arc<Metrics>>,
+    /// What reloads did, for the console.
+    history: ReloadHistory,
 }
 
 impl Host {
@@ -286,6 +292,7 @@ impl Host {
                 watch: Mutex::default(),
                 shutdown: CancellationToken::new(),
                 metrics,
+                history: ReloadHistory::default(),
             }),
         };
         let dir = host.inner.config.manifests.clone();
@@ -375,6 +382,23 @@ impl Host {
             .collect()
     }
 
+    /// The reload history, where `wasmrpc dev` adds its builds' failures.
+    #[must_use]
+    pub fn history(&self) -> &ReloadHistory {
+        &self.inner.history
+    }
+
+    /// The reload history as the console shows it: oldest first, manifest paths as
+    /// `list_endpoints` shows them (relative to the manifest directory).
+    #[must_use]
+    pub fn reload_history(&self) -> Vec<ReloadEvent> {
+        let mut events = self.inner.history.events();
+        for e in &mut events {
+            e.manifest = PathBuf::from(self.inner.shown_path(&e.manifest));
+        }
+        events
+    }
+
     /// Resolves when something asked the host to stop (the control endpoint's `stop`).
     pub async fn stopped(&self) {
         self.inner.shutdown.cancelled().await;
@@ -422,8 +446,8 @@ impl Host {
     ///
     /// Each target and listener succeeds or fails alone: one the broker refuses (a queue
     /// declared elsewhere with other arguments) is logged with its endpoints' names, and the
-    /// rest carry on. Returns the names of the endpoints that could not be served.
-    async fn reconcile(&self) -> Vec<String> {
+    /// rest carry on. Returns the endpoints that could not be served: their names, and why.
+    async fn reconcile(&self) -> Vec<(String, String)> {
         let mut groups: BTreeMap<ListenTarget, Vec<Arc<dyn Endpoint>>> = BTreeMap::new();
         let mut wanted_listeners: BTreeMap<String, WantedListener> = BTreeMap::new();
         for l in read(&self.inner.endpoints).iter() {
@@ -473,10 +497,11 @@ impl Host {
                             servers.insert(target, server);
                         }
                         Err(e) => {
-                            for name in &names {
-                                tracing::error!(endpoint = %name, %target, "endpoint not served: cannot listen on its target: {e}");
+                            let why = format!("cannot listen on its target {target}: {e}");
+                            for name in names {
+                                tracing::error!(endpoint = %name, "endpoint not served: {why}");
+                                unserved.push((name, why.clone()));
                             }
-                            unserved.extend(names);
                         }
                     }
                 }
@@ -487,7 +512,7 @@ impl Host {
 
     /// Listeners: same options → the endpoint is swapped in place; new or changed options → a
     /// new listener (the old one stops and drains in the background); gone → stopped.
-    async fn reconcile_listeners(&self, wanted: BTreeMap<String, WantedListener>) -> Vec<String> {
+    async fn reconcile_listeners(&self, wanted: BTreeMap<String, WantedListener>) -> Vec<(String, String)> {
         let mut unserved = Vec::new();
         let mut running = self.inner.listeners.lock().await;
         let drain = self.inner.config.drain_timeout;
@@ -513,7 +538,7 @@ impl Host {
                         }
                         Err(e) => {
                             tracing::error!(endpoint = %name, targets = ?options.targets, "endpoint not served: cannot listen for its notifications: {e}");
-                            unserved.push(name);
+                            unserved.push((name, format!("cannot listen for its notifications: {e}")));
                         }
                     }
                 }

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::{
-    EndpointServices, FailedManifest, Host, HostError, Inner, Loaded, Served, WasmEndpoint, WasmListener, lock, read,
-    write,
+    EndpointServices, FailedManifest, Host, HostError, Inner, Loaded, ReloadOutcome, Served, WasmEndpoint,
+    WasmListener, lock, read, write,
 };
 use crate::manifest::{self, EndpointSpec, ManifestError, Role};
 use crate::notification::{HostNotifications, as_sink};
@@ -130,11 +130,12 @@ impl Host {
                 continue;
             };
             if !names.insert(l.spec.name.clone()) {
-                tracing::error!(
-                    "{}: endpoint name {:?} is already used by an earlier manifest; this one is not served",
-                    path.display(),
+                let message = format!(
+                    "endpoint name {:?} is already used by an earlier manifest; this one is not served",
                     l.spec.name
                 );
+                tracing::error!("{}: {message}", path.display());
+                self.inner.history.record(&l.spec.name, path, ReloadOutcome::Failed { message });
                 summary.failed.push(path.clone());
                 continue;
             }
@@ -152,6 +153,7 @@ impl Host {
             if !next.iter().any(|l| l.same(old) || l.spec.manifest_path == *path) {
                 tracing::info!(endpoint = %old.spec.name, sha256 = %old.sha256(), manifest = %path.display(), "endpoint unloaded");
                 self.inner.host_event("unloaded", "info", old, None);
+                self.inner.history.record(&old.spec.name, path, ReloadOutcome::Removed);
                 summary.unloaded.push(old.spec.name.clone());
             }
         }
@@ -162,14 +164,19 @@ impl Host {
         if !unserved.is_empty() {
             // Not listed as served: `list_endpoints` shows what answers. A later reload tries
             // them again (they are neither loaded nor failed, so a full reload loads them).
+            let why = |name: &str| unserved.iter().find(|(n, _)| n == name).map(|(_, why)| why);
             let mut endpoints = write(&self.inner.endpoints);
-            for l in endpoints.iter().filter(|l| unserved.contains(&l.spec.name)) {
-                summary.failed.push(l.spec.manifest_path.clone());
+            for l in &*endpoints {
+                if let Some(why) = why(&l.spec.name) {
+                    summary.failed.push(l.spec.manifest_path.clone());
+                    let message = format!("endpoint not served: {why}");
+                    self.inner.history.record(&l.spec.name, &l.spec.manifest_path, ReloadOutcome::Failed { message });
+                }
             }
-            endpoints.retain(|l| !unserved.contains(&l.spec.name));
+            endpoints.retain(|l| why(&l.spec.name).is_none());
             drop(endpoints);
-            summary.loaded.retain(|n| !unserved.contains(n));
-            summary.reloaded.retain(|n| !unserved.contains(n));
+            summary.loaded.retain(|n| why(n).is_none());
+            summary.reloaded.retain(|n| why(n).is_none());
         }
         self.watch_modules();
         Ok(summary)
@@ -295,6 +302,14 @@ impl Inner {
                             "endpoint reloaded"
                         );
                         self.host_event("reloaded", "info", &loaded, Some(json!({"old_sha256": old.sha256()})));
+                        self.history.record(
+                            &spec.name,
+                            path,
+                            ReloadOutcome::Loaded {
+                                sha256: plugin.sha256().to_owned(),
+                                previous_sha256: Some(old.sha256().to_owned()),
+                            },
+                        );
                         if let Some(m) = &self.metrics {
                             m.reloaded(&spec.name);
                         }
@@ -302,6 +317,11 @@ impl Inner {
                     None => {
                         tracing::info!(endpoint = %spec.name, sha256 = %plugin.sha256(), took_ms, ?compiled, "endpoint loaded");
                         self.host_event("loaded", "info", &loaded, None);
+                        self.history.record(
+                            &spec.name,
+                            path,
+                            ReloadOutcome::Loaded { sha256: plugin.sha256().to_owned(), previous_sha256: None },
+                        );
                     }
                 }
                 Verdict::Serve(loaded)
@@ -309,8 +329,12 @@ impl Inner {
             Err(error) => {
                 lock(&self.failed).insert(path.to_owned(), FailedManifest { fingerprint, files });
                 if let Some(m) = &self.metrics {
-                    m.reload_failed(&name.unwrap_or_else(|| path.display().to_string()));
+                    m.reload_failed(name.as_deref().unwrap_or(&path.display().to_string()));
                 }
+                let endpoint = name.unwrap_or_else(|| {
+                    path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned())
+                });
+                self.history.record(endpoint, path, ReloadOutcome::Failed { message: error.to_string() });
                 if let Some(n) = &self.notifications {
                     let name = current.map_or_else(|| path.display().to_string(), |c| c.spec.name.clone());
                     let payload = json!({"endpoint": name, "manifest": path.display().to_string(), "error": error.to_string(), "serving_sha256": current.map(Loaded::sha256)});

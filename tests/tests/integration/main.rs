@@ -4,6 +4,7 @@ mod abi;
 mod author;
 mod cli;
 mod components;
+mod console;
 mod deadline;
 mod faults;
 mod gateway;
