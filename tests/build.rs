@@ -14,6 +14,7 @@ const PYTHON_EXAMPLES: &[(&str, &str, &str)] = &[
     ("test", "endpoints:TestEndpoint", "test"),
     ("test", "endpoints:TestServerEndpoint", "test-server"),
     ("hostile", "hostile:Hostile", "hostile"),
+    ("gateway", "gateway:Gateway", "gateway"),
 ];
 
 /// The Rust components (wasm32-wasip2 members of the `plugins/` workspace): an example, and one
