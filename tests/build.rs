@@ -16,6 +16,7 @@ const PYTHON_EXAMPLES: &[(&str, &str, &str)] = &[
     ("hostile", "hostile:Hostile", "hostile"),
     ("versioned", "versioned:VersionA", "versioned-a"),
     ("versioned", "versioned:VersionB", "versioned-b"),
+    ("gateway", "gateway:Gateway", "gateway"),
 ];
 
 /// The Rust components (wasm32-wasip2 members of the `plugins/` workspace): an example, and one

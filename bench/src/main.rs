@@ -13,6 +13,7 @@ mod echo;
 mod gateway;
 mod inproc;
 mod outbound;
+mod python;
 mod reliability;
 mod reload;
 mod report;
@@ -74,6 +75,9 @@ enum Command {
     Rpc,
     /// A guest's outbound call over RabbitMQ against the same call made directly.
     Outbound,
+    /// A Python endpoint as a wasmrpc component against a native oslo.messaging server running
+    /// the same Python code, over RabbitMQ.
+    Python,
     /// The HTTP gateway at 64 calls in flight against the same call in-process (memory://).
     Gateway,
     /// Hot-reload latency.
@@ -178,6 +182,7 @@ fn main() -> anyhow::Result<()> {
     // The client side runs like the host does: a multi-threaded runtime.
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let bench_exe = std::env::current_exe()?;
+    let root = std::path::absolute(".")?;
     rt.block_on(async {
         match &cli.command {
             Command::All { out, template } => {
@@ -195,7 +200,9 @@ fn main() -> anyhow::Result<()> {
                     .await?;
                 eprintln!("outbound calls from a guest…");
                 let outbound = outbound::run(&cli.plugins, cli.quick).await?;
-                let tables = report::Tables { inproc, rpc, reload, scale, outbound, took: started.elapsed() };
+                eprintln!("Python endpoints…");
+                let python = python::run(&cli.wasmrpc, &cli.python, &python_plugins(&cli.plugins), &root, cli.quick).await?;
+                let tables = report::Tables { inproc, rpc, reload, scale, outbound, python, took: started.elapsed() };
                 report::write(template, out, &tables, cli.quick)?;
                 eprintln!("wrote {}", out.display());
             }
@@ -215,6 +222,10 @@ fn main() -> anyhow::Result<()> {
             Command::Gateway => print!("{}", gateway::run(&cli.plugins, cli.quick).await?),
             Command::Outbound => print!("{}", outbound::run(&cli.plugins, cli.quick).await?),
             Command::DevLoop => print!("{}", dev_loop::run(&cli.wasmrpc, &cli.plugins, cli.quick).await?),
+            Command::Python => {
+                let rows = python::run(&cli.wasmrpc, &cli.python, &python_plugins(&cli.plugins), &root, cli.quick).await?;
+                print!("{}", report::python_table(&rows));
+            }
             Command::Reload => print!("{}", report::reload_table(&reload::run(&cli.plugins, cli.quick).await?)),
             Command::Scale => {
                 print!("{}", report::scale_table(&scale::run(&cli.wasmrpc, &cli.plugins, cli.quick).await?))
@@ -245,6 +256,11 @@ fn main() -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// The Python components: `plugins/target/python`, beside the wasm32-wasip1 release directory.
+fn python_plugins(plugins: &std::path::Path) -> PathBuf {
+    plugins.join("../../python")
 }
 
 #[cfg(test)]

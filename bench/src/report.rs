@@ -14,6 +14,8 @@ pub struct Tables {
     pub scale: Vec<scale::Row>,
     /// The outbound table and its sentence ([`crate::outbound::run`]).
     pub outbound: String,
+    /// The Python endpoint against the native oslo server ([`crate::python::run`]).
+    pub python: Vec<rpc::Row>,
     pub took: Duration,
 }
 
@@ -125,6 +127,28 @@ pub fn rpc_table(rows: &[rpc::Row]) -> String {
     out
 }
 
+pub fn python_table(rows: &[rpc::Row]) -> String {
+    let native = rows.iter().find(|r| r.name.starts_with("Python oslo.messaging server")).map_or(f64::NAN, |r| r.conc_rate);
+    let mut out = String::from(
+        "| server (same wasmrpc client) | sequential calls/s | seq p50 / p99 µs | 64 in flight calls/s | 64 p50 / p99 µs | vs native server (64) |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} / {} | {} | {} / {} | {} |",
+            r.name,
+            num(r.seq_rate, 0),
+            num(r.seq_p50_us, 0),
+            num(r.seq_p99_us, 0),
+            num(r.conc_rate, 0),
+            num(r.conc_p50_us, 0),
+            num(r.conc_p99_us, 0),
+            ratio(r.conc_rate, native),
+        );
+    }
+    out
+}
+
 pub fn reload_table(rows: &[reload::Row]) -> String {
     let mut out = String::from("| reload | median ms | p95 ms | reloads |\n|---|---:|---:|---:|\n");
     for r in rows {
@@ -190,7 +214,8 @@ pub fn write(template: &Path, out: &Path, t: &Tables, quick: bool) -> anyhow::Re
         .replace("{{rpc}}", &rpc_table(&t.rpc))
         .replace("{{reload}}", &reload_table(&t.reload))
         .replace("{{scale}}", &scale_table(&t.scale))
-        .replace("{{outbound}}", &t.outbound);
+        .replace("{{outbound}}", &t.outbound)
+        .replace("{{python}}", &python_table(&t.python));
     std::fs::write(out, filled)?;
     Ok(())
 }

@@ -211,7 +211,7 @@ pub async fn run(
 }
 
 /// `wasmrpc serve` prints nothing on stdout; it is ready when its control endpoint answers.
-async fn start_host(mut cmd: Command, server: &str) -> anyhow::Result<Server> {
+pub async fn start_host(mut cmd: Command, server: &str) -> anyhow::Result<Server> {
     let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true).spawn()?;
     let transport = wasmrpc::transport::connect(&wasmrpc::TransportUrl::parse(URL)?, Default::default()).await?;
     let control = RpcClient::new(transport.clone(), Target::topic("wasmrpc")).prepare(Prepare {

@@ -262,6 +262,79 @@ class LogTest(unittest.TestCase):
         self.assertTrue(lines[6][1].startswith("calc: failed\nTraceback"), lines[6])
 
 
+class RpcClientTest(unittest.TestCase):
+    def setUp(self):
+        self.sent = []
+
+        def answer(request):
+            self.sent.append(request)
+            return self.response
+
+        self.response = {"ok": 5}
+        host.outbound = answer
+        self.addCleanup(setattr, host, "outbound", None)
+        self.client = wasmrpc.get_rpc_client(wasmrpc.get_rpc_transport(),
+                                             wasmrpc.Target(topic="calculator", version="1.0"))
+
+    def test_a_call_sends_the_documented_request_and_returns_the_result(self):
+        self.assertEqual(self.client.call({"request_id": "req-1"}, "add", a=2, b=3), 5)
+        self.assertEqual(self.sent, [{"cast": False, "target": {"topic": "calculator", "fanout": False, "version": "1.0"},
+                                      "method": "add", "args": {"a": 2, "b": 3},
+                                      "context": {"request_id": "req-1"}}])
+
+    def test_prepare_changes_the_target_and_timeout_and_cast_returns_nothing(self):
+        self.response = {"ok": None}
+        client = self.client.prepare(topic="compute", fanout=True, server="c1", timeout=2.5)
+        self.assertIsNone(client.cast({}, "added", total=5))
+        request = self.sent[0]
+        self.assertTrue(request["cast"])
+        self.assertEqual(request["target"], {"topic": "compute", "fanout": True, "server": "c1", "version": "1.0"})
+        self.assertEqual(request["timeout"], 2.5)
+        self.assertEqual(self.client.target.topic, "calculator")
+
+    def test_failures_are_raised_as_an_oslo_client_raises_them(self):
+        self.response = {"error": {"kind": "RemoteError", "type": "DivisionByZero", "module": "calc",
+                                   "message": "division by zero"}}
+        with self.assertRaises(wasmrpc.RemoteError) as raised:
+            self.client.call({}, "divide", a=1, b=0)
+        self.assertEqual((raised.exception.exc_type, raised.exception.value), ("DivisionByZero", "division by zero"))
+        self.response = {"error": {"kind": "RemoteError", "type": "ValueError", "module": "builtins", "message": "bad"}}
+        with self.assertRaisesRegex(ValueError, "bad"):
+            self.client.call({}, "x")
+        for kind, cls in (("MessagingTimeout", wasmrpc.MessagingTimeout), ("NotAllowed", wasmrpc.NotAllowed),
+                          ("InvalidRequest", wasmrpc.InvalidRequest), ("Unavailable", wasmrpc.Unavailable)):
+            self.response = {"error": {"kind": kind, "type": kind, "message": "m"}}
+            with self.assertRaises(cls):
+                self.client.call({}, "x")
+
+    def test_the_version_cap_is_checked_before_anything_is_sent(self):
+        capped = wasmrpc.get_rpc_client(wasmrpc.get_rpc_transport(), wasmrpc.Target(topic="t", version="1.5"),
+                                        version_cap="1.3")
+        self.assertFalse(capped.can_send_version())
+        self.assertTrue(capped.can_send_version("1.2"))
+        with self.assertRaises(wasmrpc.RPCVersionCapError):
+            capped.call({}, "x")
+        self.assertEqual(self.sent, [])
+
+    def test_arguments_json_cannot_carry_are_refused_before_sending(self):
+        with self.assertRaises(wasmrpc.InvalidRequest):
+            self.client.call({}, "x", value=object())
+        self.assertEqual(self.sent, [])
+
+    def test_a_transport_url_is_refused(self):
+        with self.assertRaises(ValueError):
+            wasmrpc.get_rpc_transport(url="rabbit://elsewhere")
+
+
+class ConfigTest(unittest.TestCase):
+    def test_values_and_defaults(self):
+        host.settings["limit"] = "7"
+        self.addCleanup(host.settings.clear)
+        self.assertEqual(wasmrpc.config.get("limit"), "7")
+        self.assertIsNone(wasmrpc.config.get("absent"))
+        self.assertEqual(wasmrpc.config.get("absent", "10"), "10")
+
+
 class TargetTest(unittest.TestCase):
     def test_oslo_arguments_and_call_copy(self):
         t = wasmrpc.Target(topic="t", namespace="ns", version="2.1", legacy_namespaces=["old"])

@@ -2,10 +2,12 @@
 
 Inside a component the bindings componentize-py generates (``wit_world``) are importable and
 calls go to the host. Under a plain CPython (an endpoint's own unit tests) they are not: log
-lines go to stderr and notifications are kept in :data:`sent`, so the same endpoint code runs in
-both places.
+lines go to stderr, notifications are kept in :data:`sent`, outbound calls go to
+:data:`outbound` (a function the test sets) and configuration comes from :data:`settings`, so
+the same endpoint code runs in both places.
 """
 
+import json
 import sys
 
 try:
@@ -24,6 +26,14 @@ PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
 
 #: Off wasm: the notifications "sent", as ``(priority, event_type, payload_json, context_json)``.
 sent = []
+
+#: Off wasm: answers outbound calls. A function from the request (a dict, the JSON document
+#: docs/abi.md describes under "Outbound calls") to the response dict (``{"ok": value}`` or
+#: ``{"error": {...}}``); ``None``: every call fails as ``Unavailable``.
+outbound = None
+
+#: Off wasm: the ``[config]`` values.
+settings = {}
 
 if IN_COMPONENT:
     _LEVEL = {name: getattr(_host.Level, name.upper()) for name in LEVELS}
@@ -51,3 +61,21 @@ def notify(priority, event_type, payload_json, context_json):
             return False
         raise ValueError(f"the host refused notification {event_type!r} as invalid") from None
     return True
+
+
+def rpc(request_json):
+    """Sends one outbound call or cast (JSON text of the request) and returns the JSON text of
+    its outcome."""
+    if IN_COMPONENT:
+        return _host.rpc(request_json)
+    if outbound is None:
+        return json.dumps({"error": {"kind": "Unavailable", "type": "Unavailable",
+                                     "message": "no wasmrpc.host.outbound is set outside a component"}})
+    return json.dumps(outbound(json.loads(request_json)))
+
+
+def config(key):
+    """The manifest's ``[config]`` value of ``key``, or ``None``."""
+    if IN_COMPONENT:
+        return _host.config(key)
+    return settings.get(key)
