@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 
 use super::build::build_one;
 use crate::builds::{BuildLog, BuildOutcome, Echo};
-use crate::host::{Host, HostConfig};
+use crate::host::{Host, HostConfig, ReloadOutcome};
 use crate::http::{HttpServer, Serving};
 use crate::manifest::{self, BuildTarget};
 use crate::metrics::Metrics;
@@ -95,18 +95,45 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     print!("{}", banner(&host, &a.transport, http.local_addr()));
 
     let rebuilds = Rebuilds::start(&targets, &log)?;
+    let failures = tokio::spawn(forward_failures(log.clone(), host.clone()));
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
         () = host.stopped() => {}
     }
     drop(rebuilds);
+    failures.abort();
     serving.stopping();
     if let Err(e) = host.stop().await {
         tracing::warn!("stopped: {e}");
     }
     http.stop().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Puts each failed build, with the compiler's output, in the host's reload history, where the
+/// console shows it beside the reloads: the builds before the host started, then each one as
+/// it ends.
+async fn forward_failures(log: BuildLog, host: Host) {
+    let mut changed = log.subscribe();
+    // Builds of several plugins may end out of order: remember which ended builds were handled.
+    let mut handled = std::collections::HashSet::new();
+    loop {
+        let events = log.recent();
+        handled.retain(|id| events.iter().any(|e| e.id == *id));
+        for event in events {
+            if event.took.is_none() || !handled.insert(event.id) {
+                continue;
+            }
+            if let BuildOutcome::Failed { status } = &event.outcome {
+                let output = format!("{}\n{} ({status})", event.output_tail.trim_end(), event.command);
+                host.history().record(event.endpoint, event.manifest, ReloadOutcome::BuildFailed { output });
+            }
+        }
+        if changed.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// `DIR`, or `DIR/manifests` when that is a directory (so `wasmrpc dev hello` serves the

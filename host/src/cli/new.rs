@@ -61,6 +61,14 @@ const RUST: &[TemplateFile] = &[
     template_file!("rust", "manifests/endpoint.toml" => "manifests/{{name}}.toml"),
 ];
 
+/// `templates/python/`, every file of it.
+const PYTHON: &[TemplateFile] = &[
+    template_file!("python", "README.md" => "README.md"),
+    template_file!("python", ".gitignore" => ".gitignore"),
+    template_file!("python", "endpoint.py" => "endpoint.py"),
+    template_file!("python", "manifests/endpoint.toml" => "manifests/{{name}}.toml"),
+];
+
 /// The `guest-sdk/` next to the `host/` crate this binary was compiled from.
 const BUILT_FROM_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-sdk");
 
@@ -85,10 +93,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let names = Names::new(&a.name)?;
     let template = match a.lang {
         Lang::Rust => RUST,
-        Lang::Python => bail!(
-            "--lang python: not yet: Python endpoints arrive with Python components (WebAssembly components \
-             built with componentize-py); use --lang rust for now"
-        ),
+        Lang::Python => PYTHON,
     };
     // `hello`, not `./hello`, in what is printed.
     let project = if a.dir == Path::new(".") { PathBuf::from(&names.name) } else { a.dir.join(&names.name) };
@@ -104,12 +109,18 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e).with_context(|| format!("cannot create {}", project.display())),
     }
     let dependency = sdk_dependency(&sdk, &project)?;
-    if let Err(e) = write_project(template, &names, &dependency, &project) {
+    let checkout = sdk.parent().unwrap_or(&sdk);
+    let paths = Paths {
+        dependency,
+        build_python: checkout.join("scripts/build-python").display().to_string(),
+        sdk_python: sdk.join("python").display().to_string(),
+    };
+    if let Err(e) = write_project(template, &names, &paths, &project) {
         // Leave nothing half-written behind: the directory did not exist before.
         let _ = std::fs::remove_dir_all(&project);
         return Err(e);
     }
-    print!("{}", next_steps(&names, &project));
+    print!("{}", next_steps(&names, &project, a.lang));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -199,34 +210,48 @@ fn sdk_dependency(sdk: &Path, project: &Path) -> anyhow::Result<String> {
     Ok(format!("{{ path = {} }}", serde_json::Value::from(path)))
 }
 
-fn write_project(template: &[TemplateFile], names: &Names, dependency: &str, project: &Path) -> anyhow::Result<()> {
+/// Where the project finds the wasmrpc checkout's parts: the Rust SDK as a Cargo dependency,
+/// the Python build script and the Python SDK (absolute paths).
+struct Paths {
+    dependency: String,
+    build_python: String,
+    sdk_python: String,
+}
+
+fn write_project(template: &[TemplateFile], names: &Names, paths: &Paths, project: &Path) -> anyhow::Result<()> {
     for file in template {
-        let target = project.join(expand(file.target, names, dependency));
+        let target = project.join(expand(file.target, names, paths));
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        std::fs::write(&target, expand(file.text, names, dependency))
+        std::fs::write(&target, expand(file.text, names, paths))
             .with_context(|| format!("cannot write {} (from the template's {})", target.display(), file.path))?;
     }
     Ok(())
 }
 
 /// Replaces the template's placeholders: `{{name}}`, `{{crate_name}}`, `{{type_name}}`,
-/// `{{sdk_dependency}}` and `{{sdk_note}}`.
-fn expand(text: &str, names: &Names, dependency: &str) -> String {
+/// `{{sdk_dependency}}`, `{{sdk_note}}`, `{{build_python}}` and `{{sdk_python}}`.
+fn expand(text: &str, names: &Names, paths: &Paths) -> String {
     const SDK_NOTE: &str = "Not on crates.io yet: a path to the SDK in a wasmrpc checkout (see README.md).";
     text.replace("{{name}}", &names.name)
         .replace("{{crate_name}}", &names.crate_name)
         .replace("{{type_name}}", &names.type_name)
-        .replace("{{sdk_dependency}}", dependency)
+        .replace("{{sdk_dependency}}", &paths.dependency)
         .replace("{{sdk_note}}", SDK_NOTE)
+        .replace("{{build_python}}", &paths.build_python)
+        .replace("{{sdk_python}}", &paths.sdk_python)
 }
 
 /// What to type next. `wasmrpc` is spelled as this binary when it is not the one on `PATH`.
-fn next_steps(names: &Names, project: &Path) -> String {
+fn next_steps(names: &Names, project: &Path, lang: Lang) -> String {
     let program = this_program();
     let mut out = String::new();
-    let _ = writeln!(out, "Created {}: a Rust endpoint, its manifest and a README.", project.display());
+    let what = match lang {
+        Lang::Rust => "a Rust endpoint",
+        Lang::Python => "a Python endpoint class",
+    };
+    let _ = writeln!(out, "Created {}: {what}, its manifest and a README.", project.display());
     let _ = writeln!(out, "Next:");
     let _ = writeln!(out, "  cd {}", project.display());
     let _ = writeln!(out, "  {program} dev");
@@ -279,8 +304,14 @@ mod tests {
     }
 
     #[test]
-    fn the_embedded_template_is_the_whole_directory() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/rust");
+    fn the_embedded_templates_are_the_whole_directories() {
+        for (lang, files) in [("rust", RUST), ("python", PYTHON)] {
+            assert_template_is_directory(lang, files);
+        }
+    }
+
+    fn assert_template_is_directory(lang: &str, files: &[TemplateFile]) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates").join(lang);
         let mut on_disk = Vec::new();
         let mut pending = vec![dir.clone()];
         while let Some(d) = pending.pop() {
@@ -294,16 +325,21 @@ mod tests {
             }
         }
         on_disk.sort();
-        let mut embedded: Vec<String> = RUST.iter().map(|f| f.path.to_owned()).collect();
+        let mut embedded: Vec<String> = files.iter().map(|f| f.path.to_owned()).collect();
         embedded.sort();
-        assert_eq!(embedded, on_disk, "list every file of templates/rust in RUST");
+        assert_eq!(embedded, on_disk, "list every file of templates/{lang} in its list");
     }
 
     #[test]
     fn every_placeholder_is_expanded() {
         let names = Names::new("zz-top").unwrap();
-        for file in RUST {
-            let text = expand(file.text, &names, "{ path = \"/sdk\" }");
+        let paths = Paths {
+            dependency: "{ path = \"/sdk\" }".into(),
+            build_python: "/w/scripts/build-python".into(),
+            sdk_python: "/w/guest-sdk/python".into(),
+        };
+        for file in RUST.iter().chain(PYTHON) {
+            let text = expand(file.text, &names, &paths);
             assert!(!text.contains("{{"), "{} keeps a placeholder:\n{text}", file.path);
         }
     }

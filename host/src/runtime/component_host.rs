@@ -1,12 +1,14 @@
-//! The host functions offered to components: the world's `host` interface (`log`, `notify`),
-//! on the same code paths, rate limits and grants as ABI v1's `wasmrpc.log` and
-//! `wasmrpc.notify` (host_api.rs), plus WASI preview 2.
+//! The host functions offered to components: the world's `host` interface (`log`, `notify`,
+//! `rpc`, `config`), on the same code paths, rate limits and grants as ABI v1's `wasmrpc.log`,
+//! `wasmrpc.notify`, `wasmrpc.rpc` and `wasmrpc.config` (host_api.rs), plus WASI preview 2.
 
 use wasmrpc_abi::{LogLevel, NOTIFY_DENIED, NOTIFY_INVALID, NotifyRequest};
 use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Lift, Linker, Lower};
 
-use super::host_api::{MAX_NOTIFICATION, MAX_TEXT, log, notify};
+use super::host_api::{
+    MAX_CONFIG_KEY, MAX_NOTIFICATION, MAX_RPC_REQUEST, MAX_TEXT, log, notify, outbound, too_large_request,
+};
 use super::store::{StoreState, WasiP2};
 
 /// The interface the world imports.
@@ -87,6 +89,26 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<State
             Ok((notify_from_component(store.data(), priority, event_type, &payload, &context),))
         },
     )?;
+    // Async, as ABI v1's: the guest is suspended while the call is out, holding no host thread,
+    // and the call's deadline timer can drop it there.
+    host.func_wrap_async("rpc", |store: StoreContextMut<'_, State>, (request,): (String,)| {
+        let (services, deadline) = (store.data().guest.services.clone(), store.data().deadline);
+        Box::new(async move {
+            let response = if request.len() > MAX_RPC_REQUEST as usize {
+                too_large_request()
+            } else {
+                outbound(services, deadline, request.as_bytes()).await
+            };
+            Ok((serde_json::to_string(&response)?,))
+        })
+    })?;
+    host.func_wrap("config", |store: StoreContextMut<'_, State>, (key,): (String,)| {
+        if key.len() > MAX_CONFIG_KEY as usize {
+            return Ok((None,));
+        }
+        let services = store.data().guest.services.as_ref();
+        Ok((services.and_then(|s| s.config(&key).map(str::to_owned)),))
+    })?;
     Ok(linker)
 }
 

@@ -16,9 +16,9 @@ pub(super) const MAX_TEXT: u32 = 16 << 10;
 /// Largest notification a guest may emit.
 pub(super) const MAX_NOTIFICATION: u32 = 1 << 20;
 /// Largest outbound request a guest may send (RabbitMQ's default message limit is 16 MiB).
-const MAX_RPC_REQUEST: u32 = 16 << 20;
+pub(super) const MAX_RPC_REQUEST: u32 = 16 << 20;
 /// Longest configuration key.
-const MAX_CONFIG_KEY: u32 = 1 << 10;
+pub(super) const MAX_CONFIG_KEY: u32 = 1 << 10;
 
 pub(crate) fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
     linker.func_wrap(
@@ -125,22 +125,43 @@ pub(super) fn notify(guest: &GuestInfo, request: NotifyRequest) -> (i32, Notific
 
 /// Reads the guest's outbound request and hands it to the host's services.
 async fn rpc(caller: &mut Caller<'_, StoreState>, ptr: i32, len: i32) -> wasmtime::Result<RpcResponse> {
-    let invalid = |message: String| Ok(RpcResponse::Error(RpcFailure::new(RpcFailureKind::InvalidRequest, message)));
     if len as u32 > MAX_RPC_REQUEST {
-        return invalid(format!("the request is over the {MAX_RPC_REQUEST}-byte limit"));
+        return Ok(too_large_request());
     }
     let bytes = read_bytes(caller, ptr, len)?;
-    let request = match serde_json::from_slice::<RpcRequest>(&bytes) {
-        Ok(request) => request,
-        Err(e) => return invalid(format!("unreadable request: {e}")),
-    };
     let state = caller.data();
-    let deadline = state.deadline;
-    let Some(services) = state.guest.services.clone() else {
-        let failure = RpcFailure::new(RpcFailureKind::Unavailable, "this host lends no outbound calls to guests");
-        return Ok(RpcResponse::Error(failure));
+    Ok(outbound(state.guest.services.clone(), state.deadline, &bytes).await)
+}
+
+/// An outbound request over [`MAX_RPC_REQUEST`].
+pub(super) fn too_large_request() -> RpcResponse {
+    RpcResponse::Error(RpcFailure::new(
+        RpcFailureKind::InvalidRequest,
+        format!("the request is over the {MAX_RPC_REQUEST}-byte limit"),
+    ))
+}
+
+/// One outbound call or cast from its JSON request (both ABIs send the same document), sent
+/// by the host's services within the deadline of the call being handled.
+pub(super) async fn outbound(
+    services: Option<std::sync::Arc<dyn super::HostServices>>,
+    deadline: std::time::Instant,
+    bytes: &[u8],
+) -> RpcResponse {
+    let request = match serde_json::from_slice::<RpcRequest>(bytes) {
+        Ok(request) => request,
+        Err(e) => {
+            return RpcResponse::Error(RpcFailure::new(
+                RpcFailureKind::InvalidRequest,
+                format!("unreadable request: {e}"),
+            ));
+        }
     };
-    Ok(services.rpc(request, deadline).await)
+    let Some(services) = services else {
+        let failure = RpcFailure::new(RpcFailureKind::Unavailable, "this host lends no outbound calls to guests");
+        return RpcResponse::Error(failure);
+    };
+    services.rpc(request, deadline).await
 }
 
 /// Copies `bytes` into a buffer from the guest's `wasmrpc_alloc`; returns it packed.

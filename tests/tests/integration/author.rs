@@ -296,6 +296,17 @@ async fn dev_rebuilds_on_save_and_keeps_the_last_good_build_serving() {
     assert!(out.contains("error: expected parameter name"), "the compiler's error is shown:\n{out}");
     assert!(out.contains("src/lib.rs:"), "with its place:\n{out}");
     assert_eq!(dev.greet("dev-loop").await, Some((200, json!("Hello, world! (v2)"))), "{out}");
+    // The console's reload history has the failed build, with the compiler's error.
+    let addr = dev.http;
+    let history = eventually(Duration::from_secs(10), || async move {
+        let (_, body) = tokio::task::spawn_blocking(move || super::service::http_get(addr, "/v1/status")).await.ok()??;
+        let status: Value = serde_json::from_str(&body).ok()?;
+        let events = status["history"].as_array()?.clone();
+        events.into_iter().find(|e| e.to_string().contains("expected parameter name"))
+    })
+    .await;
+    let event = history.expect("a failed build in /v1/status's history");
+    assert!(event.to_string().contains("build_failed") || event.to_string().contains("BuildFailed"), "{event}");
 
     // Fixed: served again, from a build that has the fix.
     edit(&lib, &[("name: String,,)", "name: String)"), ("{name}! (v2)", "{name}! (v3)")]);
