@@ -201,7 +201,8 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("outbound calls from a guest…");
                 let outbound = outbound::run(&cli.plugins, cli.quick).await?;
                 eprintln!("Python endpoints…");
-                let python = python::run(&cli.wasmrpc, &cli.python, &python_plugins(&cli.plugins), &root, cli.quick).await?;
+                let python =
+                    python::run(&cli.wasmrpc, &cli.python, &python_plugins(&cli.plugins), &root, cli.quick).await?;
                 let tables = report::Tables { inproc, rpc, reload, scale, outbound, python, took: started.elapsed() };
                 report::write(template, out, &tables, cli.quick)?;
                 eprintln!("wrote {}", out.display());
@@ -223,7 +224,8 @@ fn main() -> anyhow::Result<()> {
             Command::Outbound => print!("{}", outbound::run(&cli.plugins, cli.quick).await?),
             Command::DevLoop => print!("{}", dev_loop::run(&cli.wasmrpc, &cli.plugins, cli.quick).await?),
             Command::Python => {
-                let rows = python::run(&cli.wasmrpc, &cli.python, &python_plugins(&cli.plugins), &root, cli.quick).await?;
+                let rows =
+                    python::run(&cli.wasmrpc, &cli.python, &python_plugins(&cli.plugins), &root, cli.quick).await?;
                 print!("{}", report::python_table(&rows));
             }
             Command::Reload => print!("{}", report::reload_table(&reload::run(&cli.plugins, cli.quick).await?)),

@@ -34,7 +34,11 @@ pub async fn run(
     // costs microseconds). Eight instances are more than two cores can keep busy.
     let dir = tempfile::tempdir()?;
     let component = python_plugins.join("calculator.wasm");
-    anyhow::ensure!(component.exists(), "{} is missing: build it with `cargo test --no-run` or scripts/build-python", component.display());
+    anyhow::ensure!(
+        component.exists(),
+        "{} is missing: build it with `cargo test --no-run` or scripts/build-python",
+        component.display()
+    );
     let topic = format!("{prefix}_pycomp");
     crate::inproc::write_manifest(
         dir.path(),
@@ -64,8 +68,15 @@ pub async fn run(
         .env("PYTHONWARNINGS", "ignore");
     let native = start(cmd, "python_native_server.py").await?;
     rows.push(
-        measure("Python oslo.messaging server: the same calculator.py", &client(&native_topic), n_seq, n_conc, 64, reps)
-            .await?,
+        measure(
+            "Python oslo.messaging server: the same calculator.py",
+            &client(&native_topic),
+            n_seq,
+            n_conc,
+            64,
+            reps,
+        )
+        .await?,
     );
     drop(native);
     transport.close().await;

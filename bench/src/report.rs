@@ -128,7 +128,8 @@ pub fn rpc_table(rows: &[rpc::Row]) -> String {
 }
 
 pub fn python_table(rows: &[rpc::Row]) -> String {
-    let native = rows.iter().find(|r| r.name.starts_with("Python oslo.messaging server")).map_or(f64::NAN, |r| r.conc_rate);
+    let native =
+        rows.iter().find(|r| r.name.starts_with("Python oslo.messaging server")).map_or(f64::NAN, |r| r.conc_rate);
     let mut out = String::from(
         "| server (same wasmrpc client) | sequential calls/s | seq p50 / p99 µs | 64 in flight calls/s | 64 p50 / p99 µs | vs native server (64) |\n|---|---:|---:|---:|---:|---:|\n",
     );

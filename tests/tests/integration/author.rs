@@ -299,7 +299,8 @@ async fn dev_rebuilds_on_save_and_keeps_the_last_good_build_serving() {
     // The console's reload history has the failed build, with the compiler's error.
     let addr = dev.http;
     let history = eventually(Duration::from_secs(10), || async move {
-        let (_, body) = tokio::task::spawn_blocking(move || super::service::http_get(addr, "/v1/status")).await.ok()??;
+        let (_, body) =
+            tokio::task::spawn_blocking(move || super::service::http_get(addr, "/v1/status")).await.ok()??;
         let status: Value = serde_json::from_str(&body).ok()?;
         let events = status["history"].as_array()?.clone();
         events.into_iter().find(|e| e.to_string().contains("expected parameter name"))
