@@ -106,6 +106,40 @@ async fn a_new_project_builds_unchanged_and_serves_its_methods() {
     host.stop().await.unwrap();
 }
 
+/// The Python template: `new --lang python` → `build` (componentize-py through the manifest's
+/// `[build]`) → a host serving the component, which answers as the class says (a warm instance:
+/// the class's state lives on between calls).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_python_project_builds_and_serves_its_methods() {
+    let parent = tempfile::tempdir().unwrap();
+    let out = wasmrpc(&["new", "hello-py", "--lang", "python"], parent.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("a Python endpoint class"), "{}", text(&out.stdout));
+    let project = parent.path().join("hello-py");
+    let out = wasmrpc(&["build"], &project);
+    assert!(out.status.success(), "the generated Python project does not build:\n{}", text(&out.stderr));
+    assert!(project.join("hello-py.wasm").is_file());
+
+    let url = memory_url();
+    let host = start_host(&url, "a", &project.join("manifests")).await;
+    let client = RpcClient::new(client_transport(&url).await, Target::topic("hello-py"));
+    let greet = |name: &str| obj(json!({ "name": name }));
+    assert_eq!(client.call(&Map::new(), "greet", greet("Ada")).await.unwrap(), json!("Hello, Ada!"));
+    let ctx = obj(json!({"user": "ada", "request_id": "req-1"}));
+    assert_eq!(client.call(&ctx, "whoami", Map::new()).await.unwrap(), json!("ada"));
+    match client.call(&Map::new(), "greet", greet("")).await {
+        Err(RpcError::Remote(e)) => {
+            assert_eq!(
+                (e.exc_type.as_str(), e.module.as_str(), e.value.as_str()),
+                ("ValueError", "builtins", "name is empty")
+            );
+        }
+        other => panic!("expected a ValueError, got {other:?}"),
+    }
+    assert_eq!(client.call(&Map::new(), "stats", Map::new()).await.unwrap(), json!({"calls": 3}));
+    host.stop().await.unwrap();
+}
+
 #[test]
 fn new_refuses_to_overwrite_and_to_guess() {
     let parent = tempfile::tempdir().unwrap();
