@@ -154,14 +154,6 @@ fn new_refuses_to_overwrite_and_to_guess() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("invalid project name \"Bad Name\""), "{}", text(&out.stderr));
 
-    let out = wasmrpc(&["new", "py", "--lang", "python"], parent.path());
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("not yet: Python endpoints arrive with Python components"),
-        "{}",
-        text(&out.stderr)
-    );
-    assert!(!parent.path().join("py").exists());
 }
 
 /// `wasmrpc build`: each manifest's command in its workdir, output streamed, a manifest without
