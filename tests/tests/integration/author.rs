@@ -153,7 +153,6 @@ fn new_refuses_to_overwrite_and_to_guess() {
     let out = wasmrpc(&["new", "Bad Name"], parent.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("invalid project name \"Bad Name\""), "{}", text(&out.stderr));
-
 }
 
 /// `wasmrpc build`: each manifest's command in its workdir, output streamed, a manifest without
