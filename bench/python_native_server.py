@@ -4,9 +4,10 @@ differ only in what runs the Python code.
 
 usage: python python_native_server.py URL TOPIC DIR MODULE:CLASS
 
-The class imports `wasmrpc` (the guest SDK) for `Target`; oslo's dispatcher reads only its
-`namespace`, `version` and `accepted_namespaces`, which the SDK's Target has. The executor is
-"threading", as ../shared/bench/oslo_baseline.py's server (eventlet is deprecated in 18.x).
+The class imports `wasmrpc` (the guest SDK) for `Target`; oslo's dispatcher insists on its own
+`oslo_messaging.Target` type, so the endpoint's target is replaced by one with the same
+namespace and version (the methods are untouched). The executor is "threading", as
+../shared/bench/oslo_baseline.py's server (eventlet is deprecated in 18.x).
 """
 
 import importlib
@@ -24,6 +25,9 @@ from oslo_config import cfg  # noqa: E402
 import oslo_messaging as om  # noqa: E402
 
 cfg.CONF([], project="bench")
+sdk_target = getattr(endpoint, "target", None)
+if sdk_target is not None:
+    endpoint.target = om.Target(namespace=sdk_target.namespace, version=sdk_target.version)
 transport = om.get_rpc_transport(cfg.CONF, url=url)
 server = om.get_rpc_server(transport, om.Target(topic=topic, server="native1"), [endpoint], executor="threading")
 server.start()

@@ -1,13 +1,15 @@
-//! The author's loop (issue 21): the time from saving a Rust source file to the first call
-//! answered by the new build in `wasmrpc dev`, with the build's own time beside it.
+//! The author's loop (issue 21): the time from saving a source file to the first call answered
+//! by the new build in `wasmrpc dev`, with the build's own time beside it, for each template.
 //!
-//! A project from `wasmrpc new` (the Rust template, its release profile), served by the release
-//! `wasmrpc dev` on memory:// with the gateway on a free port. Each round edits the greeting in
-//! `src/lib.rs` and saves, then calls `greet` through the gateway every few milliseconds until
-//! the answer carries the edit. The build's time is what `dev` prints for it (`built NAME in
-//! …s`: the `[build]` command, cargo, from start to exit). The project builds in
-//! `plugins/target`, where the SDK is already compiled, as a project with a warm target
-//! directory does after its first build.
+//! A project from `wasmrpc new` (`--lang rust`: the crate's release profile; `--lang python`: the
+//! endpoint class, built into a component by componentize-py), served by the release `wasmrpc
+//! dev` on memory:// with the gateway on a free port. Each round edits the greeting and saves,
+//! then calls `greet` through the gateway every few milliseconds until the answer carries the
+//! edit. The build's time is what `dev` prints for it (`built NAME in …s`: the `[build]`
+//! command, from start to exit); the rest is the debounce, the host compiling the new module
+//! (most of it for a Python component, which carries CPython), the swap and the call. A Rust
+//! project builds in `plugins/target`, where the SDK is already compiled, as a project with a
+//! warm target directory does after its first build.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -21,27 +23,69 @@ use tokio::sync::mpsc;
 
 use crate::stats::median;
 
-/// The project's name (its topic and crate).
-const NAME: &str = "bench-dev";
+/// The template a round edits.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Lang {
+    Rust,
+    Python,
+}
+
+impl Lang {
+    /// The project's name (its topic).
+    fn name(self) -> &'static str {
+        match self {
+            Lang::Rust => "bench-dev",
+            Lang::Python => "bench-dev-py",
+        }
+    }
+
+    /// The source file a round saves, and the greeting's expression in the template.
+    fn source(self) -> (&'static str, &'static str) {
+        match self {
+            Lang::Rust => ("src/lib.rs", r#"format!("{}, {name}!", self.greeting)"#),
+            Lang::Python => ("endpoint.py", r#"return f"Hello, {name}!""#),
+        }
+    }
+
+    /// The greeting's expression after edit `i`.
+    fn edited(self, i: usize) -> String {
+        match self {
+            Lang::Rust => format!(r#"format!("{{}}, {{name}}! (edit {i})", self.greeting)"#),
+            Lang::Python => format!(r#"return f"Hello, {{name}}! (edit {i})""#),
+        }
+    }
+
+    fn build(self) -> &'static str {
+        match self {
+            Lang::Rust => "`cargo build --release`",
+            Lang::Python => "componentize-py",
+        }
+    }
+}
+
 /// The longest a build may take before the round counts as failed.
 const ROUND_LIMIT: Duration = Duration::from_secs(600);
 
 /// Runs `edits` rounds (20 unless quick) and returns the table as markdown.
-pub async fn run(wasmrpc: &Path, plugins: &Path, quick: bool) -> anyhow::Result<String> {
+pub async fn run(lang: Lang, wasmrpc: &Path, plugins: &Path, quick: bool) -> anyhow::Result<String> {
     let edits = if quick { 5 } else { 20 };
+    let name = lang.name();
     // plugins/target/wasm32-wasip1/release → plugins/target
     let target_dir: PathBuf = plugins.ancestors().nth(2).context("--plugins is not …/target/<triple>/release")?.into();
     let parent = tempfile::tempdir()?;
+    let lang_arg = format!("{lang:?}").to_lowercase();
     let status = std::process::Command::new(wasmrpc)
-        .args(["new", NAME])
+        .args(["new", name, "--lang", &lang_arg])
         .current_dir(parent.path())
         .stdout(Stdio::null())
         .status()?;
     anyhow::ensure!(status.success(), "wasmrpc new failed");
-    let project = parent.path().join(NAME);
-    std::os::unix::fs::symlink(&target_dir, project.join("target"))?;
-    let lock = target_dir.parent().context("plugins/")?.join("Cargo.lock");
-    std::fs::copy(&lock, project.join("Cargo.lock")).with_context(|| format!("copy {}", lock.display()))?;
+    let project = parent.path().join(name);
+    if let Lang::Rust = lang {
+        std::os::unix::fs::symlink(&target_dir, project.join("target"))?;
+        let lock = target_dir.parent().context("plugins/")?.join("Cargo.lock");
+        std::fs::copy(&lock, project.join("Cargo.lock")).with_context(|| format!("copy {}", lock.display()))?;
+    }
 
     let http = free_port()?;
     let mut child = tokio::process::Command::new(wasmrpc)
@@ -66,22 +110,22 @@ pub async fn run(wasmrpc: &Path, plugins: &Path, quick: bool) -> anyhow::Result<
         }
     });
 
-    wait_for(http, "Hello, world!").await?;
-    let lib = project.join("src/lib.rs");
-    let original = std::fs::read_to_string(&lib)?;
-    let from = r#"format!("{}, {name}!", self.greeting)"#;
-    anyhow::ensure!(original.contains(from), "the template's greet changed: update dev_loop.rs");
+    wait_for(http, name, "Hello, world!").await?;
+    let (file, from) = lang.source();
+    let file = project.join(file);
+    let original = std::fs::read_to_string(&file)?;
+    anyhow::ensure!(original.contains(from), "the {lang_arg} template's greet changed: update dev_loop.rs");
     let (mut loops, mut builds) = (Vec::new(), Vec::new());
     for i in 1..=edits {
         let expected = format!("Hello, world! (edit {i})");
-        let source = original.replacen(from, &format!(r#"format!("{{}}, {{name}}! (edit {i})", self.greeting)"#), 1);
+        let source = original.replacen(from, &lang.edited(i), 1);
         // Drop what dev printed before this save (the previous round's lines).
         while lines.try_recv().is_ok() {}
-        std::fs::write(&lib, source)?;
+        std::fs::write(&file, source)?;
         let saved = Instant::now();
-        wait_for(http, &expected).await.with_context(|| format!("edit {i}"))?;
+        wait_for(http, name, &expected).await.with_context(|| format!("edit {i}"))?;
         loops.push(saved.elapsed().as_secs_f64());
-        builds.push(build_seconds(&mut lines).await.with_context(|| format!("edit {i}: dev's build line"))?);
+        builds.push(build_seconds(name, &mut lines).await.with_context(|| format!("edit {i}: dev's build line"))?);
         eprintln!("  edit {i}: {:.2} s to the new answer, build {:.2} s", loops[i - 1], builds[i - 1]);
     }
     let _ = child.start_kill();
@@ -93,17 +137,19 @@ pub async fn run(wasmrpc: &Path, plugins: &Path, quick: bool) -> anyhow::Result<
         let (min, max) = (v.iter().copied().fold(f64::MAX, f64::min), v.iter().copied().fold(0.0, f64::max));
         format!("| {name} | {:.2} s | {min:.2} s | {max:.2} s |\n", median(&mut v))
     };
-    let mut out = format!("| {edits} saves of `src/lib.rs` in a `wasmrpc new` project | median | min | max |\n");
+    let saved = lang.source().0;
+    let mut out =
+        format!("| {edits} saves of `{saved}` in a `wasmrpc new --lang {lang_arg}` project | median | min | max |\n");
     out.push_str("|---|---:|---:|---:|\n");
     out.push_str(&row("save → first call answered by the new build", &loops));
-    out.push_str(&row("the build (`cargo build --release`, as `dev` timed it)", &builds));
-    out.push_str(&row("the rest: debounce, reload, the call", &rest));
+    out.push_str(&row(&format!("the build ({}, as `dev` timed it)", lang.build()), &builds));
+    out.push_str(&row("the rest: debounce, compiling the module, reload, the call", &rest));
     Ok(out)
 }
 
 /// The seconds in dev's next `built NAME in X.YZs` line.
-async fn build_seconds(lines: &mut mpsc::UnboundedReceiver<String>) -> anyhow::Result<f64> {
-    let prefix = format!("built {NAME} in ");
+async fn build_seconds(name: &str, lines: &mut mpsc::UnboundedReceiver<String>) -> anyhow::Result<f64> {
+    let prefix = format!("built {name} in ");
     loop {
         let line = tokio::time::timeout(ROUND_LIMIT, lines.recv()).await?.context("dev exited")?;
         if let Some(rest) = line.strip_prefix(&prefix) {
@@ -117,12 +163,12 @@ async fn build_seconds(lines: &mut mpsc::UnboundedReceiver<String>) -> anyhow::R
 }
 
 /// Calls `greet(name="world")` until it answers `expected`.
-async fn wait_for(http: SocketAddr, expected: &str) -> anyhow::Result<()> {
+async fn wait_for(http: SocketAddr, name: &'static str, expected: &str) -> anyhow::Result<()> {
     let started = Instant::now();
     let expected = serde_json::Value::from(expected).to_string();
     loop {
         let expected = expected.clone();
-        let body = tokio::task::spawn_blocking(move || greet(http)).await?;
+        let body = tokio::task::spawn_blocking(move || greet(http, name)).await?;
         if body.as_deref() == Some(expected.as_str()) {
             return Ok(());
         }
@@ -133,14 +179,14 @@ async fn wait_for(http: SocketAddr, expected: &str) -> anyhow::Result<()> {
     }
 }
 
-/// One `POST /v1/call/bench-dev/greet`: the body of a 200 answer.
-fn greet(http: SocketAddr) -> Option<String> {
+/// One `POST /v1/call/{name}/greet`: the body of a 200 answer.
+fn greet(http: SocketAddr, name: &str) -> Option<String> {
     let mut s = TcpStream::connect_timeout(&http, Duration::from_secs(1)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     let body = r#"{"name": "world"}"#;
     write!(
         s,
-        "POST /v1/call/{NAME}/greet HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /v1/call/{name}/greet HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .ok()?;

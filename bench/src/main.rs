@@ -82,9 +82,13 @@ enum Command {
     Gateway,
     /// Hot-reload latency.
     Reload,
-    /// `wasmrpc dev`: from saving a Rust source file to the first call answered by the new
-    /// build (median over 20 edits), beside the build's own time.
-    DevLoop,
+    /// `wasmrpc dev`: from saving a source file to the first call answered by the new build
+    /// (median over 20 edits), beside the build's own time.
+    DevLoop {
+        /// The template: `rust` (a crate) or `python` (an endpoint class built into a component).
+        #[arg(long, value_enum, default_value_t = dev_loop::Lang::Rust)]
+        lang: dev_loop::Lang,
+    },
     /// Start-up time and memory with many endpoints.
     Scale,
     /// The broker-ceiling echo server (used by `rpc`).
@@ -203,7 +207,18 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("Python endpoints…");
                 let python =
                     python::run(&cli.wasmrpc, &cli.python, &python_plugins(&cli.plugins), &root, cli.quick).await?;
-                let tables = report::Tables { inproc, rpc, reload, scale, outbound, python, took: started.elapsed() };
+                eprintln!("Python components…");
+                let components = components::run(&python_plugins(&cli.plugins), cli.quick).await?;
+                let tables = report::Tables {
+                    inproc,
+                    rpc,
+                    reload,
+                    scale,
+                    outbound,
+                    python,
+                    components,
+                    took: started.elapsed(),
+                };
                 report::write(template, out, &tables, cli.quick)?;
                 eprintln!("wrote {}", out.display());
             }
@@ -222,7 +237,9 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Gateway => print!("{}", gateway::run(&cli.plugins, cli.quick).await?),
             Command::Outbound => print!("{}", outbound::run(&cli.plugins, cli.quick).await?),
-            Command::DevLoop => print!("{}", dev_loop::run(&cli.wasmrpc, &cli.plugins, cli.quick).await?),
+            Command::DevLoop { lang } => {
+                print!("{}", dev_loop::run(*lang, &cli.wasmrpc, &cli.plugins, cli.quick).await?)
+            }
             Command::Python => {
                 let rows =
                     python::run(&cli.wasmrpc, &cli.python, &python_plugins(&cli.plugins), &root, cli.quick).await?;

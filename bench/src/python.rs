@@ -7,10 +7,8 @@
 use std::path::Path;
 
 use tokio::process::Command;
-use wasmrpc::protocol::Target;
-use wasmrpc::rpc::{Prepare, RpcClient};
 
-use crate::rpc::{Row, URL, measure, start, start_host};
+use crate::rpc::{Row, Session, URL, measure, start};
 
 /// Runs the two rows. `python_plugins` holds the Python components (`plugins/target/python`),
 /// `root` is the repository (for the native server's script and the examples' sources).
@@ -22,12 +20,8 @@ pub async fn run(
     quick: bool,
 ) -> anyhow::Result<Vec<Row>> {
     let (n_seq, n_conc, reps) = if quick { (300, 1_280, 1) } else { (2_000, 12_800, 3) };
-    let prefix = format!("bench_{}", &wasmrpc::protocol::new_id()[..8]);
-    let transport = wasmrpc::transport::connect(&wasmrpc::TransportUrl::parse(URL)?, Default::default()).await?;
-    let client = |topic: &str| {
-        RpcClient::new(transport.clone(), Target::topic(topic))
-            .prepare(Prepare { timeout: Some(std::time::Duration::from_secs(60)), ..Prepare::default() })
-    };
+    let session = Session::connect().await?;
+    let client = |topic: &str| session.client(topic);
     let mut rows = Vec::new();
 
     // The component, warm (docs/abi.md: CPython instantiates in about a millisecond, a warm call
@@ -39,7 +33,7 @@ pub async fn run(
         "{} is missing: build it with `cargo test --no-run` or scripts/build-python",
         component.display()
     );
-    let topic = format!("{prefix}_pycomp");
+    let topic = session.topic("pycomp");
     crate::inproc::write_manifest(
         dir.path(),
         "python-calculator",
@@ -47,19 +41,15 @@ pub async fn run(
         &topic,
         "[instance]\nmode = \"warm\"\nmax_concurrency = 8\n\n[limits]\nmemory = \"128MiB\"\n",
     )?;
-    let mut cmd = Command::new(wasmrpc_exe);
-    cmd.args(["serve", "--no-watch", "--server", &prefix, "--transport", URL, "--manifests"])
-        .arg(dir.path())
-        .env("RUST_LOG", "warn");
     // The compiled component goes to the host's default cache, so only a first run compiles.
-    let host = start_host(cmd, &prefix).await?;
+    let host = session.serve(wasmrpc_exe, dir.path()).await?;
     rows.push(
         measure("wasmrpc host: Python calculator component, warm", &client(&topic), n_seq, n_conc, 64, reps).await?,
     );
     drop(host);
 
     // The same class under a real oslo.messaging server.
-    let native_topic = format!("{prefix}_pynative");
+    let native_topic = session.topic("pynative");
     let mut cmd = Command::new(python);
     cmd.arg(root.join("bench/python_native_server.py"))
         .args([URL, &native_topic])
@@ -79,6 +69,6 @@ pub async fn run(
         .await?,
     );
     drop(native);
-    transport.close().await;
+    session.close().await;
     Ok(rows)
 }

@@ -16,6 +16,8 @@ pub struct Tables {
     pub outbound: String,
     /// The Python endpoint against the native oslo server ([`crate::python::run`]).
     pub python: Vec<rpc::Row>,
+    /// What a Python component costs the host ([`crate::components::run`]).
+    pub components: String,
     pub took: Duration,
 }
 
@@ -213,7 +215,8 @@ pub fn write(template: &Path, out: &Path, t: &Tables, quick: bool) -> anyhow::Re
         .replace("{{reload}}", &reload_table(&t.reload))
         .replace("{{scale}}", &scale_table(&t.scale))
         .replace("{{outbound}}", &t.outbound)
-        .replace("{{python}}", &python_table(&t.python));
+        .replace("{{python}}", &python_table(&t.python))
+        .replace("{{components}}", &t.components);
     std::fs::write(out, filled)?;
     Ok(())
 }

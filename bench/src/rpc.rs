@@ -52,6 +52,62 @@ pub async fn start(mut cmd: Command, what: &str) -> anyhow::Result<Server> {
     Ok(Server { _child: child })
 }
 
+/// One table's side of the broker: a name prefix no other run uses, and the connection of the
+/// wasmrpc client that calls every server of the table.
+pub struct Session {
+    prefix: String,
+    transport: std::sync::Arc<dyn wasmrpc::transport::Transport>,
+}
+
+impl Session {
+    pub async fn connect() -> anyhow::Result<Session> {
+        let transport = wasmrpc::transport::connect(&wasmrpc::TransportUrl::parse(URL)?, Default::default()).await?;
+        Ok(Session { prefix: format!("bench_{}", &wasmrpc::protocol::new_id()[..8]), transport })
+    }
+
+    /// A topic of this run.
+    pub fn topic(&self, name: &str) -> String {
+        format!("{}_{name}", self.prefix)
+    }
+
+    /// The client of `topic` (60 s per call).
+    pub fn client(&self, topic: &str) -> RpcClient {
+        RpcClient::new(self.transport.clone(), Target::topic(topic))
+            .prepare(Prepare { timeout: Some(Duration::from_secs(60)), ..Prepare::default() })
+    }
+
+    /// The release `wasmrpc serve` on the broker, serving the manifests in `dir` (no watch), as
+    /// server `prefix`; its compiled modules go to its default cache. Ready when its control
+    /// endpoint answers.
+    pub async fn serve(&self, wasmrpc_exe: &Path, dir: &Path) -> anyhow::Result<Server> {
+        let child = Command::new(wasmrpc_exe)
+            .args(["serve", "--no-watch", "--server", &self.prefix, "--transport", URL, "--manifests"])
+            .arg(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let control = RpcClient::new(self.transport.clone(), Target::topic("wasmrpc")).prepare(Prepare {
+            server: Some(self.prefix.clone()),
+            namespace: Some("control".into()),
+            version: Some("2.0".parse()?),
+            timeout: Some(Duration::from_secs(1)),
+            ..Prepare::default()
+        });
+        for _ in 0..120 {
+            if control.call(&Map::new(), "ping", Map::new()).await.is_ok() {
+                return Ok(Server { _child: child });
+            }
+        }
+        anyhow::bail!("wasmrpc serve did not start")
+    }
+
+    pub async fn close(self) {
+        self.transport.close().await;
+    }
+}
+
 /// Measures `client` calling `add(a, b)`: `n_seq` sequential calls, then `n_conc` calls with
 /// `conc` in flight; `reps` repetitions, medians reported.
 pub async fn measure(
@@ -129,24 +185,19 @@ pub async fn run(
     quick: bool,
 ) -> anyhow::Result<Vec<Row>> {
     let (n_seq, n_conc, reps) = if quick { (500, 3_200, 1) } else { (2_000, 12_800, 3) };
-    let prefix = format!("bench_{}", &wasmrpc::protocol::new_id()[..8]);
-    let url = wasmrpc::TransportUrl::parse(URL)?;
-    let transport = wasmrpc::transport::connect(&url, Default::default()).await?;
-    let client = |topic: &str| {
-        RpcClient::new(transport.clone(), Target::topic(topic))
-            .prepare(Prepare { timeout: Some(Duration::from_secs(60)), ..Prepare::default() })
-    };
+    let session = Session::connect().await?;
+    let client = |topic: &str| session.client(topic);
     let mut rows = Vec::new();
 
     // The broker's ceiling.
-    let echo_topic = format!("{prefix}_echo");
+    let echo_topic = session.topic("echo");
     let mut cmd = Command::new(bench_exe);
     cmd.args(["echo-server", "--topic", &echo_topic]);
     let echo = start(cmd, "the echo server").await?;
     rows.push(measure("broker ceiling: lapin echo server", &client(&echo_topic), n_seq, n_conc, 64, reps).await?);
     drop(echo);
     // The same, publishing replies as oslo (and wasmrpc) do: what confirms cost the broker.
-    let confirmed_topic = format!("{prefix}_echo_confirm");
+    let confirmed_topic = session.topic("echo_confirm");
     let mut cmd = Command::new(bench_exe);
     cmd.args(["echo-server", "--confirm", "--topic", &confirmed_topic]);
     let echo = start(cmd, "the echo server").await?;
@@ -166,7 +217,7 @@ pub async fn run(
     // The wasmrpc host: the release binary serving the calculator, fresh and warm.
     let dir = tempfile::tempdir()?;
     let calculator = plugins.join("calculator.wasm");
-    let (fresh, warm) = (format!("{prefix}_fresh"), format!("{prefix}_warm"));
+    let (fresh, warm) = (session.topic("fresh"), session.topic("warm"));
     crate::inproc::write_manifest(dir.path(), "calc-fresh", &calculator, &fresh, "")?;
     crate::inproc::write_manifest(
         dir.path(),
@@ -175,11 +226,7 @@ pub async fn run(
         &warm,
         "[instance]\nmode = \"warm\"\nmax_invocations = 1000000\nmax_concurrency = 64\n",
     )?;
-    let mut cmd = Command::new(wasmrpc_exe);
-    cmd.args(["serve", "--no-watch", "--server", &prefix, "--transport", URL, "--manifests"])
-        .arg(dir.path())
-        .env("RUST_LOG", "warn");
-    let host = start_host(cmd, &prefix).await?;
+    let host = session.serve(wasmrpc_exe, dir.path()).await?;
     rows.push(
         measure("wasmrpc host: calculator, fresh instance per call", &client(&fresh), n_seq, n_conc, 64, reps).await?,
     );
@@ -187,7 +234,7 @@ pub async fn run(
     drop(host);
 
     // The Python server, called by the same wasmrpc client.
-    let py_topic = format!("{prefix}_py");
+    let py_topic = session.topic("py");
     let mut cmd = Command::new(python);
     cmd.arg(baseline).args(["server", &py_topic]).env("PYTHONWARNINGS", "ignore");
     let py = start(cmd, "oslo_baseline.py server").await?;
@@ -206,31 +253,10 @@ pub async fn run(
         rows.push(parse_python_client(&text, conc)?);
     }
     drop(py);
-    transport.close().await;
+    session.close().await;
     Ok(merge_python_rows(rows))
 }
 
-/// `wasmrpc serve` prints nothing on stdout; it is ready when its control endpoint answers.
-pub async fn start_host(mut cmd: Command, server: &str) -> anyhow::Result<Server> {
-    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true).spawn()?;
-    let transport = wasmrpc::transport::connect(&wasmrpc::TransportUrl::parse(URL)?, Default::default()).await?;
-    let control = RpcClient::new(transport.clone(), Target::topic("wasmrpc")).prepare(Prepare {
-        server: Some(server.to_owned()),
-        namespace: Some("control".into()),
-        version: Some("2.0".parse()?),
-        timeout: Some(Duration::from_secs(1)),
-        ..Prepare::default()
-    });
-    for _ in 0..120 {
-        if control.call(&Map::new(), "ping", Map::new()).await.is_ok() {
-            transport.close().await;
-            return Ok(Server { _child: child });
-        }
-    }
-    anyhow::bail!("wasmrpc serve did not start")
-}
-
-/// `oslo.messaging call: n=2000 conc=1 812/s p50=1.19ms p99=2.10ms`
 fn parse_python_client(text: &str, conc: usize) -> anyhow::Result<Row> {
     let line = text
         .lines()
