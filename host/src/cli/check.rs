@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::{Runtime, RuntimeConfig, manifest};
+use crate::manifest;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,7 +34,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
             files.push(path.clone());
         }
     }
-    let runtime = Runtime::new(RuntimeConfig { max_instances: 16, ..RuntimeConfig::default() })?;
+    let runtime = super::local_runtime()?;
     let mut names: HashMap<String, PathBuf> = HashMap::new();
     for file in files {
         let spec = match manifest::load_file(&file) {

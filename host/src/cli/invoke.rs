@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::{CallError, Runtime, RuntimeConfig, manifest};
+use crate::{CallError, manifest};
 use anyhow::Context as _;
 
 #[derive(Debug, clap::Args)]
@@ -23,7 +23,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let args = super::json_object("JSON_ARGS", a.args.as_deref())?;
     let context = super::json_object("--context", a.context.as_deref())?;
     let spec = manifest::load_file(&a.manifest)?;
-    let runtime = Runtime::new(RuntimeConfig { max_instances: 16, ..RuntimeConfig::default() })?;
+    let runtime = super::local_runtime()?;
     let plugin = runtime.load(&spec, None).await.with_context(|| format!("cannot load {}", a.manifest.display()))?;
     if a.method.starts_with('_') || !plugin.has_method(&a.method) {
         let methods: Vec<&str> = plugin.description().methods.iter().map(|m| m.name.as_str()).collect();

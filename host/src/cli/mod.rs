@@ -193,6 +193,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The runtime `check` and `invoke` load one manifest with: `serve`'s compiled-module cache
+/// (the default directory), so a module, above all a Python component with CPython in it, is
+/// compiled once for all three commands rather than on every run.
+fn local_runtime() -> anyhow::Result<crate::Runtime> {
+    let cache_dir = crate::HostConfig::new().runtime.cache_dir;
+    Ok(crate::Runtime::new(crate::RuntimeConfig { max_instances: 16, cache_dir, ..crate::RuntimeConfig::default() })?)
+}
+
 /// Parses a JSON object given on the command line.
 pub fn json_object(what: &str, text: Option<&str>) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
     let Some(text) = text else {

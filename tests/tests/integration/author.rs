@@ -106,11 +106,13 @@ async fn a_new_project_builds_unchanged_and_serves_its_methods() {
     host.stop().await.unwrap();
 }
 
-/// The Python template: `new --lang python` → `build` (componentize-py through the manifest's
-/// `[build]`) → a host serving the component, which answers as the class says (a warm instance:
-/// the class's state lives on between calls).
-#[tokio::test(flavor = "multi_thread")]
-async fn a_new_python_project_builds_and_serves_its_methods() {
+/// The Python template through the author's loop: `new --lang python` → `build` (componentize-py
+/// through the manifest's `[build]`) → `dev` → calls through the gateway, answered as the class
+/// says (a warm instance: its state lives on between calls), then a saved edit of
+/// `endpoint.py` answers from the rebuilt component in the same `dev` process, and one with a
+/// syntax error leaves that component answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_python_project_builds_and_dev_serves_and_reloads_it() {
     let parent = tempfile::tempdir().unwrap();
     let out = wasmrpc(&["new", "hello-py", "--lang", "python"], parent.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -120,24 +122,30 @@ async fn a_new_python_project_builds_and_serves_its_methods() {
     assert!(out.status.success(), "the generated Python project does not build:\n{}", text(&out.stderr));
     assert!(project.join("hello-py.wasm").is_file());
 
-    let url = memory_url();
-    let host = start_host(&url, "a", &project.join("manifests")).await;
-    let client = RpcClient::new(client_transport(&url).await, Target::topic("hello-py"));
-    let greet = |name: &str| obj(json!({ "name": name }));
-    assert_eq!(client.call(&Map::new(), "greet", greet("Ada")).await.unwrap(), json!("Hello, Ada!"));
-    let ctx = obj(json!({"user": "ada", "request_id": "req-1"}));
-    assert_eq!(client.call(&ctx, "whoami", Map::new()).await.unwrap(), json!("ada"));
-    match client.call(&Map::new(), "greet", greet("")).await {
-        Err(RpcError::Remote(e)) => {
-            assert_eq!(
-                (e.exc_type.as_str(), e.module.as_str(), e.value.as_str()),
-                ("ValueError", "builtins", "name is empty")
-            );
-        }
-        other => panic!("expected a ValueError, got {other:?}"),
-    }
-    assert_eq!(client.call(&Map::new(), "stats", Map::new()).await.unwrap(), json!({"calls": 3}));
-    host.stop().await.unwrap();
+    let dev = Dev::spawn(&project);
+    dev.wait_for_answer("hello-py", "Hello, world!").await;
+    let context = [("X-Context", r#"{"user": "ada"}"#)];
+    assert_eq!(dev.call("hello-py", "whoami", &context, "").await, Some((200, json!("ada"))));
+    let (status, body) = dev.call("hello-py", "greet", &[], r#"{"name": ""}"#).await.expect("an answer");
+    assert_ne!(status, 200, "{body}");
+    assert_eq!(
+        (&body["error"]["type"], &body["error"]["module"], &body["error"]["message"]),
+        (&json!("ValueError"), &json!("builtins"), &json!("name is empty")),
+        "{body}"
+    );
+    assert_eq!(dev.call("hello-py", "stats", &[], "").await, Some((200, json!({"calls": 3}))));
+
+    // A saved edit: componentize-py rebuilds, the host compiles and swaps the new component.
+    edit(&project.join("endpoint.py"), &[(r#"return f"Hello, {name}!""#, r#"return f"Hello, {name}! (v2)""#)]);
+    dev.wait_for_answer("hello-py", "Hello, world! (v2)").await;
+    assert!(dev.output().matches("built hello-py in ").count() >= 2, "{}", dev.output());
+
+    // A Python syntax error fails the build with Python's message; the last good one answers.
+    edit(&project.join("endpoint.py"), &[(r#"return f"Hello, {name}! (v2)""#, r#"return f"Hello, {name}! (v3)"("#)]);
+    let out = dev.wait_for_output("the build of hello-py failed", 1).await;
+    assert!(out.contains("SyntaxError: '(' was never closed"), "Python's error is shown:\n{out}");
+    assert_eq!(dev.greet("hello-py").await, Some((200, json!("Hello, world! (v2)"))), "{out}");
+    dev.stop().await;
 }
 
 #[test]
@@ -243,10 +251,18 @@ impl Dev {
         self.output.lock().unwrap().clone()
     }
 
-    /// `greet(name="world")` through the gateway: the answer, or None if nothing answers.
+    /// `method` called through the gateway with `headers` and the JSON `body`: the status and
+    /// the answer, or None if nothing answers.
+    async fn call(&self, topic: &str, method: &str, headers: &[(&str, &str)], body: &str) -> Option<(u16, Value)> {
+        let (addr, path) = (self.http, format!("/v1/call/{topic}/{method}"));
+        let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let body = body.as_bytes().to_vec();
+        tokio::task::spawn_blocking(move || http_post(addr, &path, &headers, &body)).await.unwrap()
+    }
+
+    /// `greet(name="world")` through the gateway.
     async fn greet(&self, topic: &str) -> Option<(u16, Value)> {
-        let (addr, path) = (self.http, format!("/v1/call/{topic}/greet"));
-        tokio::task::spawn_blocking(move || http_post(addr, &path, &[], br#"{"name": "world"}"#)).await.unwrap()
+        self.call(topic, "greet", &[], r#"{"name": "world"}"#).await
     }
 
     /// Waits until `greet` answers `expected` (a rebuild takes a release build of the crate).

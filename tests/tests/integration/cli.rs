@@ -1,11 +1,29 @@
 //! The `wasmrpc` command: what a user types, what they see, and the exit status.
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 use wasmrpc_tests::{ManifestDir, example_manifest};
 
+/// `wasmrpc ARGS`, its compiled-module cache under the tests' own `XDG_CACHE_HOME`.
 fn wasmrpc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wasmrpc-cli")).args(args).env_remove("RUST_LOG").output().expect("run wasmrpc")
+    wasmrpc_with_cache(args, &std::env::temp_dir().join("wasmrpc-test-xdg-cache"))
+}
+
+fn wasmrpc_with_cache(args: &[&str], xdg_cache_home: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasmrpc-cli"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("XDG_CACHE_HOME", xdg_cache_home)
+        .output()
+        .expect("run wasmrpc")
+}
+
+/// The files under `dir`, recursively.
+fn files_under(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries.flatten().map(|e| if e.path().is_dir() { files_under(&e.path()) } else { 1 }).sum()
+    })
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -18,6 +36,22 @@ fn invoke_prints_the_result() {
     let out = wasmrpc(&["invoke", calc.to_str().unwrap(), "add", r#"{"a": 2, "b": 3}"#]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "5\n");
+}
+
+/// `invoke` and `check` compile into `serve`'s cache (`$XDG_CACHE_HOME/wasmrpc/modules`), so
+/// the next run of any of them loads the module instead of compiling it.
+#[test]
+fn invoke_and_check_keep_what_they_compile_in_the_module_cache() {
+    let xdg = tempfile::tempdir().unwrap();
+    let cache = xdg.path().join("wasmrpc/modules");
+    let calc = example_manifest("calculator");
+    let out = wasmrpc_with_cache(&["invoke", calc.to_str().unwrap(), "add", r#"{"a": 2, "b": 3}"#], xdg.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let after_invoke = files_under(&cache);
+    assert!(after_invoke > 0, "invoke left nothing in {}", cache.display());
+    let out = wasmrpc_with_cache(&["check", example_manifest("echo").to_str().unwrap()], xdg.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(files_under(&cache) > after_invoke, "check left nothing in {}", cache.display());
 }
 
 #[test]

@@ -14,12 +14,12 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use wasmrpc::Host;
 use wasmrpc::protocol::Target;
-use wasmrpc::rpc::{RpcClient, RpcError};
+use wasmrpc::rpc::{Prepare, RpcClient, RpcError};
 use wasmrpc_tests::broker::{BROKER, rabbit_url, unique};
-use wasmrpc_tests::python::oslo_client;
+use wasmrpc_tests::python::{OsloServer, oslo_client};
 use wasmrpc_tests::{ManifestDir, client_transport, eventually, host_config, memory_url, obj};
 
-use super::interop::rabbit_host;
+use super::interop::{rabbit_client, rabbit_host};
 use super::support::{CapturedLogs, capture_logs};
 
 /// A Python example component (tests/build.rs builds them into plugins/target/python).
@@ -72,14 +72,30 @@ async fn memory_host(url: &str, dir: &ManifestDir, watch: bool) -> Host {
     Host::start(config).await.unwrap_or_else(|e| panic!("host: {e:#}"))
 }
 
+/// README's walk-through: a host is running on the broker; the Python calculator's component and
+/// manifest are dropped into its directory; a Python oslo.messaging client then calls it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_python_calculator_answers_a_python_oslo_client() {
+async fn a_python_calculator_dropped_into_a_running_host_answers_a_python_oslo_client() {
     let _broker = BROKER.read().await;
     let exchange = unique("ex");
     let topic = unique("pycalc");
     let dir = ManifestDir::new();
-    manifest(&dir, "python-calculator", &python("calculator"), &topic, WARM);
-    let host = rabbit_host(&exchange, "h1", &dir).await;
+    let mut config = host_config(&rabbit_url(), "h1", dir.path());
+    config.control_exchange = exchange.clone();
+    config.watch = true;
+    let host = Host::start(config).await.unwrap_or_else(|e| panic!("host: {e:#}"));
+
+    // Dropped in: the component first, then the manifest that names it.
+    let module = dir.path().join("calculator.wasm");
+    std::fs::copy(python("calculator"), &module).unwrap();
+    manifest(&dir, "python-calculator", &module, &topic, WARM);
+    let client = rabbit_client(&exchange, &topic).await;
+    let client = client.prepare(Prepare { timeout: Some(Duration::from_secs(5)), ..Prepare::default() });
+    let served = eventually(Duration::from_secs(300), || async {
+        client.call(&Map::new(), "add", obj(json!({"a": 1, "b": 1}))).await.ok()
+    })
+    .await;
+    assert_eq!(served, Some(json!(2)), "the dropped-in endpoint never answered");
 
     let op = |method: &str, args: Value| json!({"topic": topic, "method": method, "args": args});
     let mut old = op("add", json!({"a": 1, "b": 2}));
@@ -253,6 +269,72 @@ async fn the_deadline_and_the_memory_limit_stop_a_hostile_python_guest_while_oth
     assert_eq!(bad.call(&ctx, "ping", Map::new()).await.unwrap(), json!("pong"));
     assert_eq!(calc.call(&ctx, "subtract", obj(json!({"a": 2, "b": 3}))).await.unwrap(), json!(-1));
     host.stop().await.unwrap();
+}
+
+/// The Python gateway (plugins/python/gateway) over the broker: it calls another wasmrpc
+/// endpoint and a Python oslo.messaging service, casts, and reads its `[config]`, within what
+/// its manifest grants; each failure reaches the Python code as the exception an oslo client
+/// raises.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_guest_calls_and_casts_within_its_grants_and_reads_its_config() {
+    let _broker = BROKER.read().await;
+    let exchange = unique("ex");
+    let (calc, py, gw, forbidden) = (unique("calc"), unique("py"), unique("pygw"), unique("forbidden"));
+    let dir = ManifestDir::new();
+    dir.endpoint("calculator", "calculator", &calc, "1.0", "");
+    let grants = format!(
+        "{WARM}[outbound]\ncall = [\"{calc}\", \"{py}\"]\ncast = [\"{py}\"]\n[config]\ncalculator_topic = \"{calc}\"\n"
+    );
+    manifest(&dir, "python-gateway", &python("gateway"), &gw, &grants);
+    let server = OsloServer::start(&rabbit_url(), &exchange, &py, "py1", &[]).await;
+    let other = OsloServer::start(&rabbit_url(), &exchange, &forbidden, "py2", &[]).await;
+    let host = rabbit_host(&exchange, "h-pygw", &dir).await;
+    let client = rabbit_client(&exchange, &gw).await;
+    let client = client.prepare(Prepare { timeout: Some(Duration::from_secs(60)), ..Prepare::default() });
+    let call = |method: &'static str, args: Value| {
+        let client = client.clone();
+        async move { client.call(&Map::new(), method, obj(args)).await }
+    };
+    let relay = |topic: &str, method: &str, args: Value| json!({"topic": topic, "method": method, "args": args});
+
+    // Another wasmrpc endpoint, on the topic the manifest's [config] names.
+    assert_eq!(call("add", json!({"a": 2, "b": 3})).await.unwrap().as_f64(), Some(5.0));
+    assert_eq!(call("setting", json!({"key": "calculator_topic"})).await.unwrap(), json!(calc));
+    assert_eq!(call("setting", json!({"key": "unset"})).await.unwrap(), Value::Null);
+    // The Python service: a result, its exception as RemoteError, a builtin as itself.
+    assert_eq!(call("relay", relay(&py, "add", json!({"a": 2, "b": 3}))).await.unwrap(), json!({"ok": 5}));
+    let out = call("relay", relay(&py, "boom", json!({"message": "kaboom"}))).await.unwrap();
+    assert_eq!(
+        (out["error"]["class"].clone(), out["error"]["exc_type"].clone()),
+        (json!("RemoteError"), json!("Boom"))
+    );
+    assert!(out["error"]["message"].as_str().is_some_and(|m| m.contains("kaboom")), "{out}");
+    let e = remote_error(call("relay", relay(&py, "value_error", json!({}))).await.unwrap_err());
+    assert_eq!((e.exc_type.as_str(), e.module.as_str()), ("ValueError", "builtins"), "{e:?}");
+    let out = call("relay", relay(&calc, "divide", json!({"a": 1, "b": 0}))).await.unwrap();
+    assert_eq!(out["error"]["exc_type"], json!("DivisionByZero"), "{out}");
+    // A reply that does not come in time.
+    let mut slow = relay(&py, "slow", json!({"seconds": 5}));
+    slow["timeout"] = json!(0.5);
+    assert_eq!(call("relay", slow).await.unwrap()["error"]["class"], json!("MessagingTimeout"));
+    // Outside the grant: refused, nothing sent.
+    let out = call("relay", relay(&forbidden, "record", json!({"tag": "sneaky"}))).await.unwrap();
+    assert_eq!(out["error"]["class"], json!("NotAllowed"), "{out}");
+    assert!(out["error"]["message"].as_str().is_some_and(|m| m.contains(&forbidden)), "names the topic: {out}");
+    // A fanout cast reaches the Python service; the forbidden one received nothing.
+    assert_eq!(call("announce", json!({"topic": py, "tag": "t1"})).await.unwrap(), json!(true));
+    let py_client = rabbit_client(&exchange, &py).await;
+    let recorded = eventually(Duration::from_secs(10), || async {
+        let got = py_client.call(&Map::new(), "recorded", Map::new()).await.ok()?;
+        (got != json!([])).then_some(got)
+    })
+    .await;
+    assert_eq!(recorded, Some(json!(["t1"])));
+    let other_client = rabbit_client(&exchange, &forbidden).await;
+    assert_eq!(other_client.call(&Map::new(), "recorded", Map::new()).await.unwrap(), json!([]));
+    host.stop().await.unwrap();
+    server.stop().await;
+    other.stop().await;
 }
 
 #[test]
