@@ -208,6 +208,8 @@ async fn reload(a: &Args, old: Host, metrics: &Arc<Metrics>, serving: &Serving) 
     };
     let host = match started {
         Ok(new) => {
+            // The console's reload history reads across the handover.
+            new.history().continue_from(old.history());
             serving.serve(new.clone());
             let drain = old.config().drain_timeout;
             // The new host is already taking calls; the old one finishes what it holds.

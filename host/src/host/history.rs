@@ -98,6 +98,27 @@ impl ReloadHistory {
     pub fn events(&self) -> Vec<ReloadEvent> {
         lock(&self.events).list.iter().cloned().collect()
     }
+
+    /// Puts the events of `earlier`, the host this one takes over from on SIGHUP, before this
+    /// one's, so the history reads across the reload. Numbering goes on from `earlier`'s: an
+    /// event recorded now still has a higher `seq` than any a console has already seen.
+    pub fn continue_from(&self, earlier: &ReloadHistory) {
+        // One lock at a time: the two histories' locks are never held together.
+        let (older, older_seq) = {
+            let e = lock(&earlier.events);
+            (e.list.clone(), e.last_seq)
+        };
+        let mut events = lock(&self.events);
+        let own = std::mem::replace(&mut events.list, older);
+        for mut event in own {
+            event.seq += older_seq;
+            events.list.push_back(event);
+        }
+        while events.list.len() > HISTORY_LEN {
+            events.list.pop_front();
+        }
+        events.last_seq += older_seq;
+    }
 }
 
 fn rfc3339<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -128,6 +149,27 @@ mod tests {
         assert_eq!(events.len(), HISTORY_LEN);
         assert_eq!((events[0].seq, events[0].endpoint.as_str()), (6, "e5"));
         assert_eq!(events.last().map(|e| e.seq), Some(105));
+    }
+
+    #[test]
+    fn a_host_taking_over_continues_the_earlier_ones_history() {
+        let earlier = ReloadHistory::default();
+        for i in 0..HISTORY_LEN - 1 {
+            earlier.record(format!("old{i}"), "a/m.toml", ReloadOutcome::Removed);
+        }
+        // The new host recorded its own loads before it took over.
+        let later = ReloadHistory::default();
+        later.record("new0", "b/m.toml", ReloadOutcome::Removed);
+        later.record("new1", "b/m.toml", ReloadOutcome::Removed);
+        later.continue_from(&earlier);
+        later.record("new2", "b/m.toml", ReloadOutcome::Removed);
+        let events = later.events();
+        assert_eq!(events.len(), HISTORY_LEN);
+        let names: Vec<&str> = events.iter().map(|e| e.endpoint.as_str()).collect();
+        assert_eq!((names[0], names[HISTORY_LEN - 4]), ("old2", "old98"));
+        assert_eq!(&names[HISTORY_LEN - 3..], ["new0", "new1", "new2"]);
+        assert!(events.windows(2).all(|w| w[0].seq < w[1].seq), "seq keeps rising: {events:?}");
+        assert_eq!(events.last().map(|e| e.seq), Some(HISTORY_LEN as u64 + 2));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use wasmrpc_tests::broker::{BROKER, rabbit_url, unique};
 use wasmrpc_tests::python::{oslo_client, python};
 use wasmrpc_tests::{ManifestDir, client_transport, eventually, obj};
 
-use crate::service::Service;
+use crate::service::{Service, http_get};
 
 /// The exposition parsed by the Prometheus client library (which refuses malformed text).
 fn parse_metrics(text: &str) -> Vec<Value> {
@@ -251,6 +251,19 @@ async fn sighup_applies_a_new_manifest_directory_and_option_without_failing_a_ca
     }
     assert_eq!(failed.load(Ordering::Relaxed), 0, "calls failed during the SIGHUP reload");
     assert!(answered.load(Ordering::Relaxed) > 0);
+    // The console's reload history goes on across the handover: the first host's load of the
+    // calculator (from a/), then the new host's loads of the calculator and echo (from b/).
+    let (_, status) = http_get(svc.http, "/v1/status").expect("/v1/status answers");
+    let status: Value = serde_json::from_str(&status).unwrap();
+    let loads: Vec<&str> = status["history"]
+        .as_array()
+        .expect("a history")
+        .iter()
+        .filter(|e| e["outcome"] == json!("loaded"))
+        .filter_map(|e| e["endpoint"].as_str())
+        .collect();
+    assert_eq!(loads.iter().filter(|e| **e == "calculator").count(), 2, "{loads:?}");
+    assert!(loads.contains(&"echo"), "{loads:?}");
 
     let (clean_exit, stderr) = svc.terminate().await;
     assert!(clean_exit, "{stderr}");
