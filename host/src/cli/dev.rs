@@ -64,6 +64,8 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         config.server = server;
     }
     config.watch = true;
+    // A save rebuilds the same module with most functions unchanged: compile only the others.
+    config.runtime.incremental_compilation = true;
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
 
     let targets = build_targets(&dir)?;

@@ -25,6 +25,8 @@
 //! - `guest_log.rs`: guest stdout/stderr into the host's log.
 //! - `rate.rs`: per-endpoint rate limits on guest log lines and notifications.
 //! - `cache.rs`: compiled modules on disk, keyed by module digest and engine settings.
+//! - `functions.rs`: compiled functions in memory (Cranelift's incremental cache), for `dev`'s
+//!   rebuilds of the same module.
 //! - `error.rs`: [`LoadError`] (with [`ModuleProblem`], [`Disagreement`]), [`CallError`],
 //!   [`TrapKind`], [`RuntimeError`].
 
@@ -32,6 +34,7 @@ mod cache;
 mod component;
 mod component_host;
 mod error;
+mod functions;
 mod guest;
 mod guest_log;
 mod host_api;
@@ -91,6 +94,10 @@ pub struct RuntimeConfig {
     pub default_max_idle: usize,
     /// Where compiled modules are cached; `None` compiles every load.
     pub cache_dir: Option<std::path::PathBuf>,
+    /// Keep each compiled function in memory (Cranelift's incremental cache) so a rebuilt
+    /// module compiles only the functions that changed: what `wasmrpc dev` turns on, where the
+    /// same module is rebuilt on every save (`functions.rs`).
+    pub incremental_compilation: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -102,6 +109,7 @@ impl Default for RuntimeConfig {
             epoch_tick: Duration::from_millis(10),
             default_max_idle: 8,
             cache_dir: None,
+            incremental_compilation: false,
         }
     }
 }
@@ -153,6 +161,10 @@ impl Runtime {
         // Fuel is compiled into the code, so it is on for every module; unmetered endpoints get
         // u64::MAX. Hot loops pay for the metering (wasmtime-notes.md §3).
         cfg.consume_fuel(true);
+        if config.incremental_compilation {
+            cfg.enable_incremental_compilation(Arc::new(functions::FunctionCache::default()))
+                .map_err(|e| RuntimeError::Engine(EngineError(e)))?;
+        }
         let mut pooling = false;
         if config.pooling {
             cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_config(&config)));
