@@ -285,29 +285,37 @@ impl EndpointSpec {
 
 /// Reads and validates a manifest file.
 pub fn load_file(path: &Path) -> Result<EndpointSpec, ManifestError> {
-    let source =
-        std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
-    from_str(path, &source)
+    from_str(path, &read(path)?)
 }
 
 /// Validates manifest text; `path` names it in errors and anchors relative paths.
 pub fn from_str(path: &Path, source: &str) -> Result<EndpointSpec, ManifestError> {
-    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    resolve::resolve(&path, source).map_err(|problems| ManifestError::Invalid { path, problems })
+    checked(path, source, resolve::resolve)
 }
 
 /// Reads a manifest's [`BuildTarget`]: its name, module path and `[build]`, checked; the rest of
 /// the manifest is not.
 pub fn build_target(path: &Path) -> Result<BuildTarget, ManifestError> {
-    let source =
-        std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
-    build_target_from_str(path, &source)
+    build_target_from_str(path, &read(path)?)
 }
 
 /// [`build_target`] of manifest text.
 pub fn build_target_from_str(path: &Path, source: &str) -> Result<BuildTarget, ManifestError> {
+    checked(path, source, resolve::resolve_build_target)
+}
+
+fn read(path: &Path) -> Result<String, ManifestError> {
+    std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_owned(), source })
+}
+
+/// Runs `resolve` on `source` with the manifest's absolute path, which its problems then name.
+fn checked<T>(
+    path: &Path,
+    source: &str,
+    resolve: fn(&Path, &str) -> Result<T, Vec<Problem>>,
+) -> Result<T, ManifestError> {
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    resolve::resolve_build_target(&path, source).map_err(|problems| ManifestError::Invalid { path, problems })
+    resolve(&path, source).map_err(|problems| ManifestError::Invalid { path, problems })
 }
 
 /// Every `*.toml` file directly in `dir`, sorted by name (the order endpoints are tried in).

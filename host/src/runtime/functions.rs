@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::CacheStore;
 
 /// The most bytes of compiled functions kept: a few builds of a CPython component.
-pub(crate) const LIMIT: usize = 512 << 20;
+const LIMIT: usize = 512 << 20;
 
 #[derive(Debug, Default)]
 pub(crate) struct FunctionCache {
